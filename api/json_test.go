@@ -1,0 +1,37 @@
+package api
+
+import (
+	"testing"
+
+	"github.com/cuttledeploy/cuttle"
+)
+
+// FuzzDecodeRequest feeds arbitrary bodies to the strict decoder of every
+// request type: it must never panic, and must either decode or answer a
+// client error that says what is wrong.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"MaxConcurrentTasks": 3}`, `{"IsInMaintenanceMode": true, "Id": "OctopusServerNodes-1"}`,
+		`{"HeartbeatFrequencySeconds": 0.5, "StaleTimeoutSeconds": 4}`, `{"MaxConcurrentTasks": "3"}`,
+		`{"Colour": 1}`, `{"MaxConcurrentTasks": 3} {}`, `[`, `null`, `{"Links": {"Self": 1}}`,
+		`{"LastModifiedOn": "2020-01-01T00:00:00Z"}`, "\xff\xfe", `{"MaxConcurrentTasks": 1e400}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, v := range []any{&nodeUpdateBody{}, &clusterUpdateBody{}} {
+			err := decodeStrict(body, v)
+			if err == nil {
+				continue
+			}
+			e, ok := err.(*cuttle.Error)
+			if !ok || e.Kind != cuttle.KindInvalid || e.Message == "" {
+				t.Fatalf("decoding %q: %v (%T), want a KindInvalid *cuttle.Error with a message", body, err, err)
+			}
+		}
+		var n nodeUpdateBody
+		if decodeStrict(body, &n) == nil {
+			cuttle.NodeUpdate{MaxConcurrentTasks: n.MaxConcurrentTasks, IsInMaintenanceMode: n.IsInMaintenanceMode}.Validate()
+		}
+	})
+}

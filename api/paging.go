@@ -1,0 +1,117 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/cuttledeploy/cuttle"
+)
+
+// defaultTake is the page size when a list request names none; maxTake bounds it.
+const (
+	defaultTake = 30
+	maxTake     = 1000
+)
+
+// page is the Octopus list envelope.
+type page[T any] struct {
+	ItemType       string
+	TotalResults   int
+	ItemsPerPage   int
+	NumberOfPages  int
+	LastPageNumber int
+	Items          []T
+	Links          map[string]string
+}
+
+// pageParams reads skip and take: KindInvalid if either is not a number in range.
+func pageParams(r *http.Request) (skip, take int, err error) {
+	q := r.URL.Query()
+	skip, take = 0, defaultTake
+	if v := q.Get("skip"); v != "" {
+		if skip, err = strconv.Atoi(v); err != nil || skip < 0 {
+			return 0, 0, cuttle.Errorf(cuttle.KindInvalid, "skip must be a whole number of at least 0.")
+		}
+	}
+	if v := q.Get("take"); v != "" {
+		if take, err = strconv.Atoi(v); err != nil || take < 0 {
+			return 0, 0, cuttle.Errorf(cuttle.KindInvalid, "take must be a whole number of at least 0.")
+		}
+		take = min(take, maxTake)
+	}
+	return skip, take, nil
+}
+
+// writePage answers with the page of all that skip and take select.
+func writePage[T any](w http.ResponseWriter, r *http.Request, itemType, path string, all []T) error {
+	skip, take, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	total := len(all)
+	items := all[min(skip, total):min(skip+take, total)]
+	pages, last := 0, 0
+	if take > 0 {
+		pages = (total + take - 1) / take
+		last = max(pages-1, 0)
+	}
+	links := map[string]string{
+		"Self":         pageLink(path, skip, take),
+		"Template":     path + "{?skip,take,ids}",
+		"Page.All":     path + "/all",
+		"Page.Current": pageLink(path, skip, take),
+		"Page.Last":    pageLink(path, last*take, take),
+	}
+	if take > 0 && skip+take < total {
+		links["Page.Next"] = pageLink(path, skip+take, take)
+	}
+	if skip > 0 && take > 0 {
+		links["Page.Previous"] = pageLink(path, max(skip-take, 0), take)
+	}
+	writeJSON(w, http.StatusOK, page[T]{
+		ItemType: itemType, TotalResults: total, ItemsPerPage: take, NumberOfPages: pages,
+		LastPageNumber: last, Items: items, Links: links,
+	})
+	return nil
+}
+
+func pageLink(path string, skip, take int) string {
+	return path + "?skip=" + strconv.Itoa(skip) + "&take=" + strconv.Itoa(take)
+}
+
+// idFilter returns the ids of the ids=A,B query parameter, or nil when it is
+// absent. An id of the wrong form answers KindInvalid.
+func idFilter(r *http.Request, prefix string) (map[string]bool, error) {
+	v := r.URL.Query().Get("ids")
+	if v == "" {
+		return nil, nil
+	}
+	ids := map[string]bool{}
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		n, err := cuttle.ParseID(prefix, s)
+		if err != nil {
+			return nil, cuttle.Errorf(cuttle.KindInvalid, "ids holds %q, which is not an id of the form %sN.", s, prefix)
+		}
+		ids[cuttle.FormatID(prefix, n)] = true
+	}
+	return ids, nil
+}
+
+// filterByID keeps the items whose id is in ids; nil ids keeps all.
+func filterByID[T any](items []T, ids map[string]bool, id func(T) string) []T {
+	if ids == nil {
+		return items
+	}
+	out := items[:0:0]
+	for _, it := range items {
+		if ids[id(it)] {
+			out = append(out, it)
+		}
+	}
+	return out
+}

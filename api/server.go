@@ -1,0 +1,100 @@
+// Package api serves cuttle's REST API in the Octopus Deploy dialect:
+// PascalCase JSON, ids such as "OctopusServerNodes-3", paged list envelopes,
+// Links on every resource, and errors as {ErrorMessage, Errors}. Every route
+// but ping, the root document and sign-in needs an API key (header
+// X-Octopus-ApiKey); handlers return errors and one function maps them to
+// statuses.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/cluster"
+	"github.com/cuttledeploy/cuttle/store"
+)
+
+// Server is the HTTP API of one node.
+type Server struct {
+	store   store.Store
+	member  *cluster.Member
+	cluster cuttle.Cluster
+	log     *slog.Logger
+	mux     *http.ServeMux
+
+	ping atomic.Pointer[pingCache]
+}
+
+// Config configures a Server.
+type Config struct {
+	Store   store.Store
+	Member  *cluster.Member
+	Cluster cuttle.Cluster // the identity InitCluster returned
+	Logger  *slog.Logger   // default slog.Default()
+}
+
+// New returns the API server of a node.
+func New(cfg Config) *Server {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, log: log, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// handler is an HTTP handler that returns its error for handle to answer.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+// access says who may call a route.
+type access int
+
+const (
+	anyone access = iota // no authentication: ping, root document
+	user                 // any authenticated user
+	admin                // an administrator
+)
+
+// handle registers h for pattern behind the given access check.
+func (s *Server) handle(pattern string, who access, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if who != anyone {
+			u, err := s.authenticate(r)
+			if err == nil && who == admin && !u.IsAdministrator {
+				err = cuttle.Errorf(cuttle.KindForbidden, "You do not have permission to perform this action: it needs an administrator.")
+			}
+			if err != nil {
+				writeError(w, r, s.log, err)
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), userKey{}, u))
+		}
+		if err := h(w, r); err != nil {
+			writeError(w, r, s.log, err)
+		}
+	})
+}
+
+func (s *Server) routes() {
+	s.handle("GET /api/octopusservernodes/ping", anyone, s.handlePing)
+	s.handle("GET /api/octopusservernodes", user, s.handleNodeList)
+	s.handle("GET /api/octopusservernodes/all", user, s.handleNodeAll)
+	s.handle("GET /api/octopusservernodes/summary", user, s.handleNodeSummary)
+	s.handle("GET /api/octopusservernodes/{id}", user, s.handleNodeGet)
+	s.handle("GET /api/octopusservernodes/{id}/details", user, s.handleNodeDetails)
+	s.handle("PUT /api/octopusservernodes/{id}", admin, s.handleNodeUpdate)
+	s.handle("DELETE /api/octopusservernodes/{id}", admin, s.handleNodeDelete)
+	s.handle("GET /api/cluster", user, s.handleClusterGet)
+	s.handle("PUT /api/cluster", admin, s.handleClusterUpdate)
+	s.rootRoutes()
+	s.handle("/api/", user, func(w http.ResponseWriter, r *http.Request) error {
+		return cuttle.Errorf(cuttle.KindNotFound, "There is no route %s %s.", r.Method, r.URL.Path)
+	})
+}

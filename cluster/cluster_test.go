@@ -1,0 +1,355 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cuttledeploy/cuttle/client"
+	"github.com/cuttledeploy/cuttle/masterkey"
+	"github.com/cuttledeploy/cuttle/testcluster"
+)
+
+func TestMain(m *testing.M) { os.Exit(testcluster.RunWithPostgres(m)) }
+
+// fast are cluster settings that make failure tests quick: heartbeat 200 ms,
+// so the leader lease lasts 600 ms, and a node is offline after 1.5 s.
+const (
+	fastHeartbeat = 200 * time.Millisecond
+	fastStale     = 1500 * time.Millisecond
+)
+
+// startCluster starts n nodes on a fresh database of the shared PostgreSQL,
+// with fast settings, and waits for one leader.
+func startCluster(t *testing.T, n int) *testcluster.Cluster {
+	t.Helper()
+	pg := testcluster.SharedPostgres(t)
+	return startClusterOn(t, pg.NewDatabase(t), n)
+}
+
+func startClusterOn(t *testing.T, db string, n int) *testcluster.Cluster {
+	t.Helper()
+	c := testcluster.NewCluster(t, db)
+	first := c.StartNode("node-a")
+	if _, err := first.Client.UpdateCluster(testcluster.Context(t, 5*time.Second), fastHeartbeat, fastStale); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < n; i++ {
+		c.StartNode(fmt.Sprintf("node-%c", 'a'+i))
+	}
+	if _, err := c.WaitLeader(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestOneLeaderDrainMovesLeadership(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	watch := c.WatchLeaders(t)
+	leader, err := c.WaitLeader(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drain the leader through another node's API.
+	var other *testcluster.Node
+	for _, n := range c.Nodes {
+		if n != leader {
+			other = n
+			break
+		}
+	}
+	ctx := testcluster.Context(t, 10*time.Second)
+	ln, err := other.Client.FindNode(ctx, leader.Config.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain := true
+	if _, err := other.Client.UpdateNode(ctx, ln.Id, nil, &drain); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.WaitPing(2*time.Second, http.StatusTeapot); err != nil {
+		t.Fatal(err)
+	}
+	next, err := c.WaitLeader(2*time.Second, leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := leader.Ping(); err != nil || p.Leading() || !p.Node.IsInMaintenanceMode {
+		t.Fatalf("drained node's ping: %+v, %v; want a follower in maintenance mode", p, err)
+	}
+	// The drained node never bids again while draining.
+	time.Sleep(3 * fastHeartbeat)
+	if l, _ := c.WaitLeader(time.Second); l != next {
+		t.Fatalf("leader moved from %s to %v while nothing changed", next.Config.Name, l)
+	}
+	// Undrain: ping 200 again, leadership stays where it is.
+	undrain := false
+	if _, err := other.Client.UpdateNode(ctx, ln.Id, nil, &undrain); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.WaitPing(2*time.Second, http.StatusOK); err != nil {
+		t.Fatal(err)
+	}
+	watch.Stop()
+	rounds, single := watch.Rounds()
+	t.Logf("%d sampling rounds, %d with exactly one leader", rounds, single)
+}
+
+func TestLeaderKilledElectsAnother(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	c.WatchLeaders(t)
+	leader, err := c.WaitLeader(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	leader.Kill()
+	next, err := c.WaitLeader(5*time.Second, leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s took over %v after SIGKILL of %s", next.Config.Name, time.Since(start), leader.Config.Name)
+	// The dead node goes offline once the stale timeout passes.
+	testcluster.Eventually(t, 3*fastStale, func() error {
+		n, err := next.Client.FindNode(context.Background(), leader.Config.Name)
+		if err != nil {
+			return err
+		}
+		if !n.IsOffline || n.Rank == "Leader" {
+			return fmt.Errorf("killed node: offline=%v rank=%s", n.IsOffline, n.Rank)
+		}
+		return nil
+	})
+}
+
+func TestStoppedLeaderLearnsItLostItsTerm(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	c.WatchLeaders(t)
+	old, err := c.WaitLeader(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldTerm := mustPing(t, old).Term
+	if err := old.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	next, err := c.WaitLeader(5*time.Second, old)
+	if err != nil {
+		old.Signal(syscall.SIGCONT)
+		t.Fatal(err)
+	}
+	time.Sleep(fastStale) // past the stale timeout
+	newTerm := mustPing(t, next).Term
+	if err := old.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if newTerm <= oldTerm {
+		t.Fatalf("new leader's term %d is not after the old term %d", newTerm, oldTerm)
+	}
+	// From its first answer after SIGCONT on, the old leader must not claim leadership.
+	deadline := time.Now().Add(4 * fastHeartbeat * 3)
+	for time.Now().Before(deadline) {
+		if p := mustPing(t, old); p.Leading() {
+			t.Fatalf("resumed node still claims to lead (term %d); the cluster's leader is %s (term %d)", p.Term, next.Config.Name, newTerm)
+		}
+	}
+	testcluster.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(old.Log(), "no longer leading the cluster") {
+			return errors.New("the resumed node did not log that it stepped down")
+		}
+		return nil
+	})
+	if l, err := c.WaitLeader(time.Second); err != nil || l != next {
+		t.Fatalf("leader after resume: %v, %v; want %s", l, err, next.Config.Name)
+	}
+}
+
+func mustPing(t *testing.T, n *testcluster.Node) testcluster.PingResult {
+	t.Helper()
+	p, err := n.Ping()
+	if err != nil {
+		t.Fatalf("ping %s: %v", n.Config.Name, err)
+	}
+	return p
+}
+
+func TestWrongMasterKeyRefused(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 1)
+	cfg := c.NodeConfig("intruder")
+	cfg.MasterKey = masterkey.Generate().String()
+	node := testcluster.NewNode(t, cfg)
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	err := node.Wait(20 * time.Second)
+	var exit interface{ ExitCode() int }
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("node with a wrong master key: exit %v, want a non-zero exit", err)
+	}
+	if log := node.Log(); !strings.Contains(log, "master key does not match the cluster's") || !strings.Contains(log, "--master-key") {
+		t.Fatalf("the error does not say the master key does not match and what to do:\n%s", log)
+	}
+	if _, err := c.Nodes[0].Client.FindNode(testcluster.Context(t, 5*time.Second), "intruder"); err == nil {
+		t.Fatal("the refused node registered itself")
+	}
+}
+
+func TestSettingsReachEveryNode(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3)
+	ctx := testcluster.Context(t, 30*time.Second)
+	cl := c.Nodes[1].Client
+
+	// cadence returns, for each node, how many distinct check-ins it made during d.
+	cadence := func(d time.Duration) map[string]int {
+		seen := map[string]map[time.Time]bool{}
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			nodes, err := cl.Nodes(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range nodes {
+				if seen[n.Name] == nil {
+					seen[n.Name] = map[time.Time]bool{}
+				}
+				if n.LastSeen != nil {
+					seen[n.Name][*n.LastSeen] = true
+				}
+			}
+		}
+		out := map[string]int{}
+		for name, times := range seen {
+			out[name] = len(times)
+		}
+		return out
+	}
+	if _, err := cl.UpdateCluster(ctx, 2*time.Second, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range cadence(3 * time.Second) {
+		if n > 3 { // 3 s at one check-in per 2 s, plus the one the change triggered
+			t.Errorf("node %s checked in %d times in 3 s with a 2 s heartbeat", name, n)
+		}
+	}
+	if _, err := cl.UpdateCluster(ctx, 100*time.Millisecond, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range cadence(2 * time.Second) {
+		if n < 8 {
+			t.Errorf("node %s checked in %d times in 2 s with a 100 ms heartbeat", name, n)
+		}
+	}
+	// The stale timeout: a killed node goes offline after 2 s now, not 10 s.
+	victim := c.Nodes[2]
+	victim.Kill()
+	killed := time.Now()
+	testcluster.Eventually(t, 5*time.Second, func() error {
+		n, err := cl.FindNode(ctx, victim.Config.Name)
+		if err != nil || !n.IsOffline {
+			return fmt.Errorf("killed node still online (%v)", err)
+		}
+		return nil
+	})
+	if took := time.Since(killed); took < 1500*time.Millisecond {
+		t.Errorf("killed node went offline after %v, before the 2 s stale timeout", took)
+	}
+}
+
+func TestRemoveNode(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2)
+	ctx := testcluster.Context(t, 20*time.Second)
+	cl := c.Nodes[0].Client
+	victim := c.Nodes[1]
+	vn, err := cl.FindNode(ctx, victim.Config.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cl.Do(ctx, http.MethodDelete, "/api/octopusservernodes/"+vn.Id, nil, nil)
+	var apiErr *client.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
+		t.Fatalf("removing an online node: %v, want 409", err)
+	}
+	victim.Kill()
+	testcluster.Eventually(t, 3*fastStale, func() error {
+		return cl.Do(ctx, http.MethodDelete, "/api/octopusservernodes/"+vn.Id, nil, nil)
+	})
+	if _, err := cl.FindNode(ctx, victim.Config.Name); err == nil {
+		t.Fatal("removed node is still listed")
+	}
+	err = cl.Do(ctx, http.MethodDelete, "/api/octopusservernodes/"+vn.Id, nil, nil)
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound {
+		t.Fatalf("removing a removed node: %v, want 404", err)
+	}
+}
+
+func TestCleanStopMarksOfflineAndResigns(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 2)
+	c.WatchLeaders(t)
+	leader, err := c.WaitLeader(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := leader.Terminate(5 * time.Second); err != nil {
+		t.Fatalf("SIGTERM: exit %v, want status 0 within 5 s", err)
+	}
+	t.Logf("exited %v after SIGTERM", time.Since(start))
+	next, err := c.WaitLeader(time.Second, leader)
+	if err != nil {
+		t.Fatalf("no leader within 1 s of a clean stop (the lease is 600 ms; a resign should hand over at once): %v", err)
+	}
+	n, err := next.Client.FindNode(testcluster.Context(t, 5*time.Second), leader.Config.Name)
+	if err != nil || !n.IsOffline {
+		t.Fatalf("cleanly stopped node: %+v, %v; want offline at once", n, err)
+	}
+}
+
+func TestDatabaseRestart(t *testing.T) {
+	t.Parallel()
+	pg, err := testcluster.StartPostgres(testcluster.Context(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	url, err := pg.CreateDatabase(testcluster.Context(t, 10*time.Second), "cuttle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startClusterOn(t, url, 3)
+	c.WatchLeaders(t)
+
+	if err := pg.Stop(testcluster.Context(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		if err := n.WaitPing(10*time.Second, http.StatusServiceUnavailable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pg.Start(testcluster.Context(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		if err := n.WaitPing(15*time.Second, http.StatusOK); err != nil {
+			t.Fatal(err)
+		}
+		if n.Exited() {
+			t.Fatalf("node %s exited: %v", n.Config.Name, n.ExitErr())
+		}
+	}
+	if _, err := c.WaitLeader(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}

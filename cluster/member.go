@@ -1,0 +1,387 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/store"
+)
+
+// Status is where a node is in its life.
+type Status int
+
+const (
+	StatusStarting Status = iota // not yet registered; ping answers 503
+	StatusServing                // registered and checking in
+	StatusStopping               // shutting down; ping answers 503
+)
+
+// State is an immutable snapshot of this node's membership. A new snapshot
+// is published whenever anything in it changes or a check-in succeeds.
+type State struct {
+	Node     cuttle.Node // this node's row as last read
+	Settings cuttle.ClusterSettings
+	Status   Status
+	// Term is the term this node led when the snapshot was taken; 0 if it
+	// did not lead. Leading tells whether that term is still trusted.
+	Term       int64
+	trustUntil time.Time // monotonic: when this node stops trusting Term
+	// LeaderID is the node that held the lease at the last check-in; 0 if none.
+	LeaderID int64
+	// healthyUntil is when, on this node's monotonic clock, the last
+	// successful check-in stops vouching for the database connection.
+	healthyUntil time.Time
+}
+
+// Healthy reports whether the node is serving and checked in with the
+// database within the last lease duration.
+func (s *State) Healthy() bool {
+	return s.Status == StatusServing && time.Now().Before(s.healthyUntil)
+}
+
+// Leading reports whether the node leads now: it held Term and still trusts
+// its lease. A node resumed after a long pause stops reporting itself leader
+// at once, before it even learns that another node took over.
+func (s *State) Leading() bool {
+	return s.Term != 0 && time.Now().Before(s.trustUntil)
+}
+
+// Leadership is a term this node leads. Context is canceled when the node
+// stops leading; leader-only work runs under it and carries Term into its
+// writes so that the store can fence them.
+type Leadership struct {
+	Term    int64
+	Context context.Context
+}
+
+// Config configures a Member.
+type Config struct {
+	Store        store.Store
+	Registration cuttle.NodeRegistration
+	Logger       *slog.Logger // default slog.Default()
+}
+
+// Member is this node's membership of the cluster. Create it with New, then
+// Start it; Stop resigns leadership and marks the node offline.
+type Member struct {
+	store store.Store
+	reg   cuttle.NodeRegistration
+	log   *slog.Logger
+
+	state atomic.Pointer[State]
+	wake  chan struct{}
+
+	mu           sync.Mutex // guards the leadership fields below
+	term         int64
+	trustUntil   time.Time // monotonic
+	leaderCtx    context.Context
+	leaderCancel context.CancelFunc
+	watchdog     *time.Timer
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	dbDown bool // loop goroutine only: the last check-in failed (for logging transitions)
+}
+
+// New returns a Member that is not started.
+func New(cfg Config) *Member {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	m := &Member{store: cfg.Store, reg: cfg.Registration, log: log, wake: make(chan struct{}, 1)}
+	m.state.Store(&State{Status: StatusStarting, Settings: cuttle.DefaultClusterSettings()})
+	return m
+}
+
+// State returns the latest snapshot. It never blocks and never touches the database.
+func (m *Member) State() *State { return m.state.Load() }
+
+// Refresh asks the member to check in and re-evaluate leadership now rather
+// than at the next heartbeat, for example after this node's settings changed.
+func (m *Member) Refresh() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Leadership returns the term this node leads if it leads and still trusts
+// its lease; ok is false otherwise.
+func (m *Member) Leadership() (l Leadership, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.term == 0 || !time.Now().Before(m.trustUntil) {
+		return Leadership{}, false
+	}
+	return Leadership{Term: m.term, Context: m.leaderCtx}, true
+}
+
+// Start registers the node and starts checking in. It fails if the
+// registration fails (for example when the database cannot be reached).
+func (m *Member) Start(ctx context.Context) error {
+	start := time.Now()
+	node, err := m.store.RegisterNode(ctx, m.reg)
+	if err != nil {
+		return err
+	}
+	settings, err := m.store.Settings(ctx)
+	if err != nil {
+		return err
+	}
+	m.publish(func(s *State) {
+		s.Node, s.Settings, s.Status = node, settings, StatusServing
+		s.healthyUntil = start.Add(settings.LeaseDuration())
+	})
+	m.log.Info("node registered", "node", node.Name, "id", cuttle.FormatID(cuttle.NodeIDPrefix, node.ID),
+		"taskCap", node.MaxConcurrentTasks, "draining", node.IsInMaintenanceMode)
+
+	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	m.done = make(chan struct{})
+	go m.listen(loopCtx)
+	go m.loop(loopCtx)
+	return nil
+}
+
+// Stop stops checking in, resigns leadership, and marks the node offline,
+// within ctx. It reports the first error met; the node is stopped either way.
+func (m *Member) Stop(ctx context.Context) error {
+	m.publish(func(s *State) { s.Status = StatusStopping })
+	if m.cancel != nil {
+		m.cancel()
+		<-m.done
+	}
+	var errs []error
+	if term := m.stepDown("node stopping"); term != 0 {
+		errs = append(errs, m.resign(ctx, term))
+	}
+	id := m.State().Node.ID
+	if id != 0 {
+		errs = append(errs, m.store.SetOffline(ctx, id))
+		errs = append(errs, m.store.Notify(ctx, store.ChannelNodes, cuttle.FormatID(cuttle.NodeIDPrefix, id)))
+	}
+	return errors.Join(errs...)
+}
+
+// listen turns notifications into wake-ups of the loop. It re-subscribes
+// after a failure; the heartbeat covers anything missed meanwhile.
+func (m *Member) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		ch, err := m.store.Listen(ctx)
+		if err != nil {
+			m.log.Debug("listening for notifications failed", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(m.State().Settings.HeartbeatFrequency):
+			}
+			continue
+		}
+		for n := range ch {
+			switch n.Channel {
+			case store.ChannelLeader, store.ChannelSettings, store.ChannelResync:
+				m.Refresh()
+			case store.ChannelNodes:
+				if n.Payload == cuttle.FormatID(cuttle.NodeIDPrefix, m.State().Node.ID) {
+					m.Refresh()
+				}
+			}
+		}
+	}
+}
+
+func (m *Member) loop(ctx context.Context) {
+	defer close(m.done)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-m.wake:
+		}
+		m.tick(ctx)
+		timer.Reset(m.State().Settings.HeartbeatFrequency)
+	}
+}
+
+// tick checks in, reloads the settings, and runs one step of the leadership
+// state machine (see the package documentation).
+func (m *Member) tick(ctx context.Context) {
+	cur := m.State()
+	opCtx, cancel := context.WithTimeout(ctx, max(cur.Settings.HeartbeatFrequency, time.Second))
+	defer cancel()
+
+	start := time.Now()
+	node, err := m.store.CheckIn(opCtx, cur.Node.ID)
+	if cuttle.IsKind(err, cuttle.KindNotFound) {
+		// Removed while it could not check in (for example stopped past the
+		// stale timeout): register again under the same name.
+		m.log.Warn("node was removed from the cluster; registering again")
+		node, err = m.store.RegisterNode(opCtx, m.reg)
+	}
+	if err != nil {
+		if !m.dbDown {
+			m.log.Error("check-in failed", "err", err)
+			m.dbDown = true
+		}
+		return // a leader's trust lapses by itself; its watchdog cancels the leadership
+	}
+	if m.dbDown {
+		m.log.Info("check-in succeeded again")
+		m.dbDown = false
+	}
+	settings, err := m.store.Settings(opCtx)
+	if err != nil {
+		settings = cur.Settings
+	}
+	m.publish(func(s *State) {
+		s.Node, s.Settings = node, settings
+		s.healthyUntil = start.Add(settings.LeaseDuration())
+	})
+	m.lead(opCtx, node, settings)
+}
+
+// lead runs one step of the leadership state machine.
+func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.ClusterSettings) {
+	d := settings.LeaseDuration()
+	m.mu.Lock()
+	term := m.term
+	m.mu.Unlock()
+
+	if term != 0 {
+		if node.IsInMaintenanceMode {
+			m.stepDown("node draining")
+			if err := m.resign(ctx, term); err != nil {
+				m.log.Error("resigning leadership failed; the lease will lapse", "err", err)
+			}
+			return
+		}
+		start := time.Now()
+		lease, err := m.store.RenewLease(ctx, node.ID, term, d)
+		switch {
+		case err == nil:
+			m.trust(term, start, d)
+			m.publish(func(s *State) { s.LeaderID = lease.NodeID })
+		case cuttle.IsKind(err, cuttle.KindConflict):
+			m.stepDown("lease lost to another node")
+		default:
+			m.log.Warn("renewing the leader lease failed", "term", term, "err", err)
+		}
+		return
+	}
+
+	if node.IsInMaintenanceMode || node.IsOffline {
+		m.observeLeader(ctx)
+		return
+	}
+	start := time.Now()
+	lease, won, err := m.store.BidLease(ctx, node.ID, d)
+	if err != nil {
+		m.log.Warn("bidding for the leader lease failed", "err", err)
+		return
+	}
+	if won {
+		m.becomeLeader(lease.Term, start, d)
+	}
+	m.publish(func(s *State) { s.LeaderID = lease.NodeID })
+}
+
+// observeLeader records who leads, for a node that does not bid.
+func (m *Member) observeLeader(ctx context.Context) {
+	lease, now, err := m.store.Lease(ctx)
+	if err != nil {
+		return
+	}
+	leader := lease.NodeID
+	if !lease.ExpiresAt.After(now) {
+		leader = 0
+	}
+	m.publish(func(s *State) { s.LeaderID = leader })
+}
+
+func (m *Member) becomeLeader(term int64, start time.Time, d time.Duration) {
+	m.mu.Lock()
+	m.term = term
+	m.leaderCtx, m.leaderCancel = context.WithCancel(context.Background())
+	m.mu.Unlock()
+	m.trust(term, start, d)
+	m.log.Info("leading the cluster", "term", term)
+}
+
+// trust extends the trust window of term after a bid or renew that started at start.
+func (m *Member) trust(term int64, start time.Time, d time.Duration) {
+	until := start.Add(d - d/6)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.term != term {
+		return
+	}
+	m.trustUntil = until
+	m.publish(func(s *State) { s.Term, s.trustUntil = term, until })
+	if m.watchdog != nil {
+		m.watchdog.Stop()
+	}
+	m.watchdog = time.AfterFunc(time.Until(until), func() { m.stepDownTerm(term, "leader lease not renewed in time") })
+}
+
+// stepDown stops leading, whatever the term, and returns the term it led (0 if none).
+func (m *Member) stepDown(reason string) int64 {
+	m.mu.Lock()
+	term := m.term
+	m.mu.Unlock()
+	if term != 0 {
+		m.stepDownTerm(term, reason)
+	}
+	return term
+}
+
+func (m *Member) stepDownTerm(term int64, reason string) {
+	m.mu.Lock()
+	if m.term != term {
+		m.mu.Unlock()
+		return
+	}
+	m.term = 0
+	m.trustUntil = time.Time{}
+	m.leaderCancel()
+	if m.watchdog != nil {
+		m.watchdog.Stop()
+	}
+	m.mu.Unlock()
+	m.publish(func(s *State) {
+		s.Term, s.trustUntil = 0, time.Time{}
+		if s.LeaderID == s.Node.ID {
+			s.LeaderID = 0
+		}
+	})
+	m.log.Info("no longer leading the cluster", "term", term, "reason", reason)
+}
+
+// resign gives up the lease of term and tells the other nodes at once.
+func (m *Member) resign(ctx context.Context, term int64) error {
+	id := m.State().Node.ID
+	if err := m.store.ResignLease(ctx, id, term); err != nil {
+		return err
+	}
+	return m.store.Notify(ctx, store.ChannelLeader, "resigned")
+}
+
+// publish stores a new snapshot made by applying change to a copy of the current one.
+func (m *Member) publish(change func(*State)) {
+	for {
+		old := m.state.Load()
+		next := *old
+		change(&next)
+		if m.state.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}

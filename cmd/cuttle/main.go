@@ -1,0 +1,70 @@
+// Command cuttle is the cuttle deployment server, its agent, and a client for
+// its API. Run `cuttle help` for the subcommands.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cuttledeploy/cuttle"
+)
+
+const usage = `cuttle: deployment automation server
+
+Usage:
+  cuttle server [flags]              run a node (embedded SQLite by default; --db postgres://... joins a cluster)
+  cuttle node list                   list the cluster's nodes
+  cuttle node drain NAME [--wait]    stop a node claiming tasks (--wait: until it runs none)
+  cuttle node undrain NAME           let a drained node claim tasks again
+  cuttle node set-cap NAME N         set a node's task cap (0: API and UI only)
+  cuttle node remove NAME            remove an offline node
+  cuttle cluster show                show the cluster's settings and servers
+  cuttle cluster set [--heartbeat D] [--stale-timeout D]
+  cuttle version
+
+Client commands take --server (default http://localhost:8080), --api-key and
+--output table|json, or CUTTLE_SERVER, CUTTLE_API_KEY and CUTTLE_OUTPUT.
+Run a subcommand with --help for its flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "server":
+		err = runServer(args[1:], stdout, stderr)
+	case "node":
+		err = runNode(args[1:], stdout, stderr)
+	case "cluster":
+		err = runCluster(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, cuttle.Version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "cuttle: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "cuttle: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "cuttle: %v\n", err)
+		return 1
+	}
+}

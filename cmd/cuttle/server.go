@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/api"
+	"github.com/cuttledeploy/cuttle/blob"
+	"github.com/cuttledeploy/cuttle/cluster"
+	"github.com/cuttledeploy/cuttle/masterkey"
+	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/postgres"
+	"github.com/cuttledeploy/cuttle/store/sqlite"
+)
+
+// serverOptions are the flags of `cuttle server`.
+type serverOptions struct {
+	dataDir, db, listen, nodeName, masterKey, adminAPIKey string
+	storage, packages, artifacts, taskLogs                string
+	logLevel                                              string
+	taskCap                                               optionalInt
+	shutdownGrace                                         time.Duration
+}
+
+func runServer(args []string, stdout, stderr io.Writer) error {
+	host, _ := os.Hostname()
+	var o serverOptions
+	fs := newFlagSet("server", "cuttle server [flags]", stderr)
+	fs.StringVar(&o.dataDir, "data-dir", "./cuttle-data", "folder for the embedded database, the generated master key and, by default, shared storage")
+	fs.StringVar(&o.db, "db", "", "PostgreSQL URL (postgres://...) of the cluster to join; empty: embedded SQLite in the data folder")
+	fs.StringVar(&o.listen, "listen", ":8080", "HTTP address of the API and UI")
+	fs.StringVar(&o.nodeName, "node-name", host, "name of this node, unique in the cluster; it keeps its id across restarts")
+	fs.Var(&o.taskCap, "task-cap", fmt.Sprintf("most tasks this node runs at once (0: API and UI only); default: keep the node's cap, %d for a new node", cuttle.DefaultTaskCap))
+	fs.StringVar(&o.masterKey, "master-key", "", "master key shared by every node (base64 of 32 bytes); default: the key in the data folder, generated at first start")
+	fs.StringVar(&o.storage, "storage", "", "shared storage root for packages, artifacts and task logs (default: <data-dir>/storage)")
+	fs.StringVar(&o.packages, "packages", "", "folder for packages (default: <storage>/packages)")
+	fs.StringVar(&o.artifacts, "artifacts", "", "folder for artifacts (default: <storage>/artifacts)")
+	fs.StringVar(&o.taskLogs, "task-logs", "", "folder for task logs (default: <storage>/tasklogs)")
+	fs.StringVar(&o.adminAPIKey, "admin-api-key", "", "ensure an administrator API key with exactly this value exists (API- and at least 20 upper-case letters and digits)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long to let running work finish before handing it over")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	log, err := newLogger(stderr, o.logLevel)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return serve(ctx, o, stdout, log)
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// serve runs a node until ctx ends, then stops it cleanly.
+func serve(ctx context.Context, o serverOptions, stdout io.Writer, log *slog.Logger) error {
+	if o.nodeName == "" {
+		return errors.New("--node-name is empty and the host name is unknown: name this node")
+	}
+	if o.adminAPIKey != "" && !cuttle.ValidAPIKey(o.adminAPIKey) {
+		return errors.New("--admin-api-key must be API- followed by at least 20 upper-case letters and digits")
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("creating the data folder: %w", err)
+	}
+	key, generated, err := masterkey.Load(o.masterKey, o.dataDir)
+	if err != nil {
+		return fmt.Errorf("master key: %w", err)
+	}
+	if generated {
+		log.Info("generated a master key; every node of this cluster needs the same key (--master-key)", "file", filepath.Join(o.dataDir, masterkey.FileName))
+	}
+	storageRoot := o.storage
+	if storageRoot == "" {
+		storageRoot = filepath.Join(o.dataDir, "storage")
+	}
+	layout := blob.NewLayout(storageRoot, o.packages, o.artifacts, o.taskLogs)
+	if err := layout.Create(); err != nil {
+		return err
+	}
+
+	st, err := openStore(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	identity, err := st.InitCluster(ctx, key.Fingerprint())
+	if err != nil {
+		return fmt.Errorf("reading the cluster's identity: %w", err)
+	}
+	if identity.KeyFingerprint != key.Fingerprint() {
+		return fmt.Errorf("the master key does not match the cluster's (this node's key has fingerprint %s, the cluster's has %s): "+
+			"start this node with the key the other nodes use, with --master-key or CUTTLE_MASTER_KEY (it is in master.key in the first node's data folder)",
+			key.Fingerprint(), identity.KeyFingerprint)
+	}
+	if err := ensureAdmin(ctx, st, o.adminAPIKey, stdout); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.listen, err)
+	}
+	member := cluster.New(cluster.Config{
+		Store: st,
+		Registration: cuttle.NodeRegistration{
+			Name: o.nodeName, Version: cuttle.Version, OS: osDescription(), Addresses: localAddresses(),
+			KeyFingerprint: key.Fingerprint(), TaskCap: o.taskCap.ptr(),
+		},
+		Logger: log,
+	})
+	if err := member.Start(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("joining the cluster: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           api.New(api.Config{Store: st, Member: member, Cluster: identity, Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("cuttle server started", "listen", ln.Addr().String(), "version", cuttle.Version, "data", o.dataDir, "storage", storageRoot)
+
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case err := <-serveErr:
+		log.Error("HTTP server failed", "err", err)
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
+	defer cancel()
+	if err := member.Stop(stopCtx); err != nil {
+		log.Warn("leaving the cluster cleanly failed; the others will see this node go stale", "err", err)
+	}
+	if err := srv.Shutdown(stopCtx); err != nil {
+		srv.Close()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func openStore(ctx context.Context, o serverOptions) (store.Store, error) {
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	switch {
+	case o.db == "":
+		path := filepath.Join(o.dataDir, "cuttle.db")
+		st, err := sqlite.Open(openCtx, path)
+		if err != nil {
+			return nil, fmt.Errorf("opening the embedded database %s: %w", path, err)
+		}
+		return st, nil
+	case strings.HasPrefix(o.db, "postgres://"), strings.HasPrefix(o.db, "postgresql://"):
+		st, err := postgres.Open(openCtx, o.db)
+		if err != nil {
+			return nil, fmt.Errorf("opening the PostgreSQL database: %w", err)
+		}
+		return st, nil
+	default:
+		return nil, errors.New("--db must be a PostgreSQL URL (postgres://user:password@host:5432/database), or empty for the embedded database")
+	}
+}
+
+// ensureAdmin makes sure an administrator can sign in: it adds the key of
+// --admin-api-key, or, on a cluster with no user yet, generates a key and
+// prints it once.
+func ensureAdmin(ctx context.Context, st store.Store, key string, stdout io.Writer) error {
+	const name = "admin"
+	if key == "" {
+		n, err := st.UserCount(ctx)
+		if err != nil || n > 0 {
+			return err
+		}
+	}
+	u, err := st.CreateUser(ctx, name, true)
+	created := err == nil
+	if cuttle.IsKind(err, cuttle.KindConflict) {
+		if key == "" {
+			return nil // another node created the first user at the same moment, and printed its key
+		}
+		u, err = st.UserByName(ctx, name)
+	}
+	if err != nil {
+		return fmt.Errorf("creating the administrator: %w", err)
+	}
+	printed := key == ""
+	if printed {
+		key = cuttle.NewAPIKey()
+	}
+	if err := st.AddAPIKey(ctx, u.ID, "administrator", cuttle.HashAPIKey(key)); err != nil {
+		return fmt.Errorf("adding the administrator's API key: %w", err)
+	}
+	if printed && created {
+		fmt.Fprintf(stdout, "\nGenerated the administrator's API key. It is shown only this once; keep it safe:\n\n    %s\n\n", key)
+	}
+	return nil
+}
+
+func osDescription() string {
+	desc := runtime.GOOS + "/" + runtime.GOARCH
+	if b, err := os.ReadFile("/etc/os-release"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+				return strings.Trim(v, `"`) + " (" + desc + ")"
+			}
+		}
+	}
+	return desc
+}
+
+// localAddresses lists this host's unicast IP addresses, loopback last.
+func localAddresses() []string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out, loop []string
+	for _, a := range addrs {
+		ipnet, ok := a.(*net.IPNet)
+		if !ok || ipnet.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		if ipnet.IP.IsLoopback() {
+			loop = append(loop, ipnet.IP.String())
+		} else {
+			out = append(out, ipnet.IP.String())
+		}
+	}
+	return append(out, loop...)
+}

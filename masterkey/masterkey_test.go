@@ -1,0 +1,44 @@
+package masterkey
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestLoadGeneratesOnceAndKeepsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	k1, generated, err := Load("", dir)
+	if err != nil || !generated {
+		t.Fatalf("first Load: generated=%v err=%v", generated, err)
+	}
+	info, err := os.Stat(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v, want 0600", info.Mode().Perm())
+	}
+	k2, generated, err := Load("", dir)
+	if err != nil || generated {
+		t.Fatalf("second Load: generated=%v err=%v", generated, err)
+	}
+	if k1.Fingerprint() != k2.Fingerprint() {
+		t.Error("second Load returned another key")
+	}
+	k3, _, err := Load(k1.String(), t.TempDir())
+	if err != nil || k3.Fingerprint() != k1.Fingerprint() {
+		t.Errorf("Load of the text form: %v", err)
+	}
+}
+
+func TestParseRefusesMalformedKeys(t *testing.T) {
+	for _, s := range []string{"", "short", "not base64 at all!!", "AAAA"} {
+		if _, err := Parse(s); err == nil {
+			t.Errorf("Parse(%q) accepted", s)
+		}
+	}
+	if Generate().Fingerprint() == Generate().Fingerprint() {
+		t.Error("two generated keys share a fingerprint")
+	}
+}

@@ -1,0 +1,118 @@
+// Package store defines the contract between cuttle's services and its
+// database, and (in storetest) the conformance suite every implementation
+// passes. Implementations: store/sqlite (embedded, one node) and
+// store/postgres (a cluster of nodes).
+//
+// Every time that decides liveness or a lease comes from the database's clock
+// (DESIGN.md invariant 7): implementations compare against it in SQL and
+// never take a time from the caller for that.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+)
+
+// Store is a cuttle database. Its methods are safe for concurrent use. A
+// node calls InitCluster before anything else. Times have at least
+// millisecond resolution. The store never publishes notifications itself:
+// the caller that changed something calls Notify. Errors
+// are *cuttle.Error: KindNotFound for a missing row, KindConflict for a change
+// the row's state forbids, KindUnavailable when the database cannot be reached,
+// KindInternal otherwise.
+type Store interface {
+	// Close releases the store's connections.
+	Close() error
+
+	// Now returns the database's clock.
+	Now(ctx context.Context) (time.Time, error)
+
+	// InitCluster creates the cluster's identity with the given master-key
+	// fingerprint and default settings if the database holds none yet, and
+	// returns the identity the database holds (which may carry another
+	// fingerprint: the caller compares).
+	InitCluster(ctx context.Context, keyFingerprint string) (cuttle.Cluster, error)
+	// Settings returns the cluster's settings.
+	Settings(ctx context.Context) (cuttle.ClusterSettings, error)
+	// UpdateSettings replaces the cluster's settings; the caller validates them.
+	UpdateSettings(ctx context.Context, s cuttle.ClusterSettings) error
+
+	// RegisterNode creates the node of that name, or takes over the existing
+	// row of that name (keeping its id, cap and drain unless reg.TaskCap is
+	// set), records the registration's facts, and checks it in.
+	RegisterNode(ctx context.Context, reg cuttle.NodeRegistration) (cuttle.Node, error)
+	// CheckIn sets the node's last seen to the database's now, marks it
+	// online, and returns it. KindNotFound if the node was removed.
+	CheckIn(ctx context.Context, id int64) (cuttle.Node, error)
+	// SetOffline marks the node offline at once (a clean stop).
+	SetOffline(ctx context.Context, id int64) error
+	// Nodes returns every node ordered by id, with IsOffline computed against
+	// the database clock and the stale timeout.
+	Nodes(ctx context.Context) ([]cuttle.Node, error)
+	// Node returns one node. KindNotFound if there is none.
+	Node(ctx context.Context, id int64) (cuttle.Node, error)
+	// UpdateNode applies the update and returns the node. KindNotFound if there is none.
+	UpdateNode(ctx context.Context, id int64, u cuttle.NodeUpdate) (cuttle.Node, error)
+	// DeleteNode removes an offline node. KindConflict if it is online,
+	// KindNotFound if there is none.
+	DeleteNode(ctx context.Context, id int64) error
+
+	// Lease returns the leader lease as it stands, and the database's now.
+	Lease(ctx context.Context) (cuttle.Lease, time.Time, error)
+	// BidLease takes the lease for the node with the next term, for d, if
+	// nobody holds it or it expired, and only if the node is online and not
+	// draining. It reports whether the node won (false also for the holder
+	// of a valid lease, which renews instead); the returned lease is the
+	// current one either way.
+	BidLease(ctx context.Context, nodeID int64, d time.Duration) (cuttle.Lease, bool, error)
+	// RenewLease sets the expiry of the node's lease for term to the
+	// database's now plus d, even if it had expired, since nobody else took
+	// the term meanwhile. KindConflict if the node no longer holds that term
+	// or is draining.
+	RenewLease(ctx context.Context, nodeID, term int64, d time.Duration) (cuttle.Lease, error)
+	// ResignLease gives the lease up if the node holds it for term (NodeID
+	// becomes 0 and ExpiresAt zero; the term stays, so the next bid takes
+	// term+1); otherwise it does nothing.
+	ResignLease(ctx context.Context, nodeID, term int64) error
+
+	// CreateUser creates a user. KindConflict if the username is taken.
+	CreateUser(ctx context.Context, username string, admin bool) (cuttle.User, error)
+	// UserCount returns the number of users.
+	UserCount(ctx context.Context) (int, error)
+	// UserByName returns the user of that name. KindNotFound if there is none.
+	UserByName(ctx context.Context, username string) (cuttle.User, error)
+	// AddAPIKey stores the digest of a key for the user; adding a digest that
+	// exists already does nothing.
+	AddAPIKey(ctx context.Context, userID int64, purpose, digest string) error
+	// UserByAPIKey returns the user owning the key with that digest.
+	// KindUnauthorized if no key has that digest.
+	UserByAPIKey(ctx context.Context, digest string) (cuttle.User, error)
+
+	// Notify publishes a notification to every listener of every node.
+	Notify(ctx context.Context, channel, payload string) error
+	// Listen delivers every notification published after it returns, until
+	// ctx ends or the store closes, then closes the channel.
+	// After a lost connection is restored it delivers a notification on
+	// ChannelResync, since any number may have been missed. Notifications are
+	// hints: a listener also polls, and never depends on receiving one.
+	Listen(ctx context.Context) (<-chan Notification, error)
+}
+
+// Notification channels.
+const (
+	ChannelLeader   = "cuttle_leader"   // the lease was resigned or taken
+	ChannelNodes    = "cuttle_nodes"    // a node's settings changed; payload: its id
+	ChannelSettings = "cuttle_settings" // the cluster settings changed
+	ChannelResync   = "cuttle_resync"   // delivered locally after a reconnect
+)
+
+// Channels lists the channels a listener receives.
+var Channels = []string{ChannelLeader, ChannelNodes, ChannelSettings}
+
+// Notification is one message from Notify.
+type Notification struct {
+	Channel string
+	Payload string
+}

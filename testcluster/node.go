@@ -1,0 +1,426 @@
+package testcluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/client"
+	"github.com/cuttledeploy/cuttle/masterkey"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// Binary builds cmd/cuttle once per test process and returns its path.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		var root []byte
+		root, buildErr = exec.Command("go", "env", "GOMOD").Output()
+		if buildErr != nil {
+			return
+		}
+		dir, err := os.MkdirTemp("", "cuttle-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "cuttle")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/cuttle")
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/cuttle: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// NodeConfig configures one cuttle server process.
+type NodeConfig struct {
+	Name      string
+	DB        string // PostgreSQL URL; empty: embedded SQLite
+	MasterKey string
+	AdminKey  string
+	Storage   string
+	DataDir   string   // default: a fresh temporary folder
+	TaskCap   *int     // nil: the server's default
+	Args      []string // further flags
+}
+
+// Node is one cuttle server process started by the harness.
+type Node struct {
+	Config NodeConfig
+	Port   int
+	URL    string // http://127.0.0.1:PORT
+	Client *client.Client
+
+	tb      testing.TB
+	logPath string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	exitErr error
+}
+
+// NewNode prepares a cuttle server process without starting it. The process
+// is killed when the test ends; its log is printed if the test failed.
+func NewNode(tb testing.TB, cfg NodeConfig) *Node {
+	tb.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = tb.TempDir()
+	}
+	n := &Node{Config: cfg, tb: tb, Port: FreePort(tb), logPath: filepath.Join(cfg.DataDir, "node.log")}
+	n.URL = "http://127.0.0.1:" + strconv.Itoa(n.Port)
+	n.Client = &client.Client{BaseURL: n.URL, APIKey: cfg.AdminKey, HTTP: &http.Client{Timeout: 5 * time.Second}}
+	tb.Cleanup(func() {
+		n.Kill()
+		if tb.Failed() {
+			tb.Logf("log of node %s:\n%s", cfg.Name, tail(n.Log(), 60))
+		}
+	})
+	return n
+}
+
+// StartNode starts a cuttle server and waits until its ping answers 200 or 418.
+func StartNode(tb testing.TB, cfg NodeConfig) *Node {
+	tb.Helper()
+	n := NewNode(tb, cfg)
+	if err := n.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := n.WaitServing(30 * time.Second); err != nil {
+		tb.Fatalf("node %s: %v\n%s", cfg.Name, err, tail(n.Log(), 40))
+	}
+	return n
+}
+
+// Args returns the command-line arguments of the node's server.
+func (n *Node) Args() []string {
+	c := n.Config
+	args := []string{"server", "--listen", "127.0.0.1:" + strconv.Itoa(n.Port), "--data-dir", c.DataDir,
+		"--node-name", c.Name, "--log-level", "debug", "--shutdown-grace", "5s"}
+	if c.DB != "" {
+		args = append(args, "--db", c.DB)
+	}
+	if c.MasterKey != "" {
+		args = append(args, "--master-key", c.MasterKey)
+	}
+	if c.AdminKey != "" {
+		args = append(args, "--admin-api-key", c.AdminKey)
+	}
+	if c.Storage != "" {
+		args = append(args, "--storage", c.Storage)
+	}
+	if c.TaskCap != nil {
+		args = append(args, "--task-cap", strconv.Itoa(*c.TaskCap))
+	}
+	return append(args, c.Args...)
+}
+
+// Start starts the process (again, after Kill or Terminate) without waiting for it to serve.
+func (n *Node) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(Binary(n.tb), n.Args()...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = cleanEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	n.cmd, n.exited, n.exitErr = cmd, make(chan struct{}), nil
+	exited := n.exited
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		n.mu.Lock()
+		n.exitErr = err
+		n.mu.Unlock()
+		close(exited)
+	}()
+	return nil
+}
+
+// cleanEnv is the test's environment without CUTTLE_ variables, so that a
+// developer's settings do not leak into the nodes.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CUTTLE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// PingResult is one answer of a node's ping route.
+type PingResult struct {
+	Status int
+	Node   client.Node
+	Term   int64 // the term the node leads, from its X-Cuttle-Leader-Term header; 0 if it does not lead
+}
+
+// Leading reports whether the node answered that it leads.
+func (p PingResult) Leading() bool { return p.Node.Rank == cuttle.RankLeader }
+
+// Ping calls the node's ping route.
+func (n *Node) Ping() (PingResult, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(n.URL + "/api/octopusservernodes/ping")
+	if err != nil {
+		return PingResult{}, err
+	}
+	defer resp.Body.Close()
+	res := PingResult{Status: resp.StatusCode}
+	if t := resp.Header.Get("X-Cuttle-Leader-Term"); t != "" {
+		res.Term, _ = strconv.ParseInt(t, 10, 64)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&res.Node)
+	return res, err
+}
+
+// WaitServing waits until ping answers 200 or 418, or the process exits.
+func (n *Node) WaitServing(timeout time.Duration) error {
+	return n.WaitPing(timeout, http.StatusOK, http.StatusTeapot)
+}
+
+// WaitPing waits until ping answers one of the statuses.
+func (n *Node) WaitPing(timeout time.Duration, statuses ...int) error {
+	deadline := time.Now().Add(timeout)
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		if n.Exited() {
+			return fmt.Errorf("node %s exited: %v", n.Config.Name, n.ExitErr())
+		}
+		p, err := n.Ping()
+		if err == nil {
+			for _, s := range statuses {
+				if p.Status == s {
+					return nil
+				}
+			}
+			last = strconv.Itoa(p.Status)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("node %s: ping did not answer %v within %v (last: %s)", n.Config.Name, statuses, timeout, last)
+}
+
+// Exited reports whether the process has exited.
+func (n *Node) Exited() bool {
+	n.mu.Lock()
+	ch := n.exited
+	n.mu.Unlock()
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// ExitErr returns how the process exited (nil for status 0).
+func (n *Node) ExitErr() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.exitErr
+}
+
+// Signal sends sig to the process.
+func (n *Node) Signal(sig syscall.Signal) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return errors.New("not started")
+	}
+	return n.cmd.Process.Signal(sig)
+}
+
+// Wait waits for the process to exit and returns its exit error.
+func (n *Node) Wait(timeout time.Duration) error {
+	n.mu.Lock()
+	ch := n.exited
+	n.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return n.ExitErr()
+	case <-time.After(timeout):
+		return fmt.Errorf("node %s did not exit within %v", n.Config.Name, timeout)
+	}
+}
+
+// Kill sends SIGKILL (after SIGCONT, in case it is stopped) and waits for the exit.
+func (n *Node) Kill() {
+	if n.Exited() {
+		return
+	}
+	n.Signal(syscall.SIGKILL)
+	n.Wait(10 * time.Second)
+}
+
+// Terminate sends SIGTERM and waits for the exit, returning its error.
+func (n *Node) Terminate(timeout time.Duration) error {
+	if err := n.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	return n.Wait(timeout)
+}
+
+// Log returns everything the process wrote so far.
+func (n *Node) Log() string {
+	b, _ := os.ReadFile(n.logPath)
+	return string(b)
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Cluster is a set of nodes on one database, master key and storage.
+type Cluster struct {
+	DB        string
+	MasterKey string
+	AdminKey  string
+	Storage   string
+	Nodes     []*Node
+	tb        testing.TB
+	mu        sync.Mutex // guards Nodes for WatchLeaders
+}
+
+// NewCluster prepares a cluster on the PostgreSQL database at dbURL (empty:
+// no shared database) without starting any node.
+func NewCluster(tb testing.TB, dbURL string) *Cluster {
+	return &Cluster{DB: dbURL, MasterKey: masterkey.Generate().String(), AdminKey: cuttle.NewAPIKey(), Storage: tb.TempDir(), tb: tb}
+}
+
+// StartNode starts one more node of the cluster, named name.
+func (c *Cluster) StartNode(name string, args ...string) *Node {
+	n := StartNode(c.tb, c.NodeConfig(name, args...))
+	c.mu.Lock()
+	c.Nodes = append(c.Nodes, n)
+	c.mu.Unlock()
+	return n
+}
+
+// NodeConfig returns the configuration of a node of this cluster.
+func (c *Cluster) NodeConfig(name string, args ...string) NodeConfig {
+	return NodeConfig{Name: name, DB: c.DB, MasterKey: c.MasterKey, AdminKey: c.AdminKey, Storage: c.Storage, Args: args}
+}
+
+// Leaders samples every running node's ping and returns the names of those
+// that report themselves leader.
+func (c *Cluster) Leaders() []string {
+	var names []string
+	for _, n := range c.nodes() {
+		if n.Exited() {
+			continue
+		}
+		if p, err := n.Ping(); err == nil && p.Leading() {
+			names = append(names, n.Config.Name)
+		}
+	}
+	return names
+}
+
+// WaitLeader waits until exactly one running node other than the excluded
+// ones reports itself leader, and returns it.
+func (c *Cluster) WaitLeader(timeout time.Duration, exclude ...*Node) (*Node, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var leaders []*Node
+		for _, n := range c.nodes() {
+			if n.Exited() || contains(exclude, n) {
+				continue
+			}
+			if p, err := n.Ping(); err == nil && p.Leading() {
+				leaders = append(leaders, n)
+			}
+		}
+		if len(leaders) == 1 {
+			return leaders[0], nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("no single leader within %v (leaders now: %v)", timeout, c.Leaders())
+}
+
+func contains(nodes []*Node, n *Node) bool {
+	for _, m := range nodes {
+		if m == n {
+			return true
+		}
+	}
+	return false
+}
+
+// Eventually polls cond every 20 ms until it returns nil or timeout passes,
+// then fails the test with cond's last error.
+func Eventually(tb testing.TB, timeout time.Duration, cond func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = cond(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Context returns a context for one test step, bounded by timeout.
+func Context(tb testing.TB, timeout time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	tb.Cleanup(cancel)
+	return ctx
+}
