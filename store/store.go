@@ -90,10 +90,12 @@ type Store interface {
 	// KindUnauthorized if no key has that digest.
 	UserByAPIKey(ctx context.Context, digest string) (cuttle.User, error)
 
-	// Notify publishes a notification to every listener of every node.
+	// Notify publishes a notification to every listener of every node. A
+	// payload is small: an id, never a document (PostgreSQL caps it near 8 kB).
 	Notify(ctx context.Context, channel, payload string) error
 	// Listen delivers every notification published after it returns, until
-	// ctx ends or the store closes, then closes the channel.
+	// ctx ends or the store closes, then closes the channel. It fails with
+	// KindUnavailable if the database cannot be reached when it is called.
 	// After a lost connection is restored it delivers a notification on
 	// ChannelResync, since any number may have been missed. Notifications are
 	// hints: a listener also polls, and never depends on receiving one.

@@ -11,8 +11,8 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(RunWithPostgres(m)) }
 
-// connect connects to url with a short deadline and runs one query.
-func connect(ctx context.Context, url string) error {
+// pgTryConnect connects to url with a short deadline and runs one query.
+func pgTryConnect(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, url)
@@ -43,7 +43,7 @@ func TestPostgresStopStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := connect(ctx, url); err != nil {
+	if err := pgTryConnect(ctx, url); err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	if os.Getenv(EnvTestDatabaseURL) != "" {
@@ -56,19 +56,19 @@ func TestPostgresStopStart(t *testing.T) {
 	if err := pg.Stop(ctx); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if err := connect(ctx, url); err == nil {
+	if err := pgTryConnect(ctx, url); err == nil {
 		t.Fatal("connected to a stopped server")
 	}
 	if err := pg.Start(ctx); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	if err := connect(ctx, url); err != nil {
+	if err := pgTryConnect(ctx, url); err != nil {
 		t.Fatalf("connect after Start: %v", err)
 	}
 	if err := pg.Restart(ctx); err != nil {
 		t.Fatalf("Restart: %v", err)
 	}
-	if err := connect(ctx, url); err != nil {
+	if err := pgTryConnect(ctx, url); err != nil {
 		t.Fatalf("connect after Restart: %v", err)
 	}
 	dir := pg.dir
@@ -78,7 +78,7 @@ func TestPostgresStopStart(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("Close left %s behind (%v)", dir, err)
 	}
-	if err := connect(ctx, url); err == nil {
+	if err := pgTryConnect(ctx, url); err == nil {
 		t.Fatal("connected to a closed server")
 	}
 }
@@ -94,7 +94,7 @@ func TestSharedPostgresNewDatabase(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, u := range urls {
-		if err := connect(ctx, u); err != nil {
+		if err := pgTryConnect(ctx, u); err != nil {
 			t.Fatalf("connect %s: %v", u, err)
 		}
 	}
@@ -108,11 +108,11 @@ func TestNewDatabaseDroppedAtCleanup(t *testing.T) {
 	var url string
 	t.Run("sub", func(t *testing.T) {
 		url = pg.NewDatabase(t)
-		if err := connect(context.Background(), url); err != nil {
+		if err := pgTryConnect(context.Background(), url); err != nil {
 			t.Fatal(err)
 		}
 	})
-	if err := connect(context.Background(), url); err == nil {
+	if err := pgTryConnect(context.Background(), url); err == nil {
 		t.Fatalf("database %s still exists after its test ended", url)
 	}
 }

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cuttledeploy/cuttle/client"
+	"github.com/cuttledeploy/cuttle/testcluster"
+)
+
+func TestMain(m *testing.M) { os.Exit(testcluster.RunWithPostgres(m)) }
+
+// cli runs a cuttle command in-process and returns its exit status and output.
+func cli(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestClientCommands(t *testing.T) {
+	pg := testcluster.SharedPostgres(t)
+	c := testcluster.NewCluster(t, pg.NewDatabase(t))
+	a := c.StartNode("alpha")
+	b := c.StartNode("beta")
+	env := map[string]string{"CUTTLE_SERVER": a.URL, "CUTTLE_API_KEY": c.AdminKey}
+
+	code, out, errOut := cli(t, env, "node", "list")
+	if code != 0 || !strings.Contains(out, "alpha") || !strings.Contains(out, "beta") || !strings.Contains(out, "TASK CAP") {
+		t.Fatalf("node list: %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, env, "node", "drain", "beta", "--wait", "--output", "json")
+	var n client.Node
+	if code != 0 || json.Unmarshal([]byte(out), &n) != nil || !n.IsInMaintenanceMode {
+		t.Fatalf("node drain --wait: %d\n%s%s", code, out, errOut)
+	}
+	if err := b.WaitPing(2*time.Second, 418); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut = cli(t, env, "node", "undrain", "beta"); code != 0 {
+		t.Fatalf("node undrain: %d\n%s%s", code, out, errOut)
+	}
+	if err := b.WaitPing(2*time.Second, 200); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = cli(t, env, "node", "set-cap", "beta", "0", "--output", "json")
+	if code != 0 || json.Unmarshal([]byte(out), &n) != nil || n.MaxConcurrentTasks != 0 {
+		t.Fatalf("node set-cap: %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut = cli(t, env, "node", "set-cap", "beta", "--", "-3"); code == 0 || !strings.Contains(errOut, "MaxConcurrentTasks") {
+		t.Fatalf("node set-cap -3: %d %s; want a failure that names the rule", code, errOut)
+	}
+	if code, _, errOut = cli(t, env, "node", "remove", "beta"); code == 0 || !strings.Contains(errOut, "409") {
+		t.Fatalf("node remove of an online node: %d %s; want refused with 409", code, errOut)
+	}
+	code, out, errOut = cli(t, env, "cluster", "set", "--heartbeat", "200ms", "--stale-timeout", "1s")
+	if code != 0 || !strings.Contains(out, "Stale timeout  1s") {
+		t.Fatalf("cluster set: %d\n%s%s", code, out, errOut)
+	}
+	b.Kill()
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		_, _, err := cli(t, env, "node", "remove", "beta")
+		if err != "" {
+			return errorString(err)
+		}
+		return nil
+	})
+	code, out, errOut = cli(t, env, "cluster", "show", "--output", "json")
+	var cl client.Cluster
+	if code != 0 || json.Unmarshal([]byte(out), &cl) != nil || cl.NodeCount != 1 || cl.Servers[0].Name != "alpha" {
+		t.Fatalf("cluster show after removing beta: %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut = cli(t, map[string]string{"CUTTLE_API_KEY": "API-WRONGWRONGWRONGWRONGWRONG"}, "node", "list"); code != 1 || !strings.Contains(errOut, "401") {
+		t.Fatalf("wrong API key: %d %s; want exit 1 naming 401", code, errOut)
+	}
+	if code, _, _ = cli(t, nil, "node", "frobnicate"); code != 2 {
+		t.Fatalf("unknown subcommand: exit %d, want 2", code)
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// TestFirstStartPrintsAdminKeyOnce runs a node on the embedded database with
+// no key given: it prints an administrator key that works, and a restart
+// prints none.
+func TestFirstStartPrintsAdminKeyOnce(t *testing.T) {
+	t.Parallel()
+	n := testcluster.StartNode(t, testcluster.NodeConfig{Name: "solo"})
+	key := regexp.MustCompile(`API-[A-Z0-9]{20,}`).FindString(n.Log())
+	if key == "" {
+		t.Fatalf("no administrator key printed:\n%s", n.Log())
+	}
+	n.Client.APIKey = key
+	if _, err := n.Client.Nodes(testcluster.Context(t, 5*time.Second)); err != nil {
+		t.Fatalf("the printed key does not work: %v", err)
+	}
+	if err := n.Terminate(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	before := len(n.Log())
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WaitServing(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(n.Log()[before:], "API-") {
+		t.Fatalf("a restart printed a key again:\n%s", n.Log()[before:])
+	}
+	info, err := os.Stat(n.Config.DataDir + "/master.key")
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("master key file: %v, %v; want mode 0600", info, err)
+	}
+}
+
+// TestNodesStartTogetherOnEmptyDatabase starts three nodes at the same
+// moment on an empty database: migrations run once, all three join.
+func TestNodesStartTogetherOnEmptyDatabase(t *testing.T) {
+	t.Parallel()
+	pg := testcluster.SharedPostgres(t)
+	c := testcluster.NewCluster(t, pg.NewDatabase(t))
+	nodes := make([]*testcluster.Node, 3)
+	for i := range nodes {
+		nodes[i] = testcluster.NewNode(t, c.NodeConfig(string(rune('a'+i))))
+	}
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.Start(); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, n := range nodes {
+		if err := n.WaitServing(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := nodes[0].Client.Nodes(testcluster.Context(t, 5*time.Second))
+	if err != nil || len(all) != 3 {
+		t.Fatalf("nodes after a simultaneous start: %v, %v", all, err)
+	}
+}
+
+// TestFlagsFromEnvironment checks that every server flag has an environment
+// variable and that --help lists it with its default.
+func TestFlagsFromEnvironment(t *testing.T) {
+	code, _, errOut := cli(t, nil, "server", "--help")
+	if code != 0 {
+		t.Fatalf("server --help: exit %d", code)
+	}
+	for _, want := range []string{"--data-dir  [$CUTTLE_DATA_DIR] (default \"./cuttle-data\")", "--db  [$CUTTLE_DB]", "--listen  [$CUTTLE_LISTEN] (default \":8080\")",
+		"[$CUTTLE_NODE_NAME]", "[$CUTTLE_TASK_CAP]", "[$CUTTLE_MASTER_KEY]", "[$CUTTLE_STORAGE]", "[$CUTTLE_PACKAGES]", "[$CUTTLE_ARTIFACTS]",
+		"[$CUTTLE_TASK_LOGS]", "[$CUTTLE_ADMIN_API_KEY]"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("server --help lacks %q", want)
+		}
+	}
+	if code, _, errOut = cli(t, map[string]string{"CUTTLE_TASK_CAP": "lots"}, "server"); code == 0 || !strings.Contains(errOut, "CUTTLE_TASK_CAP") {
+		t.Errorf("a bad CUTTLE_TASK_CAP: exit %d %s; want refused naming the variable", code, errOut)
+	}
+}
