@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/google/uuid"
 )
 
 // InitCluster creates the cluster's identity, with a new random installation
@@ -24,7 +24,7 @@ func (s *Store) InitCluster(ctx context.Context, keyFingerprint string) (cuttle.
 			INSERT INTO cluster (id, installation_id, key_fingerprint, created_at, heartbeat_ms, stale_timeout_ms)
 			VALUES (1, ?, ?, `+nowMS+`, ?, ?)
 			ON CONFLICT (id) DO NOTHING`,
-			newUUID(), keyFingerprint, durationMS(def.HeartbeatFrequency), durationMS(def.StaleTimeout))
+			uuid.NewString(), keyFingerprint, durationMS(def.HeartbeatFrequency), durationMS(def.StaleTimeout))
 		if err != nil {
 			return err
 		}
@@ -35,15 +35,6 @@ func (s *Store) InitCluster(ctx context.Context, keyFingerprint string) (cuttle.
 		return err
 	})
 	return c, err
-}
-
-// newUUID returns a random (version 4) UUID in its lower-case text form.
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:]) // never returns an error (crypto/rand, Go 1.24+)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // Settings returns the cluster's settings, or cuttle.DefaultClusterSettings
