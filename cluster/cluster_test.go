@@ -97,6 +97,17 @@ func TestOneLeaderDrainMovesLeadership(t *testing.T) {
 	if err := leader.WaitPing(2*time.Second, http.StatusOK); err != nil {
 		t.Fatal(err)
 	}
+	// A new task cap reaches the node's memory too, whichever node took the request.
+	taskCap := 0
+	if _, err := other.Client.UpdateNode(ctx, ln.Id, &taskCap, nil); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 2*time.Second, func() error {
+		if p := mustPing(t, leader); p.Node.MaxConcurrentTasks != 0 {
+			return fmt.Errorf("ping shows task cap %d, want 0", p.Node.MaxConcurrentTasks)
+		}
+		return nil
+	})
 	watch.Stop()
 	rounds, single := watch.Rounds()
 	t.Logf("%d sampling rounds, %d with exactly one leader", rounds, single)
