@@ -5,6 +5,7 @@ go 1.26.8
 replace github.com/cuttledeploy/cuttle => ../
 
 require (
+	github.com/cuttledeploy/cuttle v0.0.0-00010101000000-000000000000
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/riverqueue/river v0.51.1
 	github.com/riverqueue/river/riverdriver/riverpgxv5 v0.51.1

@@ -290,6 +290,9 @@ func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.Clu
 	}
 	if won {
 		m.becomeLeader(lease.Term, start, d)
+	} else if lease.NodeID != m.State().LeaderID {
+		m.log.Debug("bid lost; the lease is held", "leader", cuttle.FormatID(cuttle.NodeIDPrefix, lease.NodeID),
+			"term", lease.Term, "expires", lease.ExpiresAt)
 	}
 	m.publish(func(s *State) { s.LeaderID = lease.NodeID })
 }

@@ -28,25 +28,27 @@ var (
 	buildErr  error
 )
 
-// Binary builds cmd/cuttle once per test process and returns its path.
+// Binary builds cmd/cuttle once per test process and returns its path. It
+// finds the cuttle module through `go list`, so it works from any module that
+// requires cuttle (such as bench/) as well as from cuttle's own packages.
 func Binary(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
-		var root []byte
-		root, buildErr = exec.Command("go", "env", "GOMOD").Output()
-		if buildErr != nil {
+		dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cuttledeploy/cuttle").Output()
+		if err != nil {
+			buildErr = fmt.Errorf("finding the cuttle module: go list -m: %v", err)
 			return
 		}
-		dir, err := os.MkdirTemp("", "cuttle-bin-")
+		out, err := os.MkdirTemp("", "cuttle-bin-")
 		if err != nil {
 			buildErr = err
 			return
 		}
-		buildPath = filepath.Join(dir, "cuttle")
+		buildPath = filepath.Join(out, "cuttle")
 		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/cuttle")
-		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/cuttle: %v\n%s", err, out)
+		cmd.Dir = strings.TrimSpace(string(dir))
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/cuttle: %v\n%s", err, msg)
 		}
 	})
 	if buildErr != nil {
