@@ -31,8 +31,6 @@ type State struct {
 	// did not lead. Leading tells whether that term is still trusted.
 	Term       int64
 	trustUntil time.Time // monotonic: when this node stops trusting Term
-	// LeaderID is the node that held the lease at the last check-in; 0 if none.
-	LeaderID int64
 	// healthyUntil is when, on this node's monotonic clock, the last
 	// successful check-in stops vouching for the database connection.
 	healthyUntil time.Time
@@ -85,7 +83,9 @@ type Member struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
-	dbDown bool // loop goroutine only: the last check-in failed (for logging transitions)
+	// Loop goroutine only, for logging transitions:
+	dbDown   bool  // the last check-in failed
+	seenTerm int64 // the lease term the last lost bid saw
 }
 
 // New returns a Member that is not started.
@@ -265,11 +265,10 @@ func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.Clu
 			return
 		}
 		start := time.Now()
-		lease, err := m.store.RenewLease(ctx, node.ID, term, d)
+		_, err := m.store.RenewLease(ctx, node.ID, term, d)
 		switch {
 		case err == nil:
 			m.trust(term, start, d)
-			m.publish(func(s *State) { s.LeaderID = lease.NodeID })
 		case cuttle.IsKind(err, cuttle.KindConflict):
 			m.stepDown("lease lost to another node")
 		default:
@@ -279,7 +278,6 @@ func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.Clu
 	}
 
 	if node.IsInMaintenanceMode || node.IsOffline {
-		m.observeLeader(ctx)
 		return
 	}
 	start := time.Now()
@@ -290,24 +288,11 @@ func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.Clu
 	}
 	if won {
 		m.becomeLeader(lease.Term, start, d)
-	} else if lease.NodeID != m.State().LeaderID {
+	} else if lease.Term != m.seenTerm {
 		m.log.Debug("bid lost; the lease is held", "leader", cuttle.FormatID(cuttle.NodeIDPrefix, lease.NodeID),
 			"term", lease.Term, "expires", lease.ExpiresAt)
 	}
-	m.publish(func(s *State) { s.LeaderID = lease.NodeID })
-}
-
-// observeLeader records who leads, for a node that does not bid.
-func (m *Member) observeLeader(ctx context.Context) {
-	lease, now, err := m.store.Lease(ctx)
-	if err != nil {
-		return
-	}
-	leader := lease.NodeID
-	if !lease.ExpiresAt.After(now) {
-		leader = 0
-	}
-	m.publish(func(s *State) { s.LeaderID = leader })
+	m.seenTerm = lease.Term
 }
 
 func (m *Member) becomeLeader(term int64, start time.Time, d time.Duration) {
@@ -359,12 +344,7 @@ func (m *Member) stepDownTerm(term int64, reason string) {
 		m.watchdog.Stop()
 	}
 	m.mu.Unlock()
-	m.publish(func(s *State) {
-		s.Term, s.trustUntil = 0, time.Time{}
-		if s.LeaderID == s.Node.ID {
-			s.LeaderID = 0
-		}
-	})
+	m.publish(func(s *State) { s.Term, s.trustUntil = 0, time.Time{} })
 	m.log.Info("no longer leading the cluster", "term", term, "reason", reason)
 }
 
