@@ -33,11 +33,37 @@ type ClusterSettings struct {
 	// StaleTimeout is how long a node may go without checking in before it is
 	// offline. Default 10 s; at least three heartbeats.
 	StaleTimeout time.Duration
+	// The intervals of the leader-only jobs: retention (default 1 h),
+	// package cache cleanup (1 h), health checks (1 h), package re-index
+	// (24 h). Each is between 1 s and 30 days.
+	RetentionInterval      time.Duration
+	PackageCleanupInterval time.Duration
+	HealthCheckInterval    time.Duration
+	ReindexInterval        time.Duration
+}
+
+// JobInterval returns the interval of a leader-only job (cuttle.Jobs), or 0
+// for an unknown job.
+func (s ClusterSettings) JobInterval(job string) time.Duration {
+	switch job {
+	case JobRetention:
+		return s.RetentionInterval
+	case JobPackageCleanup:
+		return s.PackageCleanupInterval
+	case JobHealthCheck:
+		return s.HealthCheckInterval
+	case JobReindex:
+		return s.ReindexInterval
+	}
+	return 0
 }
 
 // DefaultClusterSettings returns the settings a new cluster starts with.
 func DefaultClusterSettings() ClusterSettings {
-	return ClusterSettings{HeartbeatFrequency: DefaultHeartbeatFrequency, StaleTimeout: DefaultStaleTimeout}
+	return ClusterSettings{
+		HeartbeatFrequency: DefaultHeartbeatFrequency, StaleTimeout: DefaultStaleTimeout,
+		RetentionInterval: time.Hour, PackageCleanupInterval: time.Hour, HealthCheckInterval: time.Hour, ReindexInterval: 24 * time.Hour,
+	}
 }
 
 // LeaseDuration is how long a leader's lease lasts from its last renewal: three
@@ -55,6 +81,11 @@ func (s ClusterSettings) Validate() error {
 	}
 	if s.StaleTimeout > 24*time.Hour {
 		problems = append(problems, "the stale timeout must be at most 24 hours")
+	}
+	for _, job := range Jobs {
+		if d := s.JobInterval(job); d < time.Second || d > 30*24*time.Hour {
+			problems = append(problems, fmt.Sprintf("the %s interval must be between 1 second and 30 days", job))
+		}
 	}
 	if len(problems) > 0 {
 		return &Error{Kind: KindInvalid, Message: "The cluster settings are invalid.", Details: problems}

@@ -16,30 +16,41 @@ type clusterResource struct {
 	HeartbeatFrequencySeconds float64
 	StaleTimeoutSeconds       float64
 	LeaseDurationSeconds      float64 // read-only: three heartbeats
-	LeaderNodeId              string  // read-only; empty while nobody leads
-	Term                      int64   // read-only: the leader lease's term
-	ClusterVersion            string  // read-only: the version most online nodes run
-	NodeCount                 int
-	OnlineNodeCount           int
-	Servers                   []serverResource
-	Links                     map[string]string
+	// Intervals of the leader-only jobs.
+	RetentionIntervalSeconds           float64
+	PackageCacheCleanupIntervalSeconds float64
+	HealthCheckIntervalSeconds         float64
+	PackageReindexIntervalSeconds      float64
+	Schedules                          []scheduleResource // read-only: when each job last ran and runs next
+	LeaderNodeId                       string             // read-only; empty while nobody leads
+	Term                               int64              // read-only: the leader lease's term
+	ClusterVersion                     string             // read-only: the version most online nodes run
+	NodeCount                          int
+	OnlineNodeCount                    int
+	Servers                            []serverResource
+	Links                              map[string]string
 }
 
 // clusterUpdateBody is what PUT accepts: the settings, plus the read-only
 // fields a client may send back unchanged (ignored).
 type clusterUpdateBody struct {
-	Id                        *string
-	InstallationId            *string
-	HeartbeatFrequencySeconds *float64
-	StaleTimeoutSeconds       *float64
-	LeaseDurationSeconds      *float64
-	LeaderNodeId              *string
-	Term                      *int64
-	ClusterVersion            *string
-	NodeCount                 *int
-	OnlineNodeCount           *int
-	Servers                   []serverResource
-	Links                     map[string]string
+	Id                                 *string
+	InstallationId                     *string
+	HeartbeatFrequencySeconds          *float64
+	StaleTimeoutSeconds                *float64
+	LeaseDurationSeconds               *float64
+	RetentionIntervalSeconds           *float64
+	PackageCacheCleanupIntervalSeconds *float64
+	HealthCheckIntervalSeconds         *float64
+	PackageReindexIntervalSeconds      *float64
+	Schedules                          []scheduleResource
+	LeaderNodeId                       *string
+	Term                               *int64
+	ClusterVersion                     *string
+	NodeCount                          *int
+	OnlineNodeCount                    *int
+	Servers                            []serverResource
+	Links                              map[string]string
 }
 
 // serverResource is one row of the servers table.
@@ -55,6 +66,13 @@ type serverResource struct {
 	Version         string
 	VersionInSync   bool // runs the version most online nodes run
 	MasterKeyInSync bool // its master-key fingerprint is the cluster's
+}
+
+type scheduleResource struct {
+	Job        string
+	LastRun    *time.Time
+	NextRun    *time.Time // empty: due now
+	LastTaskId string
 }
 
 type componentResource struct {
@@ -79,18 +97,34 @@ func (s *Server) clusterResource(r *http.Request) (clusterResource, error) {
 	if lease.ExpiresAt.After(now) {
 		leader = lease.NodeID
 	}
+	schedules, err := s.store.Schedules(r.Context())
+	if err != nil {
+		return clusterResource{}, err
+	}
 	version := majorityVersion(nodes)
 	res := clusterResource{
-		Id:                        "Cluster",
-		InstallationId:            s.cluster.InstallationID,
-		HeartbeatFrequencySeconds: settings.HeartbeatFrequency.Seconds(),
-		StaleTimeoutSeconds:       settings.StaleTimeout.Seconds(),
-		LeaseDurationSeconds:      settings.LeaseDuration().Seconds(),
-		Term:                      lease.Term,
-		ClusterVersion:            version,
-		NodeCount:                 len(nodes),
-		Servers:                   []serverResource{},
-		Links:                     map[string]string{"Self": "/api/cluster", "Nodes": "/api/octopusservernodes"},
+		Id:                                 "Cluster",
+		InstallationId:                     s.cluster.InstallationID,
+		HeartbeatFrequencySeconds:          settings.HeartbeatFrequency.Seconds(),
+		StaleTimeoutSeconds:                settings.StaleTimeout.Seconds(),
+		LeaseDurationSeconds:               settings.LeaseDuration().Seconds(),
+		RetentionIntervalSeconds:           settings.RetentionInterval.Seconds(),
+		PackageCacheCleanupIntervalSeconds: settings.PackageCleanupInterval.Seconds(),
+		HealthCheckIntervalSeconds:         settings.HealthCheckInterval.Seconds(),
+		PackageReindexIntervalSeconds:      settings.ReindexInterval.Seconds(),
+		Schedules:                          []scheduleResource{},
+		Term:                               lease.Term,
+		ClusterVersion:                     version,
+		NodeCount:                          len(nodes),
+		Servers:                            []serverResource{},
+		Links:                              map[string]string{"Self": "/api/cluster", "Nodes": "/api/octopusservernodes"},
+	}
+	for _, sc := range schedules {
+		row := scheduleResource{Job: sc.Job, LastRun: timePtr(sc.LastRun), NextRun: timePtr(sc.NextRun)}
+		if sc.LastTask != 0 {
+			row.LastTaskId = cuttle.FormatID(cuttle.TaskIDPrefix, sc.LastTask)
+		}
+		res.Schedules = append(res.Schedules, row)
 	}
 	if leader != 0 {
 		res.LeaderNodeId = cuttle.FormatID(cuttle.NodeIDPrefix, leader)
@@ -164,14 +198,22 @@ func (s *Server) handleClusterUpdate(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	if body.HeartbeatFrequencySeconds != nil {
-		if settings.HeartbeatFrequency, err = seconds("HeartbeatFrequencySeconds", *body.HeartbeatFrequencySeconds); err != nil {
-			return err
-		}
-	}
-	if body.StaleTimeoutSeconds != nil {
-		if settings.StaleTimeout, err = seconds("StaleTimeoutSeconds", *body.StaleTimeoutSeconds); err != nil {
-			return err
+	for _, f := range []struct {
+		name  string
+		value *float64
+		into  *time.Duration
+	}{
+		{"HeartbeatFrequencySeconds", body.HeartbeatFrequencySeconds, &settings.HeartbeatFrequency},
+		{"StaleTimeoutSeconds", body.StaleTimeoutSeconds, &settings.StaleTimeout},
+		{"RetentionIntervalSeconds", body.RetentionIntervalSeconds, &settings.RetentionInterval},
+		{"PackageCacheCleanupIntervalSeconds", body.PackageCacheCleanupIntervalSeconds, &settings.PackageCleanupInterval},
+		{"HealthCheckIntervalSeconds", body.HealthCheckIntervalSeconds, &settings.HealthCheckInterval},
+		{"PackageReindexIntervalSeconds", body.PackageReindexIntervalSeconds, &settings.ReindexInterval},
+	} {
+		if f.value != nil {
+			if *f.into, err = seconds(f.name, *f.value); err != nil {
+				return err
+			}
 		}
 	}
 	if err := settings.Validate(); err != nil {
@@ -188,10 +230,11 @@ func (s *Server) handleClusterUpdate(w http.ResponseWriter, r *http.Request) err
 }
 
 // seconds converts a number of seconds from a request into a duration,
-// refusing anything that is not a finite positive number under a day.
+// refusing anything that is not a finite positive number of at most 30
+// days; each setting's own range is checked by its validation.
 func seconds(field string, v float64) (time.Duration, error) {
-	if math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 || v > 86400 {
-		return 0, cuttle.Errorf(cuttle.KindInvalid, "%s must be a number of seconds above 0 and at most 86400.", field)
+	if math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 || v > 30*86400 {
+		return 0, cuttle.Errorf(cuttle.KindInvalid, "%s must be a number of seconds above 0 and at most 2592000 (30 days).", field)
 	}
 	return time.Duration(v * float64(time.Second)).Round(time.Millisecond), nil
 }

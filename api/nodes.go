@@ -158,10 +158,18 @@ func (s *Server) handleNodeDetails(w http.ResponseWriter, r *http.Request) error
 	if _, err := s.store.Node(r.Context(), id); err != nil {
 		return err
 	}
+	running, _, err := s.store.Tasks(r.Context(), cuttle.TaskQuery{OwnerID: id, States: []cuttle.TaskState{cuttle.TaskExecuting, cuttle.TaskCancelling}})
+	if err != nil {
+		return err
+	}
+	items := make([]taskResource, 0, len(running))
+	for _, t := range running {
+		items = append(items, toTaskResource(t))
+	}
 	writeJSON(w, http.StatusOK, struct {
 		Id           string
-		RunningTasks []any
-	}{cuttle.FormatID(cuttle.NodeIDPrefix, id), []any{}})
+		RunningTasks []taskResource
+	}{cuttle.FormatID(cuttle.NodeIDPrefix, id), items})
 	return nil
 }
 

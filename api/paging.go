@@ -50,7 +50,12 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, itemType, path str
 		return err
 	}
 	total := len(all)
-	items := all[min(skip, total):min(skip+take, total)]
+	writeJSON(w, http.StatusOK, newPage(itemType, path, all[min(skip, total):min(skip+take, total)], total, skip, take))
+	return nil
+}
+
+// newPage returns the envelope of items, the page at skip and take of total.
+func newPage[T any](itemType, path string, items []T, total, skip, take int) page[T] {
 	pages, last := 0, 0
 	if take > 0 {
 		pages = (total + take - 1) / take
@@ -69,11 +74,13 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, itemType, path str
 	if skip > 0 && take > 0 {
 		links["Page.Previous"] = pageLink(path, max(skip-take, 0), take)
 	}
-	writeJSON(w, http.StatusOK, page[T]{
+	if items == nil {
+		items = []T{}
+	}
+	return page[T]{
 		ItemType: itemType, TotalResults: total, ItemsPerPage: take, NumberOfPages: pages,
 		LastPageNumber: last, Items: items, Links: links,
-	})
-	return nil
+	}
 }
 
 func pageLink(path string, skip, take int) string {

@@ -54,6 +54,8 @@ func (s *Server) root(spaceID string) rootResource {
 		"OctopusServerNodes":          "/api/octopusservernodes{/id}{?skip,take,ids,partialName}",
 		"OctopusServerClusterSummary": "/api/octopusservernodes/summary",
 		"Cluster":                     "/api/cluster",
+		"Tasks":                       "/api/tasks{/id}{?skip,take,ids,states,node,name,active}",
+		"TaskTypes":                   "/api/tasks/taskTypes",
 	}
 	id := "Root"
 	if spaceID != "" {

@@ -15,6 +15,8 @@ import (
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/cluster"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/tasklog"
+	"github.com/cuttledeploy/cuttle/tasks"
 )
 
 // Server is the HTTP API of one node.
@@ -22,6 +24,8 @@ type Server struct {
 	store   store.Store
 	member  *cluster.Member
 	cluster cuttle.Cluster
+	kinds   tasks.Kinds
+	logs    tasklog.Store
 	log     *slog.Logger
 	mux     *http.ServeMux
 
@@ -33,6 +37,8 @@ type Config struct {
 	Store   store.Store
 	Member  *cluster.Member
 	Cluster cuttle.Cluster // the identity InitCluster returned
+	Kinds   tasks.Kinds    // the task kinds users may queue
+	Logs    tasklog.Store  // task logs in shared storage
 	Logger  *slog.Logger   // default slog.Default()
 }
 
@@ -42,7 +48,7 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, log: log, mux: http.NewServeMux()}
+	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, kinds: cfg.Kinds, logs: cfg.Logs, log: log, mux: http.NewServeMux()}
 	s.routes()
 	return s
 }
@@ -93,6 +99,7 @@ func (s *Server) routes() {
 	s.handle("DELETE /api/octopusservernodes/{id}", admin, s.handleNodeDelete)
 	s.handle("GET /api/cluster", user, s.handleClusterGet)
 	s.handle("PUT /api/cluster", admin, s.handleClusterUpdate)
+	s.taskRoutes()
 	s.rootRoutes()
 	s.handle("/api/", user, func(w http.ResponseWriter, r *http.Request) error {
 		return cuttle.Errorf(cuttle.KindNotFound, "There is no route %s %s.", r.Method, r.URL.Path)

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -36,6 +38,26 @@ func (e *Error) Error() string {
 		msg += " (" + strings.Join(e.Errors, "; ") + ")"
 	}
 	return fmt.Sprintf("%s [HTTP %d]", msg, e.Status)
+}
+
+// errorOf decodes an error answer.
+func errorOf(status int, body []byte) *Error {
+	e := &Error{Status: status}
+	var doc struct {
+		ErrorMessage string
+		Errors       []string
+	}
+	if json.Unmarshal(body, &doc) == nil && doc.ErrorMessage != "" {
+		e.Message, e.Errors = doc.ErrorMessage, doc.Errors
+	} else {
+		e.Message = http.StatusText(status)
+	}
+	return e
+}
+
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return errorOf(resp.StatusCode, b)
 }
 
 var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
@@ -76,17 +98,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	if resp.StatusCode >= 400 {
-		e := &Error{Status: resp.StatusCode}
-		var doc struct {
-			ErrorMessage string
-			Errors       []string
-		}
-		if json.Unmarshal(b, &doc) == nil && doc.ErrorMessage != "" {
-			e.Message, e.Errors = doc.ErrorMessage, doc.Errors
-		} else {
-			e.Message = http.StatusText(resp.StatusCode)
-		}
-		return e
+		return errorOf(resp.StatusCode, b)
 	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -146,17 +158,26 @@ func (c *Client) UpdateNode(ctx context.Context, id string, taskCap *int, drain 
 
 // Cluster is the cluster resource.
 type Cluster struct {
-	Id                        string
-	InstallationId            string
-	HeartbeatFrequencySeconds float64
-	StaleTimeoutSeconds       float64
-	LeaseDurationSeconds      float64
-	LeaderNodeId              string
-	Term                      int64
-	ClusterVersion            string
-	NodeCount                 int
-	OnlineNodeCount           int
-	Servers                   []Server
+	Id                                 string
+	InstallationId                     string
+	HeartbeatFrequencySeconds          float64
+	StaleTimeoutSeconds                float64
+	LeaseDurationSeconds               float64
+	RetentionIntervalSeconds           float64
+	PackageCacheCleanupIntervalSeconds float64
+	HealthCheckIntervalSeconds         float64
+	PackageReindexIntervalSeconds      float64
+	Schedules                          []struct {
+		Job              string
+		LastRun, NextRun *time.Time
+		LastTaskId       string
+	}
+	LeaderNodeId    string
+	Term            int64
+	ClusterVersion  string
+	NodeCount       int
+	OnlineNodeCount int
+	Servers         []Server
 }
 
 // Server is one row of the cluster's servers table.
@@ -183,14 +204,101 @@ func (c *Client) Cluster(ctx context.Context) (Cluster, error) {
 
 // UpdateCluster sets the heartbeat frequency and stale timeout; zero leaves one alone.
 func (c *Client) UpdateCluster(ctx context.Context, heartbeat, staleTimeout time.Duration) (Cluster, error) {
+	return c.SetClusterSettings(ctx, map[string]time.Duration{"HeartbeatFrequencySeconds": heartbeat, "StaleTimeoutSeconds": staleTimeout})
+}
+
+// SetClusterSettings sets cluster settings named by their resource field
+// (such as "RetentionIntervalSeconds"); a zero duration leaves one alone.
+func (c *Client) SetClusterSettings(ctx context.Context, settings map[string]time.Duration) (Cluster, error) {
 	body := map[string]any{}
-	if heartbeat > 0 {
-		body["HeartbeatFrequencySeconds"] = heartbeat.Seconds()
-	}
-	if staleTimeout > 0 {
-		body["StaleTimeoutSeconds"] = staleTimeout.Seconds()
+	for field, d := range settings {
+		if d > 0 {
+			body[field] = d.Seconds()
+		}
 	}
 	var cl Cluster
 	err := c.Do(ctx, http.MethodPut, "/api/cluster", body, &cl)
 	return cl, err
+}
+
+// Task is the task resource.
+type Task struct {
+	Id                  string
+	Name                string
+	Description         string
+	State               string
+	ServerNode          string
+	QueueTime           *time.Time
+	StartTime           *time.Time
+	CompletedTime       *time.Time
+	ErrorMessage        string
+	Duration            string
+	IsCompleted         bool
+	HasWarningsOrErrors bool
+	Arguments           map[string]any
+}
+
+// CreateTask queues a task such as {"Name":"AdHocScript","Arguments":{...}}.
+func (c *Client) CreateTask(ctx context.Context, name string, args map[string]any) (Task, error) {
+	var t Task
+	err := c.Do(ctx, http.MethodPost, "/api/tasks", map[string]any{"Name": name, "Arguments": args}, &t)
+	return t, err
+}
+
+// Task returns one task.
+func (c *Client) Task(ctx context.Context, id string) (Task, error) {
+	var t Task
+	err := c.Do(ctx, http.MethodGet, "/api/tasks/"+url.PathEscape(id), nil, &t)
+	return t, err
+}
+
+// Tasks returns the tasks the filters select (empty: any), newest first, up to take.
+func (c *Client) Tasks(ctx context.Context, states []string, node string, take int) ([]Task, int, error) {
+	q := url.Values{"take": {strconv.Itoa(take)}}
+	if len(states) > 0 {
+		q.Set("states", strings.Join(states, ","))
+	}
+	if node != "" {
+		q.Set("node", node)
+	}
+	var page struct {
+		TotalResults int
+		Items        []Task
+	}
+	err := c.Do(ctx, http.MethodGet, "/api/tasks?"+q.Encode(), nil, &page)
+	return page.Items, page.TotalResults, err
+}
+
+// CancelTask cancels a task and returns it as it now is.
+func (c *Client) CancelTask(ctx context.Context, id string) (Task, error) {
+	var t Task
+	err := c.Do(ctx, http.MethodPost, "/api/tasks/"+url.PathEscape(id)+"/cancel", nil, &t)
+	return t, err
+}
+
+// TaskLog copies a task's log as text to w; with follow, until the task completes.
+func (c *Client) TaskLog(ctx context.Context, id string, follow bool, w io.Writer) error {
+	path := "/api/tasks/" + url.PathEscape(id) + "/raw"
+	if follow {
+		path += "?follow=true"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Octopus-ApiKey", c.APIKey)
+	h := c.HTTP
+	if h == nil || follow {
+		h = &http.Client{} // a followed log has no deadline but ctx
+	}
+	resp, err := h.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return decodeError(resp)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
 }

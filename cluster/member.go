@@ -34,6 +34,18 @@ type State struct {
 	// healthyUntil is when, on this node's monotonic clock, the last
 	// successful check-in stops vouching for the database connection.
 	healthyUntil time.Time
+	// checkedIn is when the last successful check-in started (monotonic).
+	checkedIn time.Time
+}
+
+// Alive reports whether the rest of the cluster still counts this node
+// online: it checked in less than five sixths of the stale timeout ago, on
+// its own monotonic clock. The database marks it offline only after the
+// whole stale timeout from a later moment (its last seen), so a node that
+// stops its tasks when Alive turns false has stopped before any other node
+// may take them over.
+func (s *State) Alive() bool {
+	return !s.checkedIn.IsZero() && time.Since(s.checkedIn) < s.Settings.StaleTimeout-s.Settings.StaleTimeout/6
 }
 
 // Healthy reports whether the node is serving and checked in with the
@@ -71,8 +83,9 @@ type Member struct {
 	reg   cuttle.NodeRegistration
 	log   *slog.Logger
 
-	state atomic.Pointer[State]
-	wake  chan struct{}
+	state    atomic.Pointer[State]
+	wake     chan struct{}
+	handlers map[string][]func(payload string) // set before Start
 
 	mu           sync.Mutex // guards the leadership fields below
 	term         int64
@@ -111,6 +124,17 @@ func (m *Member) Refresh() {
 	}
 }
 
+// Handle registers fn to be called with the payload of every notification
+// on channel, and with "" after a reconnect (store.ChannelResync), when any
+// notification may have been missed. Call it before Start. fn runs on the
+// listening goroutine and must not block.
+func (m *Member) Handle(channel string, fn func(payload string)) {
+	if m.handlers == nil {
+		m.handlers = map[string][]func(string){}
+	}
+	m.handlers[channel] = append(m.handlers[channel], fn)
+}
+
 // Leadership returns the term this node leads if it leads and still trusts
 // its lease; ok is false otherwise.
 func (m *Member) Leadership() (l Leadership, ok bool) {
@@ -136,7 +160,7 @@ func (m *Member) Start(ctx context.Context) error {
 	}
 	m.publish(func(s *State) {
 		s.Node, s.Settings, s.Status = node, settings, StatusServing
-		s.healthyUntil = start.Add(settings.LeaseDuration())
+		s.healthyUntil, s.checkedIn = start.Add(settings.LeaseDuration()), start
 	})
 	m.log.Info("node registered", "node", node.Name, "id", cuttle.FormatID(cuttle.NodeIDPrefix, node.ID),
 		"taskCap", node.MaxConcurrentTasks, "draining", node.IsInMaintenanceMode)
@@ -147,6 +171,14 @@ func (m *Member) Start(ctx context.Context) error {
 	go m.listen(loopCtx)
 	go m.loop(loopCtx)
 	return nil
+}
+
+// BeginStop starts a clean stop: ping answers 503 from now on and the node
+// resigns leadership at once, but it keeps checking in, so that its tasks
+// can finish, until Stop.
+func (m *Member) BeginStop() {
+	m.publish(func(s *State) { s.Status = StatusStopping })
+	m.Refresh()
 }
 
 // Stop stops checking in, resigns leadership, and marks the node offline,
@@ -184,6 +216,18 @@ func (m *Member) listen(ctx context.Context) {
 			continue
 		}
 		for n := range ch {
+			for _, fn := range m.handlers[n.Channel] {
+				fn(n.Payload)
+			}
+			if n.Channel == store.ChannelResync {
+				for channel, fns := range m.handlers {
+					if channel != store.ChannelResync {
+						for _, fn := range fns {
+							fn("")
+						}
+					}
+				}
+			}
 			switch n.Channel {
 			case store.ChannelLeader, store.ChannelSettings, store.ChannelResync:
 				m.Refresh()
@@ -244,7 +288,7 @@ func (m *Member) tick(ctx context.Context) {
 	}
 	m.publish(func(s *State) {
 		s.Node, s.Settings = node, settings
-		s.healthyUntil = start.Add(settings.LeaseDuration())
+		s.healthyUntil, s.checkedIn = start.Add(settings.LeaseDuration()), start
 	})
 	m.lead(opCtx, node, settings)
 }
@@ -256,9 +300,10 @@ func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.Clu
 	term := m.term
 	m.mu.Unlock()
 
+	stopping := m.State().Status == StatusStopping
 	if term != 0 {
-		if node.IsInMaintenanceMode {
-			m.stepDown("node draining")
+		if node.IsInMaintenanceMode || stopping {
+			m.stepDown("node draining or stopping")
 			if err := m.resign(ctx, term); err != nil {
 				m.log.Error("resigning leadership failed; the lease will lapse", "err", err)
 			}
@@ -277,7 +322,7 @@ func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.Clu
 		return
 	}
 
-	if node.IsInMaintenanceMode || node.IsOffline {
+	if node.IsInMaintenanceMode || node.IsOffline || stopping {
 		return
 	}
 	start := time.Now()

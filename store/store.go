@@ -77,6 +77,8 @@ type Store interface {
 	// term+1); otherwise it does nothing.
 	ResignLease(ctx context.Context, nodeID, term int64) error
 
+	TaskStore
+
 	// CreateUser creates a user. KindConflict if the username is taken.
 	CreateUser(ctx context.Context, username string, admin bool) (cuttle.User, error)
 	// UserCount returns the number of users.
@@ -107,14 +109,70 @@ const (
 	ChannelLeader   = "cuttle_leader"   // the lease was resigned or taken
 	ChannelNodes    = "cuttle_nodes"    // a node's settings changed; payload: its id
 	ChannelSettings = "cuttle_settings" // the cluster settings changed
+	ChannelTasks    = "cuttle_tasks"    // a task was queued; payload: its id
+	ChannelCancel   = "cuttle_cancel"   // a task is cancelling; payload: its id
 	ChannelResync   = "cuttle_resync"   // delivered locally after a reconnect
 )
 
 // Channels lists the channels a listener receives.
-var Channels = []string{ChannelLeader, ChannelNodes, ChannelSettings}
+var Channels = []string{ChannelLeader, ChannelNodes, ChannelSettings, ChannelTasks, ChannelCancel}
 
 // Notification is one message from Notify.
 type Notification struct {
 	Channel string
 	Payload string
+}
+
+// TaskStore is the durable task queue (see package tasks for the state
+// machine). Every write by an owner is fenced: it names the task's owner and
+// epoch (cuttle.TaskRef) and changes nothing if either moved on.
+type TaskStore interface {
+	// CreateTask queues a task: QueueTime is the database's now and
+	// QueueTimeExpiry now plus t.QueueTimeout (cuttle.DefaultQueueTimeout if zero).
+	CreateTask(ctx context.Context, t cuttle.NewTask) (cuttle.Task, error)
+	// Task returns one task. KindNotFound if there is none.
+	Task(ctx context.Context, id int64) (cuttle.Task, error)
+	// Tasks returns the page of tasks q selects, newest first, and how many it selects in all.
+	Tasks(ctx context.Context, q cuttle.TaskQuery) ([]cuttle.Task, int, error)
+
+	// ClaimTasks claims for the node up to limit of the oldest queued tasks
+	// whose expiry has not passed, and no more than its task cap less the
+	// tasks it executes (Executing or Cancelling) now; none if the node is
+	// offline or draining. Each claimed task becomes Executing with the
+	// node as owner (ServerNode its name), its epoch one more, and its
+	// StartTime set if it was zero. Concurrent claims never claim one task twice.
+	ClaimTasks(ctx context.Context, nodeID int64, limit int) ([]cuttle.Task, error)
+	// OwnedTasks returns the tasks the node owns that are Executing or Cancelling.
+	OwnedTasks(ctx context.Context, nodeID int64) ([]cuttle.TaskRef, error)
+	// SaveCheckpoint stores a resumable task's checkpoint. KindConflict if
+	// the ref's owner and epoch no longer own the task.
+	SaveCheckpoint(ctx context.Context, ref cuttle.TaskRef, checkpoint []byte) error
+	// FinishTasks ends each task whose ref still owns it (Executing or
+	// Cancelling) with its result and CompletedTime now, and returns the ids
+	// of the results that were fenced out (changed nothing).
+	FinishTasks(ctx context.Context, results []cuttle.TaskResult) (lost []int64, err error)
+
+	// CancelTask cancels a task: a queued one ends Canceled at once, an
+	// executing one becomes Cancelling (its owner finishes it), a cancelling
+	// one stays so. It returns the task as it now is. KindConflict if it
+	// has completed, KindNotFound if there is none.
+	CancelTask(ctx context.Context, id int64) (cuttle.Task, error)
+	// ExpireTasks ends TimedOut every queued task whose expiry has passed,
+	// with a message saying no node had room, and returns how many.
+	ExpireTasks(ctx context.Context) (int, error)
+	// TakeOverTasks handles the Executing and Cancelling tasks whose owner
+	// is offline: Cancelling ones end Canceled; resumable Executing ones go
+	// back to Queued (keeping their checkpoint); other Executing ones end
+	// Failed with a message naming the node. It returns the tasks as changed.
+	TakeOverTasks(ctx context.Context) ([]cuttle.Task, error)
+
+	// RunJob queues t for the leader-only job if the job is due (its next
+	// run has come, or it never ran) and the node holds the leader lease for
+	// term, unexpired; then it sets the job's last run to now and its next
+	// run to now plus interval. All of it is one transaction, so a term that
+	// moved on queues nothing and a run is never doubled. ok reports whether
+	// it queued the task.
+	RunJob(ctx context.Context, nodeID, term int64, job string, interval time.Duration, t cuttle.NewTask) (task cuttle.Task, ok bool, err error)
+	// Schedules returns every job's schedule, ordered by job name.
+	Schedules(ctx context.Context) ([]cuttle.Schedule, error)
 }

@@ -242,18 +242,36 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	case "set":
-		c = newClientCommand("cluster set", "cuttle cluster set [--heartbeat D] [--stale-timeout D] [flags]", stdout, stderr)
-		var heartbeat, stale time.Duration
-		c.fs.DurationVar(&heartbeat, "heartbeat", 0, "how often nodes check in, such as 1s")
-		c.fs.DurationVar(&stale, "stale-timeout", 0, "how long a silent node stays online, such as 10s")
+		c = newClientCommand("cluster set", "cuttle cluster set [--heartbeat D] [--stale-timeout D] [--...-interval D] [flags]", stdout, stderr)
+		settings := map[string]*time.Duration{}
+		for _, f := range []struct{ flag, field, usage string }{
+			{"heartbeat", "HeartbeatFrequencySeconds", "how often nodes check in, such as 1s"},
+			{"stale-timeout", "StaleTimeoutSeconds", "how long a silent node stays online, such as 10s"},
+			{"retention-interval", "RetentionIntervalSeconds", "how often the leader applies retention policies"},
+			{"package-cleanup-interval", "PackageCacheCleanupIntervalSeconds", "how often the leader cleans the package cache"},
+			{"health-check-interval", "HealthCheckIntervalSeconds", "how often the leader starts health checks"},
+			{"reindex-interval", "PackageReindexIntervalSeconds", "how often the leader re-indexes the package repository"},
+		} {
+			settings[f.field] = new(time.Duration)
+			c.fs.DurationVar(settings[f.field], f.flag, 0, f.usage)
+		}
 		if _, err := c.parse(args, 0); err != nil {
 			return err
 		}
-		if heartbeat <= 0 && stale <= 0 {
-			return usageErr("give --heartbeat, --stale-timeout or both")
+		values := map[string]time.Duration{}
+		for field, d := range settings {
+			if *d < 0 {
+				return usageErr("durations must be positive")
+			}
+			if *d > 0 {
+				values[field] = *d
+			}
+		}
+		if len(values) == 0 {
+			return usageErr("give at least one setting, such as --heartbeat 1s")
 		}
 		var err error
-		if cl, err = c.client().UpdateCluster(ctx, heartbeat, stale); err != nil {
+		if cl, err = c.client().SetClusterSettings(ctx, values); err != nil {
 			return err
 		}
 	default:
@@ -272,6 +290,13 @@ func clusterTable(w io.Writer, cl client.Cluster) {
 	fmt.Fprintf(w, "Stale timeout\t%v\n", secondsDuration(cl.StaleTimeoutSeconds))
 	fmt.Fprintf(w, "Leader lease\t%v\n", secondsDuration(cl.LeaseDurationSeconds))
 	fmt.Fprintf(w, "Leader\t%s (term %d)\n", leader, cl.Term)
+	for _, sc := range cl.Schedules {
+		next := "due now"
+		if sc.NextRun != nil {
+			next = sc.NextRun.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(w, "Job %s\tlast %s, next %s\n", sc.Job, when(sc.LastRun), next)
+	}
 	fmt.Fprintf(w, "Servers\t%d (%d online)\n\n", cl.NodeCount, cl.OnlineNodeCount)
 	fmt.Fprintln(w, "SERVER\tOS\tADDRESSES\tCOMPONENTS\tHEARTBEAT\tVERSION\tMASTER KEY")
 	for _, s := range cl.Servers {

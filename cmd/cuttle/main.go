@@ -22,7 +22,13 @@ Usage:
   cuttle node set-cap NAME N         set a node's task cap (0: API and UI only)
   cuttle node remove NAME            remove an offline node
   cuttle cluster show                show the cluster's settings and servers
-  cuttle cluster set [--heartbeat D] [--stale-timeout D]
+  cuttle cluster set [--heartbeat D] [--stale-timeout D] [--retention-interval D] ...
+  cuttle task list [--state S] [--node NAME]
+  cuttle task show ID                show one task
+  cuttle task log ID [--follow]      print a task's log (--follow: until it completes)
+  cuttle task cancel ID              cancel a task, on whichever node runs it
+  cuttle task run-script --file F [--wait]
+                                     run a Bash script on a node (--wait: print its log, fail unless it succeeds)
   cuttle version
 
 Client commands take --server (default http://localhost:8080), --api-key and
@@ -47,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runNode(args[1:], stdout, stderr)
 	case "cluster":
 		err = runCluster(args[1:], stdout, stderr)
+	case "task":
+		err = runTask(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, cuttle.Version)
 	case "help", "-h", "--help":

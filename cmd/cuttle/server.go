@@ -24,6 +24,8 @@ import (
 	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/store/postgres"
 	"github.com/cuttledeploy/cuttle/store/sqlite"
+	"github.com/cuttledeploy/cuttle/tasklog"
+	"github.com/cuttledeploy/cuttle/tasks"
 )
 
 // serverOptions are the flags of `cuttle server`.
@@ -51,7 +53,7 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.taskLogs, "task-logs", "", "folder for task logs (default: <storage>/tasklogs)")
 	fs.StringVar(&o.adminAPIKey, "admin-api-key", "", "ensure an administrator API key with exactly this value exists (API- and at least 20 upper-case letters and digits)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long to let running work finish before handing it over")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long running tasks may finish before resumable ones go back to the queue and the others fail")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -125,6 +127,8 @@ func serve(ctx context.Context, o serverOptions, stdout io.Writer, log *slog.Log
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", o.listen, err)
 	}
+	logs := tasklog.Store{Root: layout.TaskLogs}
+	kinds := tasks.Builtin(layout)
 	member := cluster.New(cluster.Config{
 		Store: st,
 		Registration: cuttle.NodeRegistration{
@@ -133,12 +137,14 @@ func serve(ctx context.Context, o serverOptions, stdout io.Writer, log *slog.Log
 		},
 		Logger: log,
 	})
+	executor := tasks.New(tasks.Config{Store: st, Member: member, Logs: logs, Kinds: kinds, Logger: log})
 	if err := member.Start(ctx); err != nil {
 		ln.Close()
 		return fmt.Errorf("joining the cluster: %w", err)
 	}
+	executor.Start(ctx)
 	srv := &http.Server{
-		Handler:           api.New(api.Config{Store: st, Member: member, Cluster: identity, Logger: log}),
+		Handler:           api.New(api.Config{Store: st, Member: member, Cluster: identity, Kinds: kinds, Logs: logs, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -153,7 +159,14 @@ func serve(ctx context.Context, o serverOptions, stdout io.Writer, log *slog.Log
 	case err := <-serveErr:
 		log.Error("HTTP server failed", "err", err)
 	}
-	stopCtx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
+	// Ping answers 503 and leadership moves at once; running tasks get the
+	// grace period to finish, then resumable ones go back to the queue and
+	// the others fail; then the node leaves the cluster.
+	member.BeginStop()
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), o.shutdownGrace)
+	executor.Stop(graceCtx)
+	cancelGrace()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := member.Stop(stopCtx); err != nil {
 		log.Warn("leaving the cluster cleanly failed; the others will see this node go stale", "err", err)

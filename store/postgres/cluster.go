@@ -32,10 +32,10 @@ func offline(t string) string {
 func (s *Store) InitCluster(ctx context.Context, keyFingerprint string) (cuttle.Cluster, error) {
 	def := cuttle.DefaultClusterSettings()
 	_, err := s.pool.Exec(ctx, `
-		INSERT INTO cluster (id, installation_id, key_fingerprint, created_at, heartbeat_us, stale_timeout_us)
-		VALUES (1, gen_random_uuid()::text, $1, clock_timestamp(), $2, $3)
+		INSERT INTO cluster (id, installation_id, key_fingerprint, created_at, `+settingsColumns+`)
+		VALUES (1, gen_random_uuid()::text, $1, clock_timestamp(), $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (id) DO NOTHING`,
-		keyFingerprint, def.HeartbeatFrequency.Microseconds(), def.StaleTimeout.Microseconds())
+		append([]any{keyFingerprint}, settingsArgs(def)...)...)
 	if err != nil {
 		return cuttle.Cluster{}, dbError(err, "initializing the cluster")
 	}
@@ -51,21 +51,48 @@ func (s *Store) InitCluster(ctx context.Context, keyFingerprint string) (cuttle.
 	return c, nil
 }
 
+// settingsColumns are the columns of the cluster's settings, in the order
+// of settingsArgs and settingsFields.
+const settingsColumns = `heartbeat_us, stale_timeout_us,
+	retention_interval_us, package_cleanup_interval_us, health_check_interval_us, reindex_interval_us`
+
+// settingsArgs returns the values of settingsColumns, in microseconds.
+func settingsArgs(cs cuttle.ClusterSettings) []any {
+	var args []any
+	for _, d := range settingsFields(&cs) {
+		args = append(args, d.Microseconds())
+	}
+	return args
+}
+
+// settingsFields returns pointers to the fields of cs, in the order of
+// settingsColumns.
+func settingsFields(cs *cuttle.ClusterSettings) []*time.Duration {
+	return []*time.Duration{&cs.HeartbeatFrequency, &cs.StaleTimeout,
+		&cs.RetentionInterval, &cs.PackageCleanupInterval, &cs.HealthCheckInterval, &cs.ReindexInterval}
+}
+
 // Settings returns the cluster's settings, or cuttle.DefaultClusterSettings
 // before InitCluster has run. Durations have microsecond resolution.
 func (s *Store) Settings(ctx context.Context) (cuttle.ClusterSettings, error) {
-	var hb, stale int64
-	err := s.pool.QueryRow(ctx, `SELECT heartbeat_us, stale_timeout_us FROM cluster WHERE id = 1`).Scan(&hb, &stale)
+	var cs cuttle.ClusterSettings
+	fields := settingsFields(&cs)
+	us := make([]int64, len(fields))
+	dest := make([]any, len(fields))
+	for i := range us {
+		dest[i] = &us[i]
+	}
+	err := s.pool.QueryRow(ctx, `SELECT `+settingsColumns+` FROM cluster WHERE id = 1`).Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return cuttle.DefaultClusterSettings(), nil
 	}
 	if err != nil {
 		return cuttle.ClusterSettings{}, dbError(err, "reading the cluster settings")
 	}
-	return cuttle.ClusterSettings{
-		HeartbeatFrequency: time.Duration(hb) * time.Microsecond,
-		StaleTimeout:       time.Duration(stale) * time.Microsecond,
-	}, nil
+	for i, f := range fields {
+		*f = time.Duration(us[i]) * time.Microsecond
+	}
+	return cs, nil
 }
 
 // UpdateSettings replaces the cluster's settings, truncating durations to
@@ -73,8 +100,9 @@ func (s *Store) Settings(ctx context.Context) (cuttle.ClusterSettings, error) {
 // read, so a new stale timeout applies at once to every node. KindNotFound
 // before InitCluster has run.
 func (s *Store) UpdateSettings(ctx context.Context, cs cuttle.ClusterSettings) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE cluster SET heartbeat_us = $1, stale_timeout_us = $2 WHERE id = 1`,
-		cs.HeartbeatFrequency.Microseconds(), cs.StaleTimeout.Microseconds())
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE cluster SET (`+settingsColumns+`) = ($1, $2, $3, $4, $5, $6)
+		WHERE id = 1`, settingsArgs(cs)...)
 	if err != nil {
 		return dbError(err, "updating the cluster settings")
 	}
@@ -84,9 +112,13 @@ func (s *Store) UpdateSettings(ctx context.Context, cs cuttle.ClusterSettings) e
 	return nil
 }
 
+// runningTasks is SQL for the number of tasks the node aliased n executes
+// now (Executing or Cancelling); the tasks_running index answers it.
+const runningTasks = `(SELECT count(*) FROM tasks r WHERE r.owner_id = n.id AND r.state IN ('Executing', 'Cancelling'))`
+
 // nodeColumns are the columns scanNode reads, from nodes aliased n.
 var nodeColumns = `n.id, n.name, n.max_concurrent_tasks, n.draining, n.last_seen, ` + offline("n") + `,
-	n.version, n.os, n.addresses, n.key_fingerprint, n.started_at`
+	n.version, n.os, n.addresses, n.key_fingerprint, n.started_at, ` + runningTasks
 
 func scanNode(row pgx.Row) (cuttle.Node, error) {
 	var (
@@ -94,7 +126,7 @@ func scanNode(row pgx.Row) (cuttle.Node, error) {
 		lastSeen, startedAt *time.Time
 	)
 	err := row.Scan(&n.ID, &n.Name, &n.MaxConcurrentTasks, &n.IsInMaintenanceMode, &lastSeen, &n.IsOffline,
-		&n.Version, &n.OS, &n.Addresses, &n.KeyFingerprint, &startedAt)
+		&n.Version, &n.OS, &n.Addresses, &n.KeyFingerprint, &startedAt, &n.RunningTaskCount)
 	if err != nil {
 		return cuttle.Node{}, err
 	}
@@ -103,7 +135,6 @@ func scanNode(row pgx.Row) (cuttle.Node, error) {
 	if len(n.Addresses) == 0 {
 		n.Addresses = nil
 	}
-	// RunningTaskCount stays 0 until the store holds tasks.
 	return n, nil
 }
 

@@ -21,10 +21,10 @@ func (s *Store) InitCluster(ctx context.Context, keyFingerprint string) (cuttle.
 	err := s.inTx(ctx, "initializing the cluster", func(tx *sql.Tx) error {
 		def := cuttle.DefaultClusterSettings()
 		_, err := tx.ExecContext(ctx, `
-			INSERT INTO cluster (id, installation_id, key_fingerprint, created_at, heartbeat_ms, stale_timeout_ms)
-			VALUES (1, ?, ?, `+nowMS+`, ?, ?)
+			INSERT INTO cluster (id, installation_id, key_fingerprint, created_at, `+settingsColumns+`)
+			VALUES (1, ?, ?, `+nowMS+`, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`,
-			uuid.NewString(), keyFingerprint, durationMS(def.HeartbeatFrequency), durationMS(def.StaleTimeout))
+			append([]any{uuid.NewString(), keyFingerprint}, settingsArgs(def)...)...)
 		if err != nil {
 			return err
 		}
@@ -37,21 +37,49 @@ func (s *Store) InitCluster(ctx context.Context, keyFingerprint string) (cuttle.
 	return c, err
 }
 
+// settingsColumns are the columns of the cluster's settings, in the order
+// of settingsArgs and settingsFields.
+const settingsColumns = `heartbeat_ms, stale_timeout_ms,
+	retention_interval_ms, package_cleanup_interval_ms, health_check_interval_ms, reindex_interval_ms`
+
+// settingsArgs returns the values of settingsColumns, in milliseconds
+// rounded up.
+func settingsArgs(cs cuttle.ClusterSettings) []any {
+	var args []any
+	for _, d := range settingsFields(&cs) {
+		args = append(args, durationMS(*d))
+	}
+	return args
+}
+
+// settingsFields returns pointers to the fields of cs, in the order of
+// settingsColumns.
+func settingsFields(cs *cuttle.ClusterSettings) []*time.Duration {
+	return []*time.Duration{&cs.HeartbeatFrequency, &cs.StaleTimeout,
+		&cs.RetentionInterval, &cs.PackageCleanupInterval, &cs.HealthCheckInterval, &cs.ReindexInterval}
+}
+
 // Settings returns the cluster's settings, or cuttle.DefaultClusterSettings
 // before InitCluster has run. Durations have millisecond resolution.
 func (s *Store) Settings(ctx context.Context) (cuttle.ClusterSettings, error) {
-	var hb, stale int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT heartbeat_ms, stale_timeout_ms FROM cluster WHERE id = 1`).Scan(&hb, &stale)
+	var cs cuttle.ClusterSettings
+	fields := settingsFields(&cs)
+	ms := make([]int64, len(fields))
+	dest := make([]any, len(fields))
+	for i := range ms {
+		dest[i] = &ms[i]
+	}
+	err := s.rdb.QueryRowContext(ctx, `SELECT `+settingsColumns+` FROM cluster WHERE id = 1`).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return cuttle.DefaultClusterSettings(), nil
 	}
 	if err != nil {
 		return cuttle.ClusterSettings{}, dbError(err, "reading the cluster settings")
 	}
-	return cuttle.ClusterSettings{
-		HeartbeatFrequency: time.Duration(hb) * time.Millisecond,
-		StaleTimeout:       time.Duration(stale) * time.Millisecond,
-	}, nil
+	for i, f := range fields {
+		*f = time.Duration(ms[i]) * time.Millisecond
+	}
+	return cs, nil
 }
 
 // UpdateSettings replaces the cluster's settings, rounding durations up to
@@ -59,8 +87,9 @@ func (s *Store) Settings(ctx context.Context) (cuttle.ClusterSettings, error) {
 // when read, so a new stale timeout applies at once to every node. It returns
 // a KindNotFound error before InitCluster has run.
 func (s *Store) UpdateSettings(ctx context.Context, cs cuttle.ClusterSettings) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE cluster SET heartbeat_ms = ?, stale_timeout_ms = ? WHERE id = 1`,
-		durationMS(cs.HeartbeatFrequency), durationMS(cs.StaleTimeout))
+	res, err := s.db.ExecContext(ctx, `
+		UPDATE cluster SET (`+settingsColumns+`) = (?, ?, ?, ?, ?, ?)
+		WHERE id = 1`, settingsArgs(cs)...)
 	if err != nil {
 		return dbError(err, "updating the cluster settings")
 	}
@@ -72,10 +101,14 @@ func (s *Store) UpdateSettings(ctx context.Context, cs cuttle.ClusterSettings) e
 	return nil
 }
 
+// runningTasks is SQL for the number of tasks the node aliased n executes
+// now (Executing or Cancelling); the tasks_running index answers it.
+const runningTasks = `(SELECT count(*) FROM tasks r WHERE r.owner_id = n.id AND r.state IN ('Executing', 'Cancelling'))`
+
 // nodeSelect selects the columns scanNode reads from nodes aliased n; the
 // query must carry defaultStale.
 var nodeSelect = `SELECT n.id, n.name, n.max_concurrent_tasks, n.draining, n.last_seen, ` + offline("n") + `,
-	n.version, n.os, n.addresses, n.key_fingerprint, n.started_at
+	n.version, n.os, n.addresses, n.key_fingerprint, n.started_at, ` + runningTasks + `
 	FROM nodes n`
 
 type scanner interface{ Scan(dest ...any) error }
@@ -87,7 +120,7 @@ func scanNode(row scanner) (cuttle.Node, error) {
 		addresses           string
 	)
 	err := row.Scan(&n.ID, &n.Name, &n.MaxConcurrentTasks, &n.IsInMaintenanceMode, &lastSeen, &n.IsOffline,
-		&n.Version, &n.OS, &addresses, &n.KeyFingerprint, &startedAt)
+		&n.Version, &n.OS, &addresses, &n.KeyFingerprint, &startedAt, &n.RunningTaskCount)
 	if err != nil {
 		return cuttle.Node{}, err
 	}
@@ -99,7 +132,6 @@ func scanNode(row scanner) (cuttle.Node, error) {
 	if len(n.Addresses) == 0 {
 		n.Addresses = nil
 	}
-	// RunningTaskCount stays 0 until the store holds tasks.
 	return n, nil
 }
 

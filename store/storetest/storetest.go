@@ -66,6 +66,21 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RenewLease", testRenewLease},
 		{"ResignLease", testResignLease},
 
+		{"CreateTask", testCreateTask},
+		{"ListTasks", testListTasks},
+		{"ClaimTasks", testClaimTasks},
+		{"ClaimTasksCap", testClaimTasksCap},
+		{"ClaimTasksUnavailableNode", testClaimTasksUnavailableNode},
+		{"ClaimTasksExpired", testClaimTasksExpired},
+		{"ClaimTasksConcurrent", testClaimTasksConcurrent},
+		{"FinishTasks", testFinishTasks},
+		{"SaveCheckpoint", testSaveCheckpoint},
+		{"CancelTask", testCancelTask},
+		{"ExpireTasks", testExpireTasks},
+		{"TakeOverTasks", testTakeOverTasks},
+		{"TakeOverTasksConcurrent", testTakeOverTasksConcurrent},
+		{"RunJob", testRunJob},
+
 		{"Users", testUsers},
 		{"APIKeys", testAPIKeys},
 
@@ -227,7 +242,11 @@ func testInitCluster(t *testing.T, s store.Store) {
 func testSettings(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	initCluster(t, s)
-	want := cuttle.ClusterSettings{HeartbeatFrequency: 2 * time.Second, StaleTimeout: 7*time.Second + 500*time.Millisecond}
+	want := cuttle.ClusterSettings{
+		HeartbeatFrequency: 2 * time.Second, StaleTimeout: 7*time.Second + 500*time.Millisecond,
+		RetentionInterval: 2 * time.Hour, PackageCleanupInterval: 90 * time.Minute,
+		HealthCheckInterval: 5*time.Minute + 250*time.Millisecond, ReindexInterval: 30 * 24 * time.Hour,
+	}
 	check(t, s.UpdateSettings(ctx, want), "UpdateSettings")
 	got, err := s.Settings(ctx)
 	check(t, err, "Settings")

@@ -1,0 +1,459 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/tasklog"
+)
+
+// taskResource is the ServerTask resource.
+type taskResource struct {
+	Id                         string
+	SpaceId                    string
+	Name                       string
+	Description                string
+	Arguments                  json.RawMessage
+	State                      cuttle.TaskState
+	Completed                  string `json:",omitempty"`
+	QueueTime                  *time.Time
+	QueueTimeExpiry            *time.Time
+	StartTime                  *time.Time
+	CompletedTime              *time.Time
+	LastUpdatedTime            *time.Time
+	ServerNode                 string
+	ErrorMessage               string
+	Duration                   string
+	IsCompleted                bool
+	FinishedSuccessfully       bool
+	HasPendingInterruptions    bool
+	HasWarningsOrErrors        bool
+	CanRerun                   bool
+	HasBeenPickedUpByProcessor bool
+	Links                      map[string]string
+}
+
+// taskCreateBody is what POST /api/tasks accepts: Name, Arguments, and
+// optionally Description, SpaceId and QueueTimeExpiry. The other resource
+// fields are accepted so that a client may send a whole resource, and ignored.
+type taskCreateBody struct {
+	Name            string
+	Description     string
+	Arguments       json.RawMessage
+	SpaceId         string
+	QueueTimeExpiry *time.Time
+
+	Id, State, Completed, ServerNode, ErrorMessage, Duration, LastModifiedBy *string
+	QueueTime, StartTime, CompletedTime, LastUpdatedTime, LastModifiedOn     json.RawMessage
+	IsCompleted, FinishedSuccessfully, HasPendingInterruptions               *bool
+	HasWarningsOrErrors, CanRerun, HasBeenPickedUpByProcessor                *bool
+	Links                                                                    map[string]string
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func toTaskResource(t cuttle.Task) taskResource {
+	id := cuttle.FormatID(cuttle.TaskIDPrefix, t.ID)
+	res := taskResource{
+		Id: id, SpaceId: t.SpaceID, Name: t.Name, Description: t.Description, Arguments: t.Arguments, State: t.State,
+		QueueTime: timePtr(t.QueueTime), QueueTimeExpiry: timePtr(t.QueueTimeExpiry), StartTime: timePtr(t.StartTime),
+		CompletedTime: timePtr(t.CompletedTime), LastUpdatedTime: timePtr(t.LastUpdatedTime), ServerNode: t.ServerNode,
+		ErrorMessage: t.ErrorMessage, IsCompleted: t.State.Completed(), FinishedSuccessfully: t.State == cuttle.TaskSuccess,
+		HasWarningsOrErrors: t.HasWarningsOrErrors, HasBeenPickedUpByProcessor: !t.StartTime.IsZero(),
+		Links: map[string]string{
+			"Self":    "/api/tasks/" + id,
+			"Details": "/api/tasks/" + id + "/details{?verbose,tail}",
+			"Raw":     "/api/tasks/" + id + "/raw",
+			"Cancel":  "/api/tasks/" + id + "/cancel",
+		},
+	}
+	if len(res.Arguments) == 0 {
+		res.Arguments = json.RawMessage(`{}`)
+	}
+	if !t.StartTime.IsZero() {
+		end := t.CompletedTime
+		if end.IsZero() {
+			end = t.LastUpdatedTime
+		}
+		res.Duration = humanDuration(end.Sub(t.StartTime))
+	}
+	if res.IsCompleted {
+		res.Completed = t.CompletedTime.UTC().Format(time.RFC1123)
+	}
+	return res
+}
+
+// humanDuration renders a duration the way the Octopus UI does: "3 seconds", "2 minutes".
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "less than a second"
+	case d < time.Minute:
+		return plural(int(d/time.Second), "second")
+	case d < time.Hour:
+		return plural(int(d/time.Minute), "minute")
+	default:
+		return plural(int(d/time.Hour), "hour")
+	}
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.Itoa(n) + " " + unit + "s"
+}
+
+func (s *Server) taskRoutes() {
+	for _, prefix := range []string{"/api", "/api/" + DefaultSpaceID} {
+		s.handle("POST "+prefix+"/tasks", admin, s.handleTaskCreate)
+		s.handle("GET "+prefix+"/tasks", user, s.handleTaskList)
+		s.handle("GET "+prefix+"/tasks/{id}", user, s.handleTaskGet)
+		s.handle("GET "+prefix+"/tasks/{id}/details", user, s.handleTaskDetails)
+		s.handle("GET "+prefix+"/tasks/{id}/raw", user, s.handleTaskRaw)
+		s.handle("POST "+prefix+"/tasks/{id}/cancel", admin, s.handleTaskCancel)
+	}
+	// The official Go client cancels at /api/spaces/{spaceId}/tasks/{id}/cancel.
+	s.handle("POST /api/spaces/{spaceId}/tasks/{id}/cancel", admin, s.handleTaskCancel)
+	s.handle("GET /api/tasks/taskTypes", user, s.handleTaskTypes)
+}
+
+// space returns the space of a route: the default one, for space-less
+// routes and those under /api/Spaces-1; KindNotFound for a route naming
+// another space (only /api/spaces/{spaceId}/... does).
+func space(r *http.Request) (string, error) {
+	id := r.PathValue("spaceId")
+	if id == "" || strings.EqualFold(id, DefaultSpaceID) {
+		return DefaultSpaceID, nil
+	}
+	return "", cuttle.Errorf(cuttle.KindNotFound, "There is no space %q.", id)
+}
+
+func (s *Server) handleTaskCreate(w http.ResponseWriter, r *http.Request) error {
+	spaceID, err := space(r)
+	if err != nil {
+		return err
+	}
+	var body taskCreateBody
+	if err := decodeJSON(w, r, &body); err != nil {
+		return err
+	}
+	if body.SpaceId != "" && !strings.EqualFold(body.SpaceId, spaceID) {
+		return cuttle.Errorf(cuttle.KindInvalid, "The task's SpaceId %q is not the space of the route (%s).", body.SpaceId, spaceID)
+	}
+	if body.Name == "" {
+		return cuttle.Errorf(cuttle.KindInvalid, "A task needs a Name, such as AdHocScript.")
+	}
+	if len(body.Arguments) > 0 && body.Arguments[0] != '{' && string(body.Arguments) != "null" {
+		return cuttle.Errorf(cuttle.KindInvalid, "Arguments must be a JSON object.")
+	}
+	nt := cuttle.NewTask{SpaceID: spaceID, Name: body.Name, Description: body.Description, Arguments: body.Arguments}
+	if body.QueueTimeExpiry != nil {
+		// The expiry becomes a timeout measured from the database's queue
+		// time; the few milliseconds between the clocks do not matter here.
+		nt.QueueTimeout = time.Until(*body.QueueTimeExpiry)
+		if nt.QueueTimeout <= 0 {
+			return cuttle.Errorf(cuttle.KindInvalid, "QueueTimeExpiry %s has already passed.", body.QueueTimeExpiry.UTC().Format(time.RFC3339))
+		}
+	}
+	nt, err = s.kinds.Prepare(nt)
+	if err != nil {
+		return err
+	}
+	t, err := s.store.CreateTask(r.Context(), nt)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Notify(r.Context(), store.ChannelTasks, cuttle.FormatID(cuttle.TaskIDPrefix, t.ID)); err != nil {
+		s.log.Warn("notifying a new task failed; nodes find it at their next heartbeat", "err", err)
+	}
+	writeJSON(w, http.StatusCreated, toTaskResource(t))
+	return nil
+}
+
+// taskQuery reads the list filters: states, node, name, ids, active, skip, take.
+func taskQuery(r *http.Request) (cuttle.TaskQuery, error) {
+	var q cuttle.TaskQuery
+	v := r.URL.Query()
+	for _, st := range splitList(v.Get("states")) {
+		state := cuttle.TaskState(st)
+		if !state.Valid() {
+			return q, cuttle.Errorf(cuttle.KindInvalid, "states holds %q, which is not a task state; the states are %v.", st, cuttle.TaskStates)
+		}
+		q.States = append(q.States, state)
+	}
+	if active := v.Get("active"); active == "true" && len(q.States) == 0 {
+		q.States = []cuttle.TaskState{cuttle.TaskQueued, cuttle.TaskExecuting, cuttle.TaskCancelling}
+	}
+	q.NodeName, q.Name = v.Get("node"), v.Get("name")
+	for _, s := range splitList(v.Get("ids")) {
+		id, err := cuttle.ParseID(cuttle.TaskIDPrefix, s)
+		if err != nil {
+			return q, cuttle.Errorf(cuttle.KindInvalid, "ids holds %q, which is not a task id (ServerTasks-N).", s)
+		}
+		q.IDs = append(q.IDs, id)
+	}
+	var err error
+	q.Skip, q.Take, err = pageParams(r)
+	return q, err
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (s *Server) handleTaskList(w http.ResponseWriter, r *http.Request) error {
+	if _, err := space(r); err != nil {
+		return err
+	}
+	q, err := taskQuery(r)
+	if err != nil {
+		return err
+	}
+	tasks, total, err := s.store.Tasks(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	items := make([]taskResource, 0, len(tasks))
+	for _, t := range tasks {
+		items = append(items, toTaskResource(t))
+	}
+	writeJSON(w, http.StatusOK, newPage("Task", "/api/tasks", items, total, q.Skip, q.Take))
+	return nil
+}
+
+func (s *Server) task(r *http.Request) (cuttle.Task, error) {
+	if _, err := space(r); err != nil {
+		return cuttle.Task{}, err
+	}
+	id, err := cuttle.ParseID(cuttle.TaskIDPrefix, r.PathValue("id"))
+	if err != nil {
+		return cuttle.Task{}, err
+	}
+	return s.store.Task(r.Context(), id)
+}
+
+func (s *Server) handleTaskGet(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.task(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toTaskResource(t))
+	return nil
+}
+
+func (s *Server) handleTaskCancel(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.task(r)
+	if err != nil {
+		return err
+	}
+	if t, err = s.store.CancelTask(r.Context(), t.ID); err != nil {
+		return err
+	}
+	if t.State == cuttle.TaskCancelling {
+		if err := s.store.Notify(r.Context(), store.ChannelCancel, cuttle.FormatID(cuttle.TaskIDPrefix, t.ID)); err != nil {
+			s.log.Warn("notifying a cancellation failed; the owner sees it at its next heartbeat", "err", err)
+		}
+	}
+	writeJSON(w, http.StatusOK, toTaskResource(t))
+	return nil
+}
+
+func (s *Server) handleTaskTypes(w http.ResponseWriter, r *http.Request) error {
+	type taskType struct{ Id, Name, Description string }
+	var out []taskType
+	for _, name := range s.kinds.Names() {
+		out = append(out, taskType{Id: name, Name: name, Description: s.kinds[name].Description()})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// Details bounds: the newest defaultTail log lines, at most maxTail.
+const (
+	defaultTail = 1000
+	maxTail     = 20000
+)
+
+type activityElement struct {
+	Id                 string
+	Name               string
+	Started            *time.Time
+	Ended              *time.Time
+	Status             string
+	Children           []*activityElement
+	ShowAtSummaryLevel bool
+	LogElements        []activityLogElement
+}
+
+type activityLogElement struct {
+	OccurredAt  time.Time
+	Category    tasklog.Category
+	MessageText string
+	Number      int
+}
+
+// activityStatus maps a task state to the status of its activity.
+func activityStatus(s cuttle.TaskState) string {
+	switch s {
+	case cuttle.TaskQueued:
+		return "Pending"
+	case cuttle.TaskExecuting, cuttle.TaskCancelling:
+		return "Running"
+	case cuttle.TaskSuccess:
+		return "Success"
+	case cuttle.TaskCanceled:
+		return "Canceled"
+	default:
+		return "Failed"
+	}
+}
+
+func (s *Server) handleTaskDetails(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.task(r)
+	if err != nil {
+		return err
+	}
+	tail := defaultTail
+	if v := r.URL.Query().Get("tail"); v != "" {
+		if tail, err = strconv.Atoi(v); err != nil || tail < 0 {
+			return cuttle.Errorf(cuttle.KindInvalid, "tail must be a whole number of lines, at least 0.")
+		}
+		tail = min(tail, maxTail)
+	}
+	id := cuttle.FormatID(cuttle.TaskIDPrefix, t.ID)
+	root := &activityElement{Id: id, Name: t.Description, Started: timePtr(t.StartTime), Ended: timePtr(t.CompletedTime),
+		Status: activityStatus(t.State), Children: []*activityElement{}, ShowAtSummaryLevel: true, LogElements: []activityLogElement{}}
+	blocks := map[string]*activityElement{}
+	// Keep only the newest tail lines: a ring, so a huge log is never held whole.
+	ring := make([]tasklog.Line, 0, min(tail, 1024))
+	number, start := 0, 0
+	cur, err := s.logs.Read(t.ID, tasklog.Cursor{}, func(l tasklog.Line) error {
+		number++
+		if tail == 0 {
+			return nil
+		}
+		if len(ring) < tail {
+			ring = append(ring, l)
+		} else {
+			ring[start] = l
+			start = (start + 1) % tail
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	first := number - len(ring)
+	for i := range ring {
+		l := ring[(start+i)%len(ring)]
+		el := root
+		if l.Block != "" {
+			if el = blocks[l.Block]; el == nil {
+				el = &activityElement{Id: id + "/" + l.Block, Name: l.Block, Status: root.Status, Children: []*activityElement{}, LogElements: []activityLogElement{}}
+				blocks[l.Block] = el
+				root.Children = append(root.Children, el)
+			}
+		}
+		el.LogElements = append(el.LogElements, activityLogElement{OccurredAt: l.Time, Category: l.Category, MessageText: l.Text, Number: first + i + 1})
+	}
+	progress := 0
+	if t.State.Completed() {
+		progress = 100
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Task            taskResource
+		ActivityLogs    []*activityElement
+		PhysicalLogSize int64
+		Progress        struct {
+			ProgressPercentage     int
+			EstimatedTimeRemaining string
+		}
+		Links map[string]string
+	}{Task: toTaskResource(t), ActivityLogs: []*activityElement{root}, PhysicalLogSize: cur.Offset,
+		Progress: struct {
+			ProgressPercentage     int
+			EstimatedTimeRemaining string
+		}{ProgressPercentage: progress},
+		Links: map[string]string{"Self": "/api/tasks/" + id + "/details"}})
+	return nil
+}
+
+// followPoll is how often a following reader looks for new lines.
+const followPoll = 100 * time.Millisecond
+
+// handleTaskRaw streams a task's log as text, one line per log line:
+// "<time>  <category>  <text>". skip=N starts after the first N lines (400
+// if the log of a completed task has fewer); follow=true keeps the answer
+// open and streams new lines until the task completes.
+func (s *Server) handleTaskRaw(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.task(r)
+	if err != nil {
+		return err
+	}
+	skip := 0
+	if v := r.URL.Query().Get("skip"); v != "" {
+		if skip, err = strconv.Atoi(v); err != nil || skip < 0 {
+			return cuttle.Errorf(cuttle.KindInvalid, "skip must be a whole number of lines, at least 0.")
+		}
+	}
+	follow := r.URL.Query().Get("follow") == "true"
+	// Count first, so that a read past the end is refused before the answer begins.
+	cur, err := s.logs.Read(t.ID, tasklog.Cursor{}, func(tasklog.Line) error { return nil })
+	if err != nil {
+		return err
+	}
+	if skip > cur.Line && (t.State.Completed() || !follow) {
+		return cuttle.Errorf(cuttle.KindInvalid, "The log of %s has %d lines; skip=%d is past its end.", cuttle.FormatID(cuttle.TaskIDPrefix, t.ID), cur.Line, skip)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	flusher, _ := w.(http.Flusher)
+	seen := 0
+	cur = tasklog.Cursor{}
+	for {
+		completed := t.State.Completed() // observed before the read, so the read sees every line
+		cur, err = s.logs.Read(t.ID, cur, func(l tasklog.Line) error {
+			if seen++; seen <= skip {
+				return nil
+			}
+			_, err := fmt.Fprintf(w, "%s  %-7s  %s\n", l.Time.UTC().Format("2006-01-02 15:04:05.000"), l.Category, l.Text)
+			return err
+		})
+		if err != nil {
+			return nil // the client went away, or the log cannot be read: the answer has begun
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		if !follow || completed {
+			return nil
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-time.After(followPoll):
+		}
+		if t, err = s.store.Task(r.Context(), t.ID); err != nil {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,255 @@
+// Package tasklog keeps task logs in shared storage. Each ownership of a
+// task (its epoch) writes its own segment file, so there is one writer per
+// file and a node that lost a task never writes into the file of the node
+// that took it over. A reader merges a task's segments in epoch order and
+// streams them without holding a log in memory.
+//
+// Layout under the task-logs root: <task id>/<epoch, 8 digits>.log, one
+// JSON object per line: {"t": time, "c": category, "m": text, "b": block}.
+package tasklog
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Category classifies a log line.
+type Category string
+
+// Categories, as Octopus names them.
+const (
+	Verbose Category = "Verbose"
+	Info    Category = "Info"
+	Warning Category = "Warning"
+	Error   Category = "Error"
+)
+
+// ParseCategory returns the category named s, case-insensitively.
+func ParseCategory(s string) (Category, bool) {
+	for _, c := range []Category{Verbose, Info, Warning, Error} {
+		if strings.EqualFold(s, string(c)) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+// Line is one log line.
+type Line struct {
+	Time     time.Time `json:"t"`
+	Category Category  `json:"c"`
+	Text     string    `json:"m"`
+	// Block names the part of the task the line belongs to, such as one
+	// target of a deployment; empty for the task itself.
+	Block string `json:"b,omitempty"`
+}
+
+// Store is the task-logs folder of shared storage.
+type Store struct {
+	Root string
+}
+
+func (s Store) dir(taskID int64) string {
+	return filepath.Join(s.Root, strconv.FormatInt(taskID, 10))
+}
+
+func segmentName(epoch int64) string { return fmt.Sprintf("%08d.log", epoch) }
+
+// Writer appends lines to one segment. Every Write reaches the operating
+// system before it returns (no buffering in the process), so a line
+// written is kept if the node's process dies; Close syncs the file to
+// disk. It is safe for concurrent use; the zero value is not usable.
+type Writer struct {
+	mu       sync.Mutex
+	f        *os.File
+	path     string
+	buf      []byte
+	warnings bool
+	closed   bool
+	// Allow, if set, is asked before each write; a write it refuses fails
+	// with ErrFenced and writes nothing.
+	allow func() bool
+}
+
+// ErrFenced is returned by a write the writer's Allow refused: the node
+// may no longer own the task.
+var ErrFenced = errors.New("tasklog: this node may no longer own the task")
+
+// Writer returns the writer of the segment of taskID's epoch. The file and
+// its folder are created by the first write, so a task that logs nothing
+// costs no file. allow, if not nil, is asked before every write.
+func (s Store) Writer(taskID, epoch int64, allow func() bool) *Writer {
+	return &Writer{path: filepath.Join(s.dir(taskID), segmentName(epoch)), allow: allow}
+}
+
+// Write appends lines in one write call.
+func (w *Writer) Write(lines ...Line) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return os.ErrClosed
+	}
+	if w.allow != nil && !w.allow() {
+		return ErrFenced
+	}
+	if w.f == nil {
+		if err := os.MkdirAll(filepath.Dir(w.path), 0o750); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return err
+		}
+		w.f = f
+	}
+	w.buf = w.buf[:0]
+	for _, l := range lines {
+		if l.Time.IsZero() {
+			l.Time = time.Now()
+		}
+		l.Time = l.Time.UTC()
+		if l.Category == Warning || l.Category == Error {
+			w.warnings = true
+		}
+		b, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		w.buf = append(append(w.buf, b...), '\n')
+	}
+	_, err := w.f.Write(w.buf)
+	return err
+}
+
+// Logf appends one formatted line.
+func (w *Writer) Logf(c Category, format string, args ...any) error {
+	return w.Write(Line{Category: c, Text: fmt.Sprintf(format, args...)})
+}
+
+// HasWarningsOrErrors reports whether a Warning or Error line was written.
+func (w *Writer) HasWarningsOrErrors() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.warnings
+}
+
+// Close syncs the segment to disk and closes it.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	if w.f == nil {
+		return nil
+	}
+	return errors.Join(w.f.Sync(), w.f.Close())
+}
+
+// segments returns the segment files of a task in epoch order.
+func (s Store) segments(taskID int64) ([]string, error) {
+	entries, err := os.ReadDir(s.dir(taskID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".log") && !e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names) // zero-padded epochs sort in order
+	for i, n := range names {
+		names[i] = filepath.Join(s.dir(taskID), n)
+	}
+	return names, nil
+}
+
+// Cursor is a position in a task's log: the segment and the byte offset in it.
+type Cursor struct {
+	Segment string // base name of the segment file; empty before the first
+	Offset  int64
+	Line    int // lines read so far
+}
+
+// Read calls fn for each complete line after cur, in order, and returns the
+// cursor after the last line read. A line still being written (no newline
+// yet) is left for the next Read. fn returning an error stops the read.
+func (s Store) Read(taskID int64, cur Cursor, fn func(Line) error) (Cursor, error) {
+	segs, err := s.segments(taskID)
+	if err != nil {
+		return cur, err
+	}
+	for _, path := range segs {
+		name := filepath.Base(path)
+		if cur.Segment != "" && name < cur.Segment {
+			continue
+		}
+		if name != cur.Segment {
+			cur = Cursor{Segment: name, Line: cur.Line}
+		}
+		next, err := readSegment(path, cur, fn)
+		cur = next
+		if err != nil {
+			return cur, err
+		}
+	}
+	return cur, nil
+}
+
+func readSegment(path string, cur Cursor, fn func(Line) error) (Cursor, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return cur, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(cur.Offset, io.SeekStart); err != nil {
+		return cur, err
+	}
+	r := bufio.NewReaderSize(f, 64<<10)
+	for {
+		raw, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A line longer than the buffer: gather it whole.
+			long := append([]byte(nil), raw...)
+			for err == bufio.ErrBufferFull {
+				raw, err = r.ReadSlice('\n')
+				long = append(long, raw...)
+			}
+			raw = long
+		}
+		if err == io.EOF {
+			return cur, nil // an incomplete last line waits for its newline
+		}
+		if err != nil {
+			return cur, err
+		}
+		var l Line
+		if jerr := json.Unmarshal(raw, &l); jerr != nil {
+			l = Line{Category: Error, Text: "(unreadable log line)"}
+		}
+		cur.Offset += int64(len(raw))
+		cur.Line++
+		if err := fn(l); err != nil {
+			return cur, err
+		}
+	}
+}
+
+// Remove deletes a task's log.
+func (s Store) Remove(taskID int64) error { return os.RemoveAll(s.dir(taskID)) }

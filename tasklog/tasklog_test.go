@@ -1,0 +1,100 @@
+package tasklog
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func readAll(t *testing.T, s Store, id int64, cur Cursor) ([]string, Cursor) {
+	t.Helper()
+	var got []string
+	cur, err := s.Read(id, cur, func(l Line) error {
+		got = append(got, string(l.Category)+":"+l.Text)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, cur
+}
+
+func TestSegmentsMergeInEpochOrder(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	if got, _ := readAll(t, s, 7, Cursor{}); len(got) != 0 {
+		t.Fatalf("a task with no log reads %v", got)
+	}
+	w1 := s.Writer(7, 1, nil)
+	if _, err := os.Stat(filepath.Join(s.Root, "7")); !os.IsNotExist(err) {
+		t.Fatal("a writer created its file before its first line")
+	}
+	w1.Logf(Info, "one")
+	w1.Write(Line{Category: Error, Text: "two\nstill two"})
+	w1.Close()
+	got, cur := readAll(t, s, 7, Cursor{})
+	if strings.Join(got, "|") != "Info:one|Error:two\nstill two" || cur.Line != 2 {
+		t.Fatalf("epoch 1: %q at %+v", got, cur)
+	}
+	w10 := s.Writer(7, 10, nil) // sorts after epoch 2 only with zero padding
+	w2 := s.Writer(7, 2, nil)
+	w10.Logf(Info, "ten")
+	w2.Logf(Warning, "two-a")
+	if !w2.HasWarningsOrErrors() || w10.HasWarningsOrErrors() {
+		t.Error("HasWarningsOrErrors is wrong")
+	}
+	more, cur := readAll(t, s, 7, cur)
+	if strings.Join(more, "|") != "Warning:two-a|Info:ten" || cur.Line != 4 {
+		t.Fatalf("after the cursor: %q at %+v", more, cur)
+	}
+	w2.Logf(Info, "late in epoch 2")
+	if again, _ := readAll(t, s, 7, cur); len(again) != 0 {
+		t.Fatalf("a reader past epoch 2 re-read it: %q", again)
+	}
+}
+
+func TestPartialLineWaitsForItsNewline(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	w := s.Writer(1, 1, nil)
+	w.Logf(Info, "whole")
+	path := filepath.Join(s.Root, "1", segmentName(1))
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"t":"2026-01-01T00:00:00Z","c":"Info","m":"half`)
+	got, cur := readAll(t, s, 1, Cursor{})
+	if len(got) != 1 {
+		t.Fatalf("read %q; the partial line must wait", got)
+	}
+	f.WriteString("\"}\n")
+	f.Close()
+	got, _ = readAll(t, s, 1, cur)
+	if len(got) != 1 || got[0] != "Info:half" {
+		t.Fatalf("after the newline: %q", got)
+	}
+}
+
+func TestFencedWriterWritesNothing(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	allowed := true
+	w := s.Writer(3, 1, func() bool { return allowed })
+	w.Logf(Info, "before")
+	allowed = false
+	if err := w.Logf(Info, "after"); !errors.Is(err, ErrFenced) {
+		t.Fatalf("write after fencing: %v, want ErrFenced", err)
+	}
+	if got, _ := readAll(t, s, 3, Cursor{}); len(got) != 1 {
+		t.Fatalf("log after fencing: %q", got)
+	}
+}
+
+func TestLongLine(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	w := s.Writer(4, 1, nil)
+	long := strings.Repeat("x", 200<<10)
+	w.Logf(Info, "%s", long)
+	w.Logf(Info, "next")
+	got, _ := readAll(t, s, 4, Cursor{})
+	if len(got) != 2 || got[0] != "Info:"+long || got[1] != "Info:next" {
+		t.Fatalf("long line read back wrong (%d lines)", len(got))
+	}
+}

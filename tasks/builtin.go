@@ -1,0 +1,138 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/blob"
+	"github.com/cuttledeploy/cuttle/tasklog"
+)
+
+// Builtin returns the kinds every node runs: AdHocScript, the diagnostic
+// Noop and Wait, and the system tasks of the leader's scheduled jobs.
+func Builtin(layout blob.Layout) Kinds {
+	ks := Kinds{}
+	ks.Add(adHocScript())
+	ks.Add(Kind{
+		Name:    "Noop",
+		Prepare: noArguments("Noop", "Does nothing (measures the task queue)"),
+		Run:     func(context.Context, *Execution) error { return nil },
+	})
+	ks.Add(waitKind())
+	// The scheduled jobs' bodies report what they would act on; the
+	// features they maintain (releases, targets, the package feed) arrive
+	// with later work.
+	ks.Add(systemKind(cuttle.JobRetention, "Apply retention policies", func(x *Execution) {
+		x.Log.Logf(tasklog.Info, "No retention policy applies yet: there are no releases, deployments or runbook runs to clean up.")
+	}))
+	ks.Add(systemKind(cuttle.JobPackageCleanup, "Clean up the package cache", func(x *Execution) {
+		n, size := countFiles(layout.Packages)
+		x.Log.Logf(tasklog.Info, "The package store %s holds %d files (%d bytes); no cache retention rule applies yet.", layout.Packages, n, size)
+	}))
+	ks.Add(systemKind(cuttle.JobHealthCheck, "Check the health of deployment targets", func(x *Execution) {
+		x.Log.Logf(tasklog.Info, "No deployment targets are registered; nothing to check.")
+	}))
+	ks.Add(systemKind(cuttle.JobReindex, "Re-index the built-in package repository", func(x *Execution) {
+		n, _ := countFiles(layout.Packages)
+		x.Log.Logf(tasklog.Info, "Found %d files in the package store %s; the package index arrives with the package repository.", n, layout.Packages)
+	}))
+	return ks
+}
+
+func systemKind(name, description string, body func(x *Execution)) Kind {
+	return Kind{
+		Name: name, System: true, Resumable: true,
+		Prepare: noArguments(name, description),
+		Run: func(ctx context.Context, x *Execution) error {
+			body(x)
+			return nil
+		},
+	}
+}
+
+// noArguments is the Prepare of a kind that takes no arguments.
+func noArguments(kind, description string) func(json.RawMessage) (string, error) {
+	return func(args json.RawMessage) (string, error) {
+		var none struct{}
+		return description, decodeArguments(kind, args, &none)
+	}
+}
+
+// Description returns what a task of the kind does, as its Prepare
+// describes one with no arguments.
+func (k Kind) Description() string {
+	d, _ := k.Prepare(json.RawMessage(`{}`))
+	return d
+}
+
+func countFiles(dir string) (n int, size int64) {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n++
+				size += info.Size()
+			}
+		}
+		return nil
+	})
+	return n, size
+}
+
+// maxWait bounds the Seconds of a Wait task: one day.
+const maxWait = 86400
+
+// waitKind waits a number of seconds, checkpointing each one, so that a
+// node taking it over resumes where it got to: a diagnostic for failover.
+func waitKind() Kind {
+	type args struct{ Seconds int }
+	return Kind{
+		Name:      "Wait",
+		Resumable: true,
+		Prepare: func(raw json.RawMessage) (string, error) {
+			var a args
+			if err := decodeArguments("Wait", raw, &a); err != nil {
+				return "", err
+			}
+			if a.Seconds < 0 || a.Seconds > maxWait {
+				return "", cuttle.Errorf(cuttle.KindInvalid, "Wait's Seconds must be between 0 and %d.", maxWait)
+			}
+			return fmt.Sprintf("Wait %d seconds (resumable)", a.Seconds), nil
+		},
+		Run: func(ctx context.Context, x *Execution) error {
+			var a args
+			var done struct{ Elapsed int }
+			if err := json.Unmarshal(x.Task.Arguments, &a); err != nil {
+				return err
+			}
+			if len(x.Task.Checkpoint) > 0 {
+				if err := json.Unmarshal(x.Task.Checkpoint, &done); err != nil {
+					return fmt.Errorf("the checkpoint cannot be read: %v", err)
+				}
+				x.Log.Logf(tasklog.Info, "Resuming on node %s after %d of %d seconds.", x.Node, done.Elapsed, a.Seconds)
+			} else {
+				x.Log.Logf(tasklog.Info, "Waiting %d seconds on node %s.", a.Seconds, x.Node)
+			}
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for done.Elapsed < a.Seconds {
+				select {
+				case <-ctx.Done():
+					return context.Cause(ctx)
+				case <-tick.C:
+				}
+				done.Elapsed++
+				b, _ := json.Marshal(done)
+				if err := x.Checkpoint(ctx, b); err != nil {
+					return err
+				}
+				x.Log.Logf(tasklog.Verbose, "%d of %d seconds.", done.Elapsed, a.Seconds)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,46 @@
+// Package tasks runs cuttle's server tasks: a durable queue in the database
+// that every node of a cluster draws from, with task caps, drain, queue
+// expiry, cancellation from any node, live logs in shared storage, and
+// takeover of a dead node's work. It never imports the api package.
+//
+// # States
+//
+//	          claim (owner = node, epoch+1)          finish (fenced)
+//	Queued ────────────────────────────────▶ Executing ─────────────────▶ Success | Failed
+//	  │  ▲                                     │     │
+//	  │  └──── owner offline, kind resumable ──┘     │ cancel requested (any node)
+//	  │        (keeps its checkpoint)                ▼
+//	  │                                          Cancelling ──owner stops──▶ Canceled
+//	  │                                              │
+//	  │                                              └──owner offline──────▶ Canceled
+//	  ├── cancel ──────────────────────────────────────────────────────────▶ Canceled
+//	  └── still queued at QueueTimeExpiry ─────────────────────────────────▶ TimedOut
+//	Executing ── owner offline, kind not resumable ──────────────────────▶ Failed
+//
+// # Invariants (DESIGN.md 2, 3, 4)
+//
+//   - Ownership is (owner node, epoch). A claim sets both in one statement;
+//     every later write of the task (progress, checkpoint, log segment,
+//     final state) is conditional on both, and a write that changes no row
+//     means ownership was lost: the executor stops the task's work at once,
+//     killing its processes. So a task executes on at most one node.
+//   - Takeover happens only for a task whose owner the database clock says
+//     is offline (last seen older than the stale timeout, or stopped), and
+//     bumps the epoch, fencing the old owner out. An owner stops its own
+//     work when it has not checked in for the stale timeout, measured on its
+//     monotonic clock, so it has stopped before anyone can take over.
+//   - A claim counts the node's Executing and Cancelling tasks in the
+//     database, the only truth; a node runs one claimer at a time, so
+//     concurrent claims of one node cannot overshoot its cap.
+//   - Every task ends Success, Failed, Canceled or TimedOut: the leader's
+//     sweep (each heartbeat) takes over tasks of offline owners and expires
+//     queued tasks, so nothing stays Executing or Cancelling without a live
+//     owner, nor Queued past its expiry.
+//
+// # Logs
+//
+// An owner writes the log lines of its epoch to its own segment file in
+// the task-logs storage (one writer per file, never shared); a reader
+// merges a task's segments in epoch order and streams them, never holding
+// a whole log in memory.
+package tasks

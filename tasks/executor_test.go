@@ -1,0 +1,201 @@
+package tasks_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/blob"
+	"github.com/cuttledeploy/cuttle/cluster"
+	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/sqlite"
+	"github.com/cuttledeploy/cuttle/tasklog"
+	"github.com/cuttledeploy/cuttle/tasks"
+)
+
+// node is one in-process node on an embedded database: a member and an executor.
+type node struct {
+	store store.Store
+	exec  *tasks.Executor
+	logs  tasklog.Store
+	kinds tasks.Kinds
+}
+
+func newNode(t *testing.T, taskCap int) *node {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "cuttle.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.InitCluster(ctx, "fp"); err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	layout := blob.NewLayout(dir, "", "", "")
+	layout.Create()
+	n := &node{store: st, logs: tasklog.Store{Root: layout.TaskLogs}, kinds: tasks.Builtin(layout)}
+	m := cluster.New(cluster.Config{Store: st, Logger: quiet, Registration: cuttle.NodeRegistration{Name: "solo", TaskCap: &taskCap}})
+	n.exec = tasks.New(tasks.Config{Store: st, Member: m, Logs: n.logs, Kinds: n.kinds, Logger: quiet})
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n.exec.Start(ctx)
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n.exec.Stop(c)
+		m.Stop(c)
+	})
+	return n
+}
+
+func (n *node) queue(t *testing.T, name string, args any) cuttle.Task {
+	t.Helper()
+	b, _ := json.Marshal(args)
+	nt, err := n.kinds.Prepare(cuttle.NewTask{SpaceID: "Spaces-1", Name: name, Arguments: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := n.store.CreateTask(context.Background(), nt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.store.Notify(context.Background(), store.ChannelTasks, cuttle.FormatID(cuttle.TaskIDPrefix, task.ID))
+	return task
+}
+
+func (n *node) wait(t *testing.T, id int64, timeout time.Duration, states ...cuttle.TaskState) cuttle.Task {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		task, err := n.store.Task(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range states {
+			if task.State == s {
+				return task
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %d is %s after %v, want one of %v", id, task.State, timeout, states)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (n *node) log(t *testing.T, id int64) string {
+	var b strings.Builder
+	n.logs.Read(id, tasklog.Cursor{}, func(l tasklog.Line) error {
+		fmt.Fprintf(&b, "%s %s\n", l.Category, l.Text)
+		return nil
+	})
+	return b.String()
+}
+
+func TestScriptSuccessFailureAndOutput(t *testing.T) {
+	n := newNode(t, 5)
+	ok := n.queue(t, "AdHocScript", map[string]string{"ScriptBody": "echo hello\necho oops >&2\nprintf 'no newline'", "Syntax": "Bash"})
+	bad := n.queue(t, "AdHocScript", map[string]string{"ScriptBody": "echo before; exit 3", "Syntax": "Bash"})
+	got := n.wait(t, ok.ID, 10*time.Second, cuttle.TaskSuccess, cuttle.TaskFailed)
+	if got.State != cuttle.TaskSuccess || !got.HasWarningsOrErrors || got.ServerNode != "solo" || got.StartTime.IsZero() || got.CompletedTime.IsZero() {
+		t.Errorf("succeeding script: %+v", got)
+	}
+	if log := n.log(t, ok.ID); !strings.Contains(log, "Info hello\n") || !strings.Contains(log, "Error oops\n") || !strings.Contains(log, "Info no newline\n") {
+		t.Errorf("log of the succeeding script:\n%s", log)
+	}
+	got = n.wait(t, bad.ID, 10*time.Second, cuttle.TaskSuccess, cuttle.TaskFailed)
+	if got.State != cuttle.TaskFailed || !strings.Contains(got.ErrorMessage, "code 3") {
+		t.Errorf("failing script: %s %q", got.State, got.ErrorMessage)
+	}
+}
+
+func TestCancelKillsTheScriptsProcesses(t *testing.T) {
+	n := newNode(t, 5)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	task := n.queue(t, "AdHocScript", map[string]string{"Syntax": "Bash",
+		"ScriptBody": "sleep 300 &\necho $! > " + pidFile + "\nwait"})
+	n.wait(t, task.ID, 5*time.Second, cuttle.TaskExecuting)
+	var pid int
+	deadline := time.Now().Add(5 * time.Second)
+	for pid == 0 && time.Now().Before(deadline) {
+		b, _ := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pid == 0 {
+		t.Fatal("the script did not start its child")
+	}
+	if _, err := n.store.CancelTask(context.Background(), task.ID); err != nil {
+		t.Fatal(err)
+	}
+	n.store.Notify(context.Background(), store.ChannelCancel, cuttle.FormatID(cuttle.TaskIDPrefix, task.ID))
+	n.wait(t, task.ID, 5*time.Second, cuttle.TaskCanceled)
+	deadline = time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the script's child %d still runs after the task was cancelled", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestCapIsNeverExceeded(t *testing.T) {
+	n := newNode(t, 2)
+	var ids []int64
+	for i := 0; i < 8; i++ {
+		ids = append(ids, n.queue(t, "Wait", map[string]int{"Seconds": 0}).ID)
+		ids = append(ids, n.queue(t, "Noop", map[string]int{}).ID)
+	}
+	for _, id := range ids {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			nodes, _ := n.store.Nodes(context.Background())
+			if nodes[0].RunningTaskCount > 2 {
+				t.Fatalf("node runs %d tasks with cap 2", nodes[0].RunningTaskCount)
+			}
+			task, _ := n.store.Task(context.Background(), id)
+			if task.State == cuttle.TaskSuccess {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("task %d is %s", id, task.State)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+func TestPrepareRefusesBadTasks(t *testing.T) {
+	kinds := tasks.Builtin(blob.NewLayout(t.TempDir(), "", "", ""))
+	for _, c := range []struct {
+		name, args string
+	}{
+		{"Deploy", `{}`},
+		{"Retention", `{}`}, // a system task
+		{"AdHocScript", `{}`},
+		{"AdHocScript", `{"ScriptBody": "true", "Syntax": "Cobol"}`},
+		{"AdHocScript", `{"ScriptBody": 42, "Syntax": "Bash"}`},
+		{"AdHocScript", `{"ScriptBody": "true", "Syntax": "Bash", "Colour": 1}`},
+		{"AdHocScript", `{"ScriptBody": "true", "Syntax": "Bash", "MachineIds": ["Machines-1"]}`},
+		{"Wait", `{"Seconds": -1}`},
+	} {
+		_, err := kinds.Prepare(cuttle.NewTask{Name: c.name, Arguments: json.RawMessage(c.args)})
+		if !cuttle.IsKind(err, cuttle.KindInvalid) {
+			t.Errorf("%s %s: %v, want a KindInvalid error", c.name, c.args, err)
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/tasklog"
+)
+
+// Kind is one kind of task, such as AdHocScript.
+type Kind struct {
+	Name string
+	// Resumable kinds continue on another node from their checkpoint when
+	// their owner dies; others end Failed.
+	Resumable bool
+	// System kinds are queued by the cluster itself, never through the API.
+	System bool
+	// Prepare checks the arguments of a new task and returns its
+	// description. Its errors are KindInvalid and say what is wrong.
+	Prepare func(args json.RawMessage) (description string, err error)
+	// Run does the work. It returns nil for Success and an error, whose text
+	// becomes the task's error message, for Failed. ctx ends when the task is
+	// cancelled or this node loses it; Run must then stop promptly.
+	Run func(ctx context.Context, x *Execution) error
+}
+
+// Execution is what a running task sees.
+type Execution struct {
+	Task cuttle.Task
+	Log  *tasklog.Writer
+	Node string // the name of the node running it
+	ref  cuttle.TaskRef
+	e    *Executor
+}
+
+// Checkpoint stores where a resumable task has got to, so that a node taking
+// it over resumes from there (x.Task.Checkpoint). KindConflict if this node
+// no longer owns the task.
+func (x *Execution) Checkpoint(ctx context.Context, checkpoint []byte) error {
+	err := x.e.store.SaveCheckpoint(ctx, x.ref, checkpoint)
+	if cuttle.IsKind(err, cuttle.KindConflict) {
+		x.e.cancelRun(x.Task.ID, errLost)
+	}
+	return err
+}
+
+// Kinds is a set of task kinds by name.
+type Kinds map[string]Kind
+
+// Add adds a kind; it panics on a duplicate name, a programming error.
+func (ks Kinds) Add(k Kind) {
+	if _, dup := ks[k.Name]; dup {
+		panic("tasks: duplicate kind " + k.Name)
+	}
+	ks[k.Name] = k
+}
+
+// Names returns the names of the kinds a user may queue, sorted.
+func (ks Kinds) Names() []string {
+	var names []string
+	for n, k := range ks {
+		if !k.System {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Prepare checks a task a user asks to queue and returns it ready for the
+// store. KindInvalid for an unknown or system kind, or bad arguments.
+func (ks Kinds) Prepare(t cuttle.NewTask) (cuttle.NewTask, error) {
+	k, ok := ks[t.Name]
+	if !ok || k.System {
+		return t, cuttle.Errorf(cuttle.KindInvalid, "There is no task named %q; the tasks you can queue are %v.", t.Name, ks.Names())
+	}
+	if len(t.Arguments) == 0 || string(t.Arguments) == "null" {
+		t.Arguments = json.RawMessage(`{}`)
+	}
+	desc, err := k.Prepare(t.Arguments)
+	if err != nil {
+		return t, err
+	}
+	if t.Description == "" {
+		t.Description = desc
+	}
+	t.Resumable = k.Resumable
+	return t, nil
+}
+
+// decodeArguments decodes task arguments strictly into v: unknown
+// arguments and wrong types are KindInvalid errors naming the task.
+func decodeArguments(kind string, args json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(args))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return cuttle.Errorf(cuttle.KindInvalid, "The arguments of %s are invalid: %s.", kind, describe(err))
+	}
+	return nil
+}
+
+func describe(err error) string {
+	if typ, ok := err.(*json.UnmarshalTypeError); ok {
+		return fmt.Sprintf("%s must be a JSON %s", typ.Field, typ.Type.Kind())
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
