@@ -94,10 +94,10 @@ type TaskRef struct {
 	State TaskState // as last read: Executing or Cancelling
 }
 
-// TaskResult is how an owner ends a task.
+// TaskResult is how an owner ends a task, or hands it back.
 type TaskResult struct {
 	TaskRef
-	State               TaskState // Success, Failed or Canceled
+	State               TaskState // Success, Failed or Canceled; Queued hands it back
 	ErrorMessage        string
 	HasWarningsOrErrors bool
 }
@@ -129,4 +129,23 @@ type Schedule struct {
 	LastRun  time.Time // zero if never
 	NextRun  time.Time
 	LastTask int64 // the task the last run queued; 0 if none
+}
+
+// CheckResults returns a KindInvalid error unless every result ends its task
+// Success, Failed or Canceled, or hands it back (Queued), and no task has
+// two results.
+func CheckResults(results []TaskResult) error {
+	seen := make(map[int64]bool, len(results))
+	for _, r := range results {
+		switch r.State {
+		case TaskSuccess, TaskFailed, TaskCanceled, TaskQueued:
+		default:
+			return Errorf(KindInvalid, "A task cannot end %q: only Success, Failed or Canceled, or go back to Queued.", r.State)
+		}
+		if seen[r.ID] {
+			return Errorf(KindInvalid, "The task %s has more than one result.", FormatID(TaskIDPrefix, r.ID))
+		}
+		seen[r.ID] = true
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -203,10 +204,15 @@ func (s *Server) handleNodeUpdate(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// nodeChanged tells the node, wherever it runs, to apply its new settings now.
+// nodeChanged tells the node, wherever it runs, to apply its new settings
+// now; this node applies them before the answer is sent.
 func (s *Server) nodeChanged(r *http.Request, id int64) {
 	if s.member.State().Node.ID == id {
-		s.member.Refresh()
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.member.Sync(ctx); err != nil {
+			s.log.Warn("applying this node's new settings is taking long; it applies them at its next check-in", "err", err)
+		}
 	}
 	if err := s.store.Notify(r.Context(), store.ChannelNodes, cuttle.FormatID(cuttle.NodeIDPrefix, id)); err != nil {
 		s.log.Warn("notifying the cluster of a node change failed; it applies at the next heartbeat", "err", err)

@@ -85,6 +85,8 @@ type Member struct {
 
 	state    atomic.Pointer[State]
 	wake     chan struct{}
+	tickMu   sync.Mutex
+	ticked   chan struct{}                     // closed and replaced after each tick
 	handlers map[string][]func(payload string) // set before Start
 
 	mu           sync.Mutex // guards the leadership fields below
@@ -107,7 +109,7 @@ func New(cfg Config) *Member {
 	if log == nil {
 		log = slog.Default()
 	}
-	m := &Member{store: cfg.Store, reg: cfg.Registration, log: log, wake: make(chan struct{}, 1)}
+	m := &Member{store: cfg.Store, reg: cfg.Registration, log: log, wake: make(chan struct{}, 1), ticked: make(chan struct{})}
 	m.state.Store(&State{Status: StatusStarting, Settings: cuttle.DefaultClusterSettings()})
 	return m
 }
@@ -133,6 +135,32 @@ func (m *Member) Handle(channel string, fn func(payload string)) {
 		m.handlers = map[string][]func(string){}
 	}
 	m.handlers[channel] = append(m.handlers[channel], fn)
+}
+
+// Sync checks in now and returns once the node has applied what it read,
+// or ctx ends: after a change to this node's settings, the node has
+// applied the change when Sync returns.
+func (m *Member) Sync(ctx context.Context) error {
+	m.tickMu.Lock()
+	next := m.ticked
+	m.tickMu.Unlock()
+	m.Refresh()
+	select {
+	case <-next:
+		// That tick may have begun before the call; wait for one more.
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	m.tickMu.Lock()
+	next = m.ticked
+	m.tickMu.Unlock()
+	m.Refresh()
+	select {
+	case <-next:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Leadership returns the term this node leads if it leads and still trusts
@@ -252,6 +280,10 @@ func (m *Member) loop(ctx context.Context) {
 		case <-m.wake:
 		}
 		m.tick(ctx)
+		m.tickMu.Lock()
+		close(m.ticked)
+		m.ticked = make(chan struct{})
+		m.tickMu.Unlock()
 		timer.Reset(m.State().Settings.HeartbeatFrequency)
 	}
 }

@@ -149,7 +149,11 @@ type TaskStore interface {
 	SaveCheckpoint(ctx context.Context, ref cuttle.TaskRef, checkpoint []byte) error
 	// FinishTasks ends each task whose ref still owns it (Executing or
 	// Cancelling) with its result and CompletedTime now, and returns the ids
-	// of the results that were fenced out (changed nothing).
+	// of the results that were fenced out (changed nothing). A result of
+	// State Queued hands the task back instead: it is queued again, keeping
+	// its epoch and checkpoint, with its expiry pushed to now plus its queue
+	// timeout if that is later (a Cancelling one ends Canceled). KindInvalid
+	// for any other state, or two results for one task.
 	FinishTasks(ctx context.Context, results []cuttle.TaskResult) (lost []int64, err error)
 
 	// CancelTask cancels a task: a queued one ends Canceled at once, an

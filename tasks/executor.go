@@ -332,6 +332,15 @@ func (e *Executor) write(batch []cuttle.TaskResult) {
 			}
 			return
 		}
+		if !cuttle.IsKind(err, cuttle.KindUnavailable) {
+			// Not a passing fault: drop the results. The tasks stay owned by
+			// this node in the database, so the monitor ends them as orphans.
+			e.log.Error("writing task results failed", "tasks", len(batch), "err", err)
+			for _, r := range batch {
+				e.forget(r.ID, r.Epoch)
+			}
+			return
+		}
 		if attempt == 0 || attempt%20 == 0 {
 			e.log.Warn("writing task results failed; retrying", "tasks", len(batch), "err", err)
 		}

@@ -349,24 +349,6 @@ func (s *Store) SaveCheckpoint(ctx context.Context, ref cuttle.TaskRef, checkpoi
 	return nil
 }
 
-// checkResults returns a KindInvalid error unless every result ends its
-// task Success, Failed or Canceled, and no task has two results.
-func checkResults(results []cuttle.TaskResult) error {
-	seen := make(map[int64]bool, len(results))
-	for _, r := range results {
-		switch r.State {
-		case cuttle.TaskSuccess, cuttle.TaskFailed, cuttle.TaskCanceled:
-		default:
-			return cuttle.Errorf(cuttle.KindInvalid, "A task cannot end %q: only Success, Failed or Canceled.", r.State)
-		}
-		if seen[r.ID] {
-			return cuttle.Errorf(cuttle.KindInvalid, "The task %s has more than one result.", cuttle.FormatID(cuttle.TaskIDPrefix, r.ID))
-		}
-		seen[r.ID] = true
-	}
-	return nil
-}
-
 // FinishTasks ends each task whose ref (its own owner and epoch) still owns
 // it, Executing or Cancelling, with its result and CompletedTime now, in one
 // statement; and returns the ids of the results that were fenced out
@@ -377,7 +359,7 @@ func (s *Store) FinishTasks(ctx context.Context, results []cuttle.TaskResult) ([
 	if len(results) == 0 {
 		return nil, nil
 	}
-	if err := checkResults(results); err != nil {
+	if err := cuttle.CheckResults(results); err != nil {
 		return nil, err
 	}
 	var (
@@ -396,10 +378,14 @@ func (s *Store) FinishTasks(ctx context.Context, results []cuttle.TaskResult) ([
 	rows, err := s.pool.Query(ctx, `
 		WITH clock AS (SELECT clock_timestamp() AS ts)
 		UPDATE tasks AS t SET
-			state = r.state,
+			state = CASE WHEN r.state <> 'Queued' THEN r.state
+				WHEN t.state = 'Cancelling' THEN 'Canceled' ELSE 'Queued' END,
 			error_message = r.message,
-			has_warnings_or_errors = r.warnings,
-			completed_time = clock.ts,
+			has_warnings_or_errors = t.has_warnings_or_errors OR r.warnings,
+			completed_time = CASE WHEN r.state = 'Queued' AND t.state <> 'Cancelling' THEN NULL ELSE clock.ts END,
+			queue_time_expiry = CASE WHEN r.state = 'Queued'
+				THEN greatest(t.queue_time_expiry, clock.ts + (t.queue_time_expiry - t.queue_time))
+				ELSE t.queue_time_expiry END,
 			last_updated_time = clock.ts
 		FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::boolean[])
 			AS r (id, owner, epoch, state, message, warnings),

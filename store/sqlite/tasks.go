@@ -317,24 +317,6 @@ func (s *Store) SaveCheckpoint(ctx context.Context, ref cuttle.TaskRef, checkpoi
 	return dbError(affected(res, err, lostOwnership(ref)), "saving the checkpoint")
 }
 
-// checkResults returns a KindInvalid error unless every result ends its
-// task Success, Failed or Canceled, and no task has two results.
-func checkResults(results []cuttle.TaskResult) error {
-	seen := make(map[int64]bool, len(results))
-	for _, r := range results {
-		switch r.State {
-		case cuttle.TaskSuccess, cuttle.TaskFailed, cuttle.TaskCanceled:
-		default:
-			return cuttle.Errorf(cuttle.KindInvalid, "A task cannot end %q: only Success, Failed or Canceled.", r.State)
-		}
-		if seen[r.ID] {
-			return cuttle.Errorf(cuttle.KindInvalid, "The task %s has more than one result.", cuttle.FormatID(cuttle.TaskIDPrefix, r.ID))
-		}
-		seen[r.ID] = true
-	}
-	return nil
-}
-
 // FinishTasks ends each task whose ref (its own owner and epoch) still owns
 // it, Executing or Cancelling, with its result and CompletedTime now, in one
 // transaction; and returns the ids of the results that were fenced out
@@ -345,17 +327,21 @@ func (s *Store) FinishTasks(ctx context.Context, results []cuttle.TaskResult) ([
 	if len(results) == 0 {
 		return nil, nil
 	}
-	if err := checkResults(results); err != nil {
+	if err := cuttle.CheckResults(results); err != nil {
 		return nil, err
 	}
 	var lost []int64
 	err := s.inTx(ctx, "finishing tasks", func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `
 			UPDATE tasks SET
-				state = :state,
+				state = CASE WHEN :state <> 'Queued' THEN :state
+					WHEN state = 'Cancelling' THEN 'Canceled' ELSE 'Queued' END,
 				error_message = :message,
-				has_warnings_or_errors = :warnings,
-				completed_time = `+nowMS+`,
+				has_warnings_or_errors = has_warnings_or_errors OR :warnings,
+				completed_time = CASE WHEN :state = 'Queued' AND state <> 'Cancelling' THEN NULL ELSE `+nowMS+` END,
+				queue_time_expiry = CASE WHEN :state = 'Queued'
+					THEN MAX(queue_time_expiry, `+nowMS+` + (queue_time_expiry - queue_time))
+					ELSE queue_time_expiry END,
 				last_updated_time = `+nowMS+`
 			WHERE `+fenced)
 		if err != nil {

@@ -544,7 +544,7 @@ func testFinishTasks(t *testing.T, s store.Store) {
 	}
 
 	// Results must end their tasks; a bad one changes nothing.
-	for _, bad := range []cuttle.TaskState{cuttle.TaskExecuting, cuttle.TaskQueued, cuttle.TaskTimedOut, cuttle.TaskCancelling, "Bogus"} {
+	for _, bad := range []cuttle.TaskState{cuttle.TaskExecuting, cuttle.TaskTimedOut, cuttle.TaskCancelling, "Bogus"} {
 		_, err := s.FinishTasks(ctx, []cuttle.TaskResult{result(onA[0], cuttle.TaskSuccess), result(onA[1], bad)})
 		wantKind(t, err, cuttle.KindInvalid, "FinishTasks with the state "+string(bad))
 	}
@@ -600,6 +600,37 @@ func testFinishTasks(t *testing.T, s store.Store) {
 
 	if got := node(t, s, a.ID).RunningTaskCount; got != 1 {
 		t.Errorf("RunningTaskCount = %d, want 1", got)
+	}
+
+	// Handing a task back (Queued) queues it again with its epoch and
+	// checkpoint, claimable with the next epoch; a cancelling one handed
+	// back ends Canceled.
+	check(t, s.SaveCheckpoint(ctx, ref(onA[3]), []byte(`{"step":2}`)), "SaveCheckpoint")
+	finish(t, s, []cuttle.TaskResult{result(onA[3], cuttle.TaskQueued)})
+	back := task(t, s, onA[3].ID)
+	wantState(t, "a task handed back", back, cuttle.TaskQueued)
+	if back.Epoch != onA[3].Epoch || !back.CompletedTime.IsZero() || string(back.Checkpoint) == "" {
+		t.Errorf("a task handed back = %+v; want its epoch and checkpoint kept, no completed time", back)
+	}
+	if !back.QueueTimeExpiry.After(onA[3].QueueTimeExpiry) && !back.QueueTimeExpiry.Equal(onA[3].QueueTimeExpiry) {
+		t.Errorf("a task handed back expires %v, before its old expiry %v", back.QueueTimeExpiry, onA[3].QueueTimeExpiry)
+	}
+	again := claim(t, s, b.ID, 6)
+	found := false
+	for _, c := range again {
+		if c.ID == back.ID {
+			found = c.Epoch == back.Epoch+1
+		}
+	}
+	if !found {
+		t.Errorf("the task handed back was not claimed again with the next epoch: %+v", again)
+	}
+	cancelling := claim(t, s, a.ID, 1)
+	if len(cancelling) == 1 {
+		_, err = s.CancelTask(ctx, cancelling[0].ID)
+		check(t, err, "CancelTask")
+		finish(t, s, []cuttle.TaskResult{result(cancelling[0], cuttle.TaskQueued)})
+		wantState(t, "a cancelling task handed back", task(t, s, cancelling[0].ID), cuttle.TaskCanceled)
 	}
 }
 
