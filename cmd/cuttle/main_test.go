@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -172,5 +175,66 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	}
 	if code, _, errOut = cli(t, map[string]string{"CUTTLE_TASK_CAP": "lots"}, "server"); code == 0 || !strings.Contains(errOut, "CUTTLE_TASK_CAP") {
 		t.Errorf("a bad CUTTLE_TASK_CAP: exit %d %s; want refused naming the variable", code, errOut)
+	}
+}
+
+func TestTaskCommands(t *testing.T) {
+	t.Parallel()
+	n := testcluster.StartNode(t, testcluster.NodeConfig{Name: "solo", AdminKey: "API-" + strings.Repeat("T", 26)})
+	base := []string{"--server", n.URL, "--api-key", n.Config.AdminKey}
+	script := filepath.Join(t.TempDir(), "ok.sh")
+	os.WriteFile(script, []byte("echo working on $CUTTLE_SERVER_NODE\nsleep 0.2\necho finished\n"), 0o644)
+	code, out, errOut := cli(t, nil, append([]string{"task", "run-script", "--file", script, "--wait"}, base...)...)
+	if code != 0 || !strings.Contains(out, "working on solo") || !strings.Contains(out, "finished") || !strings.Contains(out, "Success") {
+		t.Fatalf("run-script --wait of a good script: exit %d\n%s%s", code, out, errOut)
+	}
+	failing := filepath.Join(t.TempDir(), "bad.sh")
+	os.WriteFile(failing, []byte("echo about to fail\nexit 4\n"), 0o644)
+	code, out, errOut = cli(t, nil, append([]string{"task", "run-script", "--file", failing, "--wait"}, base...)...)
+	if code != 1 || !strings.Contains(out, "about to fail") || !strings.Contains(errOut, "code 4") {
+		t.Fatalf("run-script --wait of a failing script: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, nil, append([]string{"task", "list", "--state", "Failed", "--output", "json"}, base...)...)
+	var list []client.Task
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0].State != "Failed" {
+		t.Fatalf("task list --state Failed: exit %d\n%s%s", code, out, errOut)
+	}
+	id := list[0].Id
+	if code, out, _ = cli(t, nil, append([]string{"task", "show", id}, base...)...); code != 0 || !strings.Contains(out, "The script exited with code 4.") {
+		t.Fatalf("task show: exit %d\n%s", code, out)
+	}
+	if code, out, _ = cli(t, nil, append([]string{"task", "log", id}, base...)...); code != 0 || !strings.Contains(out, "about to fail") {
+		t.Fatalf("task log: exit %d\n%s", code, out)
+	}
+	if code, _, errOut = cli(t, nil, append([]string{"task", "cancel", id}, base...)...); code != 1 || !strings.Contains(errOut, "409") {
+		t.Fatalf("cancel of a finished task: exit %d %s; want refused with 409", code, errOut)
+	}
+	// A long task: follow its log from another command, cancel it, and the follower ends.
+	long, err := n.Client.CreateTask(testcluster.Context(t, 5*time.Second), "AdHocScript", map[string]any{"ScriptBody": "echo started; sleep 60", "Syntax": "Bash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	followed := make(chan string, 1)
+	go func() {
+		_, out, _ := cli(t, nil, append([]string{"task", "log", long.Id, "--follow"}, base...)...)
+		followed <- out
+	}()
+	testcluster.Eventually(t, 5*time.Second, func() error {
+		tk, err := n.Client.Task(context.Background(), long.Id)
+		if err != nil || tk.State != "Executing" {
+			return fmt.Errorf("task is %s (%v)", tk.State, err)
+		}
+		return nil
+	})
+	if code, out, errOut = cli(t, nil, append([]string{"task", "cancel", long.Id}, base...)...); code != 0 {
+		t.Fatalf("task cancel: exit %d\n%s%s", code, out, errOut)
+	}
+	select {
+	case out := <-followed:
+		if !strings.Contains(out, "started") || !strings.Contains(out, "cancelled") {
+			t.Fatalf("followed log: %s", out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("task log --follow did not end after the task was cancelled")
 	}
 }
