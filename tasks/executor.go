@@ -21,7 +21,7 @@ var (
 	errStopping = errors.New("the node is stopping")
 )
 
-// spreadDelay is how long a node that is full waits, when woken by a new
+// spreadDelay is how long a node that is full waits, when told of a new
 // task, before it claims: a node with a fraction f of its cap in use waits
 // f times this, so the least loaded node usually claims first.
 const spreadDelay = 5 * time.Millisecond
@@ -50,9 +50,10 @@ type Executor struct {
 	kinds  Kinds
 	log    *slog.Logger
 
-	wake    chan struct{} // claim now
-	check   chan struct{} // reconcile with the database now
-	results chan result
+	wake     chan struct{} // claim now: this node has room again
+	notified chan struct{} // claim soon: a task was queued somewhere
+	check    chan struct{} // reconcile with the database now
+	results  chan result
 
 	mu       sync.Mutex
 	runs     map[int64]*run // claimed and not yet finished in the database
@@ -83,10 +84,10 @@ func New(cfg Config) *Executor {
 	}
 	e := &Executor{
 		store: cfg.Store, member: cfg.Member, logs: cfg.Logs, kinds: cfg.Kinds, log: log,
-		wake: make(chan struct{}, 1), check: make(chan struct{}, 1), results: make(chan result, finishBatch),
+		wake: make(chan struct{}, 1), notified: make(chan struct{}, 1), check: make(chan struct{}, 1), results: make(chan result, finishBatch),
 		runs: map[int64]*run{},
 	}
-	cfg.Member.Handle(store.ChannelTasks, func(string) { e.Wake() })
+	cfg.Member.Handle(store.ChannelTasks, func(string) { signal(e.notified) })
 	cfg.Member.Handle(store.ChannelCancel, func(payload string) {
 		if payload == "" {
 			signal(e.check)
@@ -106,7 +107,7 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// Wake makes the executor try to claim at once, for example after a task was queued.
+// Wake makes the executor try to claim at once.
 func (e *Executor) Wake() { signal(e.wake) }
 
 // Running returns the number of tasks this node runs or is finishing.
@@ -164,20 +165,24 @@ func (e *Executor) claimer(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		woken := false
+		spread := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		case <-e.wake:
-			woken = true
+		case <-e.notified:
+			spread = true
 		}
-		e.claim(ctx, woken)
+		e.claim(ctx, spread)
 		timer.Reset(e.member.State().Settings.HeartbeatFrequency)
 	}
 }
 
-func (e *Executor) claim(ctx context.Context, woken bool) {
+// claim claims as many tasks as the node has room for. With spread (a task
+// was queued somewhere), a node that is partly busy first waits in
+// proportion to how busy it is, so that the least loaded node claims first.
+func (e *Executor) claim(ctx context.Context, spread bool) {
 	st := e.member.State()
 	taskCap := st.Node.MaxConcurrentTasks
 	if !st.Alive() || st.Node.IsInMaintenanceMode || taskCap <= 0 {
@@ -190,7 +195,7 @@ func (e *Executor) claim(ctx context.Context, woken bool) {
 	if room <= 0 || stopping {
 		return
 	}
-	if woken && busy > 0 {
+	if spread && busy > 0 {
 		time.Sleep(time.Duration(float64(spreadDelay) * float64(busy) / float64(taskCap)))
 	}
 	// Hold the lock across the claim so that the monitor never sees a task

@@ -33,6 +33,15 @@ var scriptSyntaxes = map[string]string{"Bash": "bash"}
 // process group and SIGKILL.
 const killGrace = 2 * time.Second
 
+// supervisor is the shell that runs a script as its child, in the process
+// group it leads. On SIGTERM (a cancel, or the node's death through
+// Pdeathsig) it passes SIGTERM to the whole group, waits killGrace, and
+// kills the group, itself included. The trap is set before the script
+// starts, so there is no moment when the node's death would be missed.
+const supervisor = `trap 'trap "" TERM; kill -TERM -- -$$ 2>/dev/null; sleep 2; kill -KILL -- -$$' TERM
+"$@" &
+wait $!`
+
 func adHocScript() Kind {
 	return Kind{
 		Name: "AdHocScript",
@@ -74,17 +83,17 @@ func runAdHocScript(ctx context.Context, x *Execution) error {
 	if err := os.WriteFile(script, []byte(a.ScriptBody), 0o600); err != nil {
 		return fmt.Errorf("writing the script: %v", err)
 	}
-	cmd := exec.CommandContext(ctx, scriptSyntaxes[a.Syntax], script)
+	cmd := exec.CommandContext(ctx, "bash", "-c", supervisor, "cuttle-script", scriptSyntaxes[a.Syntax], script)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"CUTTLE_TASK_ID="+cuttle.FormatID(cuttle.TaskIDPrefix, x.Task.ID),
 		"CUTTLE_SERVER_NODE="+x.Node)
-	// A process group of its own, so cancelling reaches every process it
-	// starts; and killed with the node, so a script never outlives the node
-	// that owns it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = killGrace
+	// A process group of its own, so that cancelling reaches every process
+	// the script starts; and SIGTERM to the supervisor when the node dies,
+	// so that the group never outlives the node that owns the task.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = killGrace + time.Second
 	stdout := &lineWriter{log: x.Log, category: tasklog.Info}
 	stderr := &lineWriter{log: x.Log, category: tasklog.Error}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
