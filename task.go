@@ -123,12 +123,21 @@ const (
 // Jobs lists the scheduled jobs.
 var Jobs = []string{JobRetention, JobPackageCleanup, JobHealthCheck, JobReindex}
 
-// Schedule is when a leader-only job last ran and runs next (database time).
+// Schedule is when a leader-only job last ran (database time). It is next
+// due one interval (a cluster setting) after its last run.
 type Schedule struct {
 	Job      string
 	LastRun  time.Time // zero if never
-	NextRun  time.Time
-	LastTask int64 // the task the last run queued; 0 if none
+	LastTask int64     // the task the last run queued; 0 if none
+}
+
+// NextRun returns when the job is due, given its interval: at once (the zero
+// time) if it never ran.
+func (sc Schedule) NextRun(interval time.Duration) time.Time {
+	if sc.LastRun.IsZero() {
+		return time.Time{}
+	}
+	return sc.LastRun.Add(interval)
 }
 
 // CheckResults returns a KindInvalid error unless every result ends its task

@@ -120,7 +120,7 @@ func (s *Server) clusterResource(r *http.Request) (clusterResource, error) {
 		Links:                              map[string]string{"Self": "/api/cluster", "Nodes": "/api/octopusservernodes"},
 	}
 	for _, sc := range schedules {
-		row := scheduleResource{Job: sc.Job, LastRun: timePtr(sc.LastRun), NextRun: timePtr(sc.NextRun)}
+		row := scheduleResource{Job: sc.Job, LastRun: timePtr(sc.LastRun), NextRun: timePtr(sc.NextRun(settings.JobInterval(sc.Job)))}
 		if sc.LastTask != 0 {
 			row.LastTaskId = cuttle.FormatID(cuttle.TaskIDPrefix, sc.LastTask)
 		}

@@ -88,6 +88,7 @@ type Member struct {
 	tickMu   sync.Mutex
 	ticked   chan struct{}                     // closed and replaced after each tick
 	handlers map[string][]func(payload string) // set before Start
+	onLead   []func()                          // set before Start
 
 	mu           sync.Mutex // guards the leadership fields below
 	term         int64
@@ -136,6 +137,12 @@ func (m *Member) Handle(channel string, fn func(payload string)) {
 	}
 	m.handlers[channel] = append(m.handlers[channel], fn)
 }
+
+// OnLeading registers fn to be called each time this node starts leading a
+// term, once Leadership reports it, so that leader-only work can begin at
+// once instead of at its next tick. Call it before Start. fn runs on the
+// check-in goroutine and must not block.
+func (m *Member) OnLeading(fn func()) { m.onLead = append(m.onLead, fn) }
 
 // Sync checks in now and returns once the node has applied what it read,
 // or ctx ends: after a change to this node's settings, the node has
@@ -379,6 +386,9 @@ func (m *Member) becomeLeader(term int64, start time.Time, d time.Duration) {
 	m.mu.Unlock()
 	m.trust(term, start, d)
 	m.log.Info("leading the cluster", "term", term)
+	for _, fn := range m.onLead {
+		fn()
+	}
 }
 
 // trust extends the trust window of term after a bid or renew that started at start.

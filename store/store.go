@@ -170,10 +170,10 @@ type TaskStore interface {
 	// Failed with a message naming the node. It returns the tasks as changed.
 	TakeOverTasks(ctx context.Context) ([]cuttle.Task, error)
 
-	// RunJob queues t for the leader-only job if the job is due (its next
-	// run has come, or it never ran) and the node holds the leader lease for
-	// term, unexpired; then it sets the job's last run to now and its next
-	// run to now plus interval. All of it is one transaction, so a term that
+	// RunJob queues t for the leader-only job if the job is due (it never
+	// ran, or its last run is at least interval old: a changed interval
+	// applies to the next run) and the node holds the leader lease for
+	// term, unexpired; then it sets the job's last run to now. All of it is one transaction, so a term that
 	// moved on queues nothing and a run is never doubled. ok reports whether
 	// it queued the task.
 	RunJob(ctx context.Context, nodeID, term int64, job string, interval time.Duration, t cuttle.NewTask) (task cuttle.Task, ok bool, err error)

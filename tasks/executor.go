@@ -53,6 +53,7 @@ type Executor struct {
 	wake     chan struct{} // claim now: this node has room again
 	notified chan struct{} // claim soon: a task was queued somewhere
 	check    chan struct{} // reconcile with the database now
+	leading  chan struct{} // this node started leading: sweep now
 	results  chan result
 
 	mu       sync.Mutex
@@ -84,10 +85,11 @@ func New(cfg Config) *Executor {
 	}
 	e := &Executor{
 		store: cfg.Store, member: cfg.Member, logs: cfg.Logs, kinds: cfg.Kinds, log: log,
-		wake: make(chan struct{}, 1), notified: make(chan struct{}, 1), check: make(chan struct{}, 1), results: make(chan result, finishBatch),
+		wake: make(chan struct{}, 1), notified: make(chan struct{}, 1), check: make(chan struct{}, 1), leading: make(chan struct{}, 1), results: make(chan result, finishBatch),
 		runs: map[int64]*run{},
 	}
 	cfg.Member.Handle(store.ChannelTasks, func(string) { signal(e.notified) })
+	cfg.Member.OnLeading(func() { signal(e.leading) })
 	cfg.Member.Handle(store.ChannelCancel, func(payload string) {
 		if payload == "" {
 			signal(e.check)

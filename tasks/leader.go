@@ -7,9 +7,10 @@ import (
 	"github.com/cuttledeploy/cuttle"
 )
 
-// leader, while this node leads, sweeps the queue at every heartbeat (queued
-// tasks past their expiry end TimedOut; tasks of offline nodes are taken
-// over) and queues each scheduled job when it is due. The job schedules
+// leader, while this node leads, sweeps the queue at every heartbeat and as
+// soon as it starts leading (queued tasks past their expiry end TimedOut;
+// tasks of offline nodes are taken over) and queues each scheduled job when
+// it is due. The job schedules
 // live in the database and each run is fenced by the leader's term, so a
 // change of leader neither skips nor doubles a run.
 func (e *Executor) leader(ctx context.Context) {
@@ -20,6 +21,8 @@ func (e *Executor) leader(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		case <-e.leading:
+			timer.Stop()
 		}
 		if l, ok := e.member.Leadership(); ok {
 			e.sweep(l.Context, l.Term)

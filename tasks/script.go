@@ -35,12 +35,14 @@ const killGrace = 2 * time.Second
 
 // supervisor is the shell that runs a script as its child, in the process
 // group it leads. On SIGTERM (a cancel, or the node's death through
-// Pdeathsig) it passes SIGTERM to the whole group, waits killGrace, and
-// kills the group, itself included. The trap is set before the script
-// starts, so there is no moment when the node's death would be missed.
-const supervisor = `trap 'trap "" TERM; kill -TERM -- -$$ 2>/dev/null; sleep 2; kill -KILL -- -$$' TERM
+// Pdeathsig) it passes SIGTERM to the whole group, waits until the script
+// has exited or killGrace has passed, and kills what is left of the group,
+// itself included. The trap is set before the script starts, so there is
+// no moment when the node's death would be missed.
+const supervisor = `trap 'trap "" TERM; kill -TERM -- -$$ 2>/dev/null; (sleep 2; kill -KILL -- -$$) & wait $script; kill -KILL -- -$$' TERM
 "$@" &
-wait $!`
+script=$!
+wait $script`
 
 func adHocScript() Kind {
 	return Kind{

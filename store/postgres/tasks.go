@@ -513,10 +513,10 @@ func (s *Store) TakeOverTasks(ctx context.Context) ([]cuttle.Task, error) {
 	return tasks, nil
 }
 
-// RunJob queues t for the leader-only job if the job is due (its next run
-// has come, or it never ran) and the node holds the leader lease for term,
-// unexpired; then it sets the job's last run to now and its next run to now
-// plus every, and its last task to the new task. It is one transaction
+// RunJob queues t for the leader-only job if the job is due (it never ran,
+// or its last run is at least every old, so a changed interval applies to
+// the next run) and the node holds the leader lease for term, unexpired;
+// then it sets the job's last run to now and its last task to the new task. It is one transaction
 // that holds the lease row (FOR SHARE, so no bid takes the lease meanwhile)
 // and the job's row (so a concurrent run waits, then finds the job not
 // due). ok reports whether it queued the task; a node that does not lead in
@@ -550,9 +550,9 @@ func (s *Store) RunJob(ctx context.Context, nodeID, term int64, job string, ever
 		}
 		tag, err := tx.Exec(ctx, `
 			WITH clock AS (SELECT clock_timestamp() AS ts)
-			UPDATE schedules AS s SET last_run = clock.ts, next_run = clock.ts + `+interval("$2::bigint")+`
+			UPDATE schedules AS s SET last_run = clock.ts
 			FROM clock
-			WHERE s.job = $1 AND (s.next_run IS NULL OR s.next_run <= clock.ts)`,
+			WHERE s.job = $1 AND (s.last_run IS NULL OR s.last_run + `+interval("$2::bigint")+` <= clock.ts)`,
 			job, every.Microseconds())
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
@@ -576,19 +576,18 @@ func (s *Store) RunJob(ctx context.Context, nodeID, term int64, job string, ever
 // A job that never ran has no schedule.
 func (s *Store) Schedules(ctx context.Context) ([]cuttle.Schedule, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT job, last_run, next_run, coalesce(last_task_id, 0)
+		SELECT job, last_run, coalesce(last_task_id, 0)
 		FROM schedules ORDER BY job COLLATE "C"`)
 	if err != nil {
 		return nil, dbError(err, "reading the schedules")
 	}
 	schedules, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cuttle.Schedule, error) {
 		var (
-			sc            cuttle.Schedule
-			last, nextRun *time.Time
+			sc   cuttle.Schedule
+			last *time.Time
 		)
-		err := r.Scan(&sc.Job, &last, &nextRun, &sc.LastTask)
+		err := r.Scan(&sc.Job, &last, &sc.LastTask)
 		sc.LastRun = utc(last)
-		sc.NextRun = utc(nextRun)
 		return sc, err
 	})
 	if err != nil {

@@ -462,11 +462,11 @@ func (s *Store) TakeOverTasks(ctx context.Context) ([]cuttle.Task, error) {
 	return tasks, nil
 }
 
-// RunJob queues t for the leader-only job if the job is due (its next run
-// has come, or it never ran) and the node holds the leader lease for term,
-// unexpired; then it sets the job's last run to now, its next run to now
-// plus every (rounded up to a millisecond), and its last task to the new
-// task, all in one transaction of the single writer. ok reports whether it
+// RunJob queues t for the leader-only job if the job is due (it never ran,
+// or its last run is at least every old, rounded up to a millisecond) and
+// the node holds the leader lease for term, unexpired; then it sets the
+// job's last run to now and its last task to the new task, all in one
+// transaction of the single writer. ok reports whether it
 // queued the task; a node that does not lead in term gets false and no
 // error. KindInvalid for an empty job name or an invalid t (see
 // CreateTask).
@@ -496,8 +496,8 @@ func (s *Store) RunJob(ctx context.Context, nodeID, term int64, job string, ever
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `
-			UPDATE schedules SET last_run = `+nowMS+`, next_run = `+nowMS+` + :every
-			WHERE job = :job AND (next_run IS NULL OR next_run <= `+nowMS+`)`,
+			UPDATE schedules SET last_run = `+nowMS+`
+			WHERE job = :job AND (last_run IS NULL OR last_run + :every <= `+nowMS+`)`,
 			sql.Named("job", job), sql.Named("every", durationMS(every)))
 		if err != nil {
 			return err
@@ -524,7 +524,7 @@ func (s *Store) RunJob(ctx context.Context, nodeID, term int64, job string, ever
 // A job that never ran has no schedule.
 func (s *Store) Schedules(ctx context.Context) ([]cuttle.Schedule, error) {
 	rows, err := s.rdb.QueryContext(ctx, `
-		SELECT job, last_run, next_run, COALESCE(last_task_id, 0)
+		SELECT job, last_run, COALESCE(last_task_id, 0)
 		FROM schedules ORDER BY job`)
 	if err != nil {
 		return nil, dbError(err, "reading the schedules")
@@ -533,14 +533,13 @@ func (s *Store) Schedules(ctx context.Context) ([]cuttle.Schedule, error) {
 	var schedules []cuttle.Schedule
 	for rows.Next() {
 		var (
-			sc            cuttle.Schedule
-			last, nextRun sql.NullInt64
+			sc   cuttle.Schedule
+			last sql.NullInt64
 		)
-		if err := rows.Scan(&sc.Job, &last, &nextRun, &sc.LastTask); err != nil {
+		if err := rows.Scan(&sc.Job, &last, &sc.LastTask); err != nil {
 			return nil, dbError(err, "reading the schedules")
 		}
 		sc.LastRun = nullTime(last)
-		sc.NextRun = nullTime(nextRun)
 		schedules = append(schedules, sc)
 	}
 	if err := rows.Err(); err != nil {

@@ -48,11 +48,11 @@ CREATE INDEX tasks_running ON tasks (owner_id) WHERE state IN ('Executing', 'Can
 -- Listing, newest first.
 CREATE INDEX tasks_newest ON tasks (queue_time DESC, id DESC);
 
--- When each leader-only job last ran and runs next. next_run NULL means due now.
+-- When each leader-only job last ran. A job is due when it never ran or its
+-- last run is one interval (a cluster setting, read at each run) old.
 CREATE TABLE schedules (
     job          text        PRIMARY KEY,
     last_run     timestamptz,
-    next_run     timestamptz,
     -- The task the last run queued; NULL if none. No foreign key: retention
     -- may delete the task.
     last_task_id bigint
