@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
@@ -28,6 +29,12 @@ const spreadDelay = 5 * time.Millisecond
 
 // finishBatch bounds how many results one write ends.
 const finishBatch = 256
+
+// finishLinger bounds how long the finisher, holding a result, waits for
+// the results of other runs still executing on this node, so that tasks
+// claimed together are finished together: one write instead of two, and
+// the next claim fills the node's room at once.
+const finishLinger = time.Millisecond
 
 // Config configures an Executor.
 type Config struct {
@@ -55,6 +62,10 @@ type Executor struct {
 	check    chan struct{} // reconcile with the database now
 	leading  chan struct{} // this node started leading: sweep now
 	results  chan result
+
+	// unreported counts the runs started whose result has not yet reached
+	// the finisher.
+	unreported atomic.Int64
 
 	mu       sync.Mutex
 	runs     map[int64]*run // claimed and not yet finished in the database
@@ -227,8 +238,10 @@ func (e *Executor) startLocked(ctx context.Context, t cuttle.Task) {
 	ref := cuttle.TaskRef{ID: t.ID, Owner: t.OwnerID, Epoch: t.Epoch, State: t.State}
 	e.runs[t.ID] = &run{ref: ref, cancel: cancel}
 	e.runsWG.Add(1)
+	e.unreported.Add(1)
 	go func() {
 		defer e.runsWG.Done()
+		defer e.unreported.Add(-1) // after the result is in the channel
 		defer cancel(nil)
 		e.execute(runCtx, t, ref)
 	}()
@@ -305,10 +318,14 @@ func (e *Executor) cancelRun(id int64, cause error) {
 }
 
 // finisher writes results in batches, retrying while the database is away.
+// A batch takes every result waiting, and while runs are still executing,
+// the results that arrive within finishLinger.
 func (e *Executor) finisher() {
 	defer close(e.finisherD)
+	linger := time.NewTimer(0)
 	for res := range e.results {
 		batch := []cuttle.TaskResult{res.TaskResult}
+		lingering := false
 	gather:
 		for len(batch) < finishBatch {
 			select {
@@ -317,10 +334,27 @@ func (e *Executor) finisher() {
 					break gather
 				}
 				batch = append(batch, more.TaskResult)
+				continue
 			default:
+			}
+			if e.unreported.Load() == 0 {
+				break
+			}
+			if !lingering {
+				linger.Reset(finishLinger)
+				lingering = true
+			}
+			select {
+			case more, ok := <-e.results:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, more.TaskResult)
+			case <-linger.C:
 				break gather
 			}
 		}
+		linger.Stop()
 		e.write(batch)
 	}
 }
