@@ -36,6 +36,9 @@ type State struct {
 	healthyUntil time.Time
 	// checkedIn is when the last successful check-in started (monotonic).
 	checkedIn time.Time
+	// aliveSince is when the check-in started that began this node's
+	// current unbroken run of Alive (monotonic).
+	aliveSince time.Time
 }
 
 // Alive reports whether the rest of the cluster still counts this node
@@ -44,8 +47,26 @@ type State struct {
 // whole stale timeout from a later moment (its last seen), so a node that
 // stops its tasks when Alive turns false has stopped before any other node
 // may take them over.
-func (s *State) Alive() bool {
-	return !s.checkedIn.IsZero() && time.Since(s.checkedIn) < s.Settings.StaleTimeout-s.Settings.StaleTimeout/6
+func (s *State) Alive() bool { return s.aliveAt(time.Now()) }
+
+func (s *State) aliveAt(t time.Time) bool {
+	return !s.checkedIn.IsZero() && t.Sub(s.checkedIn) < s.Settings.StaleTimeout-s.Settings.StaleTimeout/6
+}
+
+// AliveSince returns when (monotonic) the node's current unbroken run of
+// Alive began: the start of the first check-in after the node was last not
+// Alive. The cluster may have taken over work this node owned before then,
+// so such ownership must be confirmed again in the database before it is
+// acted on.
+func (s *State) AliveSince() time.Time { return s.aliveSince }
+
+// checkedInAt records a successful check-in that started at start.
+func (s *State) checkedInAt(start time.Time, settings cuttle.ClusterSettings) {
+	if !s.aliveAt(start) {
+		s.aliveSince = start
+	}
+	s.Settings = settings
+	s.healthyUntil, s.checkedIn = start.Add(settings.LeaseDuration()), start
 }
 
 // Healthy reports whether the node is serving and checked in with the
@@ -194,8 +215,8 @@ func (m *Member) Start(ctx context.Context) error {
 		return err
 	}
 	m.publish(func(s *State) {
-		s.Node, s.Settings, s.Status = node, settings, StatusServing
-		s.healthyUntil, s.checkedIn = start.Add(settings.LeaseDuration()), start
+		s.Node, s.Status = node, StatusServing
+		s.checkedInAt(start, settings)
 	})
 	m.log.Info("node registered", "node", node.Name, "id", cuttle.FormatID(cuttle.NodeIDPrefix, node.ID),
 		"taskCap", node.MaxConcurrentTasks, "draining", node.IsInMaintenanceMode)
@@ -326,8 +347,8 @@ func (m *Member) tick(ctx context.Context) {
 		settings = cur.Settings
 	}
 	m.publish(func(s *State) {
-		s.Node, s.Settings = node, settings
-		s.healthyUntil, s.checkedIn = start.Add(settings.LeaseDuration()), start
+		s.Node = node
+		s.checkedInAt(start, settings)
 	})
 	m.lead(opCtx, node, settings)
 }

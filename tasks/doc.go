@@ -29,6 +29,13 @@
 //     bumps the epoch, fencing the old owner out. An owner stops its own
 //     work when it has not checked in for the stale timeout, measured on its
 //     monotonic clock, so it has stopped before anyone can take over.
+//   - Log segments are files, outside the database's fencing, so a run
+//     writes its log only while its node has stayed Alive since the
+//     database last confirmed the run's ownership (its claim, or a
+//     reconcile that found it). A node resumed after a pause checks in and
+//     counts itself Alive again before its monitor learns that it lost its
+//     tasks; in between, their writes wait for the monitor, which ends
+//     them, instead of reaching the segment.
 //   - A claim counts the node's Executing and Cancelling tasks in the
 //     database, the only truth; a node runs one claimer at a time, so
 //     concurrent claims of one node cannot overshoot its cap.

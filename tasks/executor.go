@@ -82,6 +82,24 @@ type run struct {
 	ref      cuttle.TaskRef
 	cancel   context.CancelCauseFunc
 	finished bool // its result waits to be written
+	// confirmed is when (monotonic, as time since processStart) the
+	// database last confirmed this node's ownership: the start of the claim
+	// or of a reconcile that found it. The run writes its log only while
+	// that is within the node's current unbroken run of Alive.
+	confirmed atomic.Int64
+}
+
+// processStart anchors the monotonic times of runs.
+var processStart = time.Now()
+
+func (r *run) confirm(at time.Time) { r.confirmed.Store(int64(at.Sub(processStart))) }
+
+// mayWrite reports whether the run may still act as the task's owner: the
+// node is Alive and has been since the database last confirmed the run's
+// ownership (a node resumed after a pause must not write before its
+// monitor learns whether it lost the task).
+func (r *run) mayWrite(st *cluster.State) bool {
+	return st.Alive() && r.confirmed.Load() >= int64(st.AliveSince().Sub(processStart))
 }
 
 type result struct {
@@ -220,6 +238,7 @@ func (e *Executor) claim(ctx context.Context, spread bool) {
 	}
 	claimCtx, cancel := context.WithTimeout(ctx, max(st.Settings.HeartbeatFrequency, time.Second))
 	defer cancel()
+	claimStart := time.Now()
 	claimed, err := e.store.ClaimTasks(claimCtx, st.Node.ID, room)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -228,31 +247,33 @@ func (e *Executor) claim(ctx context.Context, spread bool) {
 		return
 	}
 	for _, t := range claimed {
-		e.startLocked(ctx, t)
+		e.startLocked(ctx, t, claimStart)
 	}
 }
 
-// startLocked runs a claimed task on its own goroutine. e.mu is held.
-func (e *Executor) startLocked(ctx context.Context, t cuttle.Task) {
+// startLocked runs a task claimed by a claim that started at claimed, on
+// its own goroutine. e.mu is held.
+func (e *Executor) startLocked(ctx context.Context, t cuttle.Task, claimed time.Time) {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	ref := cuttle.TaskRef{ID: t.ID, Owner: t.OwnerID, Epoch: t.Epoch, State: t.State}
-	e.runs[t.ID] = &run{ref: ref, cancel: cancel}
+	r := &run{ref: ref, cancel: cancel}
+	r.confirm(claimed)
+	e.runs[t.ID] = r
 	e.runsWG.Add(1)
 	e.unreported.Add(1)
 	go func() {
 		defer e.runsWG.Done()
 		defer e.unreported.Add(-1) // after the result is in the channel
 		defer cancel(nil)
-		e.execute(runCtx, t, ref)
+		e.execute(runCtx, t, r)
 	}()
 }
 
 // execute runs one task and hands its result to the finisher.
-func (e *Executor) execute(ctx context.Context, t cuttle.Task, ref cuttle.TaskRef) {
+func (e *Executor) execute(ctx context.Context, t cuttle.Task, r *run) {
+	ref := r.ref
 	st := e.member.State()
-	w := e.logs.Writer(t.ID, t.Epoch, func() bool {
-		return e.member.State().Alive() && context.Cause(ctx) != errLost
-	})
+	w := e.logs.Writer(t.ID, t.Epoch, func() bool { return e.mayLog(ctx, r) })
 	res := cuttle.TaskResult{TaskRef: ref, State: cuttle.TaskSuccess}
 	k, ok := e.kinds[t.Name]
 	var runErr error
@@ -286,6 +307,31 @@ func (e *Executor) execute(ctx context.Context, t cuttle.Task, ref cuttle.TaskRe
 		e.log.Warn("closing a task log failed", "task", cuttle.FormatID(cuttle.TaskIDPrefix, t.ID), "err", err)
 	}
 	e.finish(res)
+}
+
+// mayLog reports whether run r may write its task's log now. After a break
+// in the node's aliveness it first waits, up to a heartbeat and a second,
+// for the monitor to confirm or deny the run's ownership, so that a line is
+// neither written by a node that lost the task nor dropped by one that kept
+// it.
+func (e *Executor) mayLog(ctx context.Context, r *run) bool {
+	var deadline time.Time
+	for {
+		st := e.member.State()
+		if context.Cause(ctx) == errLost || !st.Alive() {
+			return false
+		}
+		if r.mayWrite(st) {
+			return true
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(st.Settings.HeartbeatFrequency + time.Second)
+		} else if time.Now().After(deadline) {
+			return false
+		}
+		signal(e.check)
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // finish queues a result for the finisher, marking the run finished.
@@ -426,6 +472,7 @@ func (e *Executor) reconcile(ctx context.Context) {
 	defer cancel()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	queried := time.Now()
 	owned, err := e.store.OwnedTasks(opCtx, st.Node.ID)
 	if err != nil {
 		return
@@ -441,7 +488,10 @@ func (e *Executor) reconcile(ctx context.Context) {
 		case !ok || ref.Epoch != r.ref.Epoch:
 			r.cancel(errLost)
 		case ref.State == cuttle.TaskCancelling:
+			r.confirm(queried)
 			r.cancel(errCanceled)
+		default:
+			r.confirm(queried)
 		}
 	}
 	if e.stopping {
