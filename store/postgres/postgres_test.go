@@ -62,20 +62,17 @@ func TestBidLeaseRace(t *testing.T) {
 		ids[i] = n.ID
 	}
 	for round := range 10 {
-		// Let the lease expire (first round: nobody holds it yet).
-		waitFor(t, "the lease to expire", func() bool {
-			l, now, err := s.Lease(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return l.NodeID == 0 || !l.ExpiresAt.After(now)
-		})
-		before, _, err := s.Lease(ctx)
+		// Nobody holds the lease: the previous round's winner resigned.
+		before, now, err := s.Lease(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The winner holds the lease for 200 ms: the other bids of the
-		// round lose to it, and the next round waits for it to expire.
+		if before.NodeID != 0 && before.ExpiresAt.After(now) {
+			t.Fatalf("round %d: the lease is held before the race: %+v", round, before)
+		}
+		// The winner holds the lease for a minute, so that it cannot expire
+		// during the round however slowly the bids run: the other bids of the
+		// round lose to it.
 		start := make(chan struct{})
 		type result struct {
 			id    int64
@@ -88,7 +85,7 @@ func TestBidLeaseRace(t *testing.T) {
 		for _, id := range ids {
 			wg.Go(func() {
 				<-start
-				l, won, err := s.BidLease(ctx, id, 200*time.Millisecond)
+				l, won, err := s.BidLease(ctx, id, time.Minute)
 				results <- result{id, l, won, err}
 			})
 		}
@@ -117,6 +114,9 @@ func TestBidLeaseRace(t *testing.T) {
 		}
 		if after.Term != before.Term+1 || after.NodeID != w.id {
 			t.Fatalf("round %d: lease after the race %+v, want term %d held by %d", round, after, before.Term+1, w.id)
+		}
+		if err := s.ResignLease(ctx, w.id, w.lease.Term); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
