@@ -78,6 +78,7 @@ type Store interface {
 	ResignLease(ctx context.Context, nodeID, term int64) error
 
 	TaskStore
+	AgentStore
 
 	// CreateUser creates a user. KindConflict if the username is taken.
 	CreateUser(ctx context.Context, username string, admin bool) (cuttle.User, error)
@@ -111,11 +112,18 @@ const (
 	ChannelSettings = "cuttle_settings" // the cluster settings changed
 	ChannelTasks    = "cuttle_tasks"    // a task was queued; payload: its id
 	ChannelCancel   = "cuttle_cancel"   // a task is cancelling; payload: its id
-	ChannelResync   = "cuttle_resync"   // delivered locally after a reconnect
+	ChannelMachines = "cuttle_machines" // a machine was created, changed or deleted; payload: its id
+	// ChannelAgentWork: a machine has a command to hand out or a cancel to
+	// deliver; payload: the machine's id.
+	ChannelAgentWork = "cuttle_agent_work"
+	// ChannelCommands: a command's output or state changed; payload: its id.
+	ChannelCommands = "cuttle_commands"
+	ChannelResync   = "cuttle_resync" // delivered locally after a reconnect
 )
 
 // Channels lists the channels a listener receives.
-var Channels = []string{ChannelLeader, ChannelNodes, ChannelSettings, ChannelTasks, ChannelCancel}
+var Channels = []string{ChannelLeader, ChannelNodes, ChannelSettings, ChannelTasks, ChannelCancel,
+	ChannelMachines, ChannelAgentWork, ChannelCommands}
 
 // Notification is one message from Notify.
 type Notification struct {
@@ -179,4 +187,84 @@ type TaskStore interface {
 	RunJob(ctx context.Context, nodeID, term int64, job string, interval time.Duration, t cuttle.NewTask) (task cuttle.Task, ok bool, err error)
 	// Schedules returns every job's schedule, ordered by job name.
 	Schedules(ctx context.Context) ([]cuttle.Schedule, error)
+}
+
+// AgentStore holds what agent traffic needs: the cluster's certificate,
+// environments, machines, and the queue of agent commands with their output
+// (see package comms for the command state machine).
+type AgentStore interface {
+	// InitClusterCertificate stores c if the cluster has no certificate yet,
+	// and returns the one the database holds.
+	InitClusterCertificate(ctx context.Context, c cuttle.ClusterCertificate) (cuttle.ClusterCertificate, error)
+
+	// CreateEnvironment creates an environment and returns it with its id.
+	// KindConflict if its space has one of that name (ignoring case).
+	CreateEnvironment(ctx context.Context, e cuttle.Environment) (cuttle.Environment, error)
+	// Environment returns one environment. KindNotFound if there is none.
+	Environment(ctx context.Context, id int64) (cuttle.Environment, error)
+	// Environments returns every environment, by sort order, then name.
+	Environments(ctx context.Context) ([]cuttle.Environment, error)
+	// UpdateEnvironment replaces the environment of e.ID. KindNotFound if
+	// there is none, KindConflict if the new name is taken.
+	UpdateEnvironment(ctx context.Context, e cuttle.Environment) (cuttle.Environment, error)
+	// DeleteEnvironment removes an environment. KindNotFound if there is
+	// none, KindConflict while machines belong to it.
+	DeleteEnvironment(ctx context.Context, id int64) error
+
+	// CreateMachine creates a machine and returns it with its id, health
+	// Unknown. KindConflict if its space has a machine of that name or its
+	// subscription id is taken; KindInvalid if an environment does not exist.
+	CreateMachine(ctx context.Context, m cuttle.Machine) (cuttle.Machine, error)
+	// Machine returns one machine. KindNotFound if there is none.
+	Machine(ctx context.Context, id int64) (cuttle.Machine, error)
+	// Machines returns the machines q selects, by name.
+	Machines(ctx context.Context, q cuttle.MachineQuery) ([]cuttle.Machine, error)
+	// UpdateMachine replaces what a user may change of the machine of m.ID
+	// (name, roles, environments, endpoint, thumbprint, disabled), keeping
+	// its health. Errors as CreateMachine's, and KindNotFound.
+	UpdateMachine(ctx context.Context, m cuttle.Machine) (cuttle.Machine, error)
+	// DeleteMachine removes a machine. KindNotFound if there is none.
+	DeleteMachine(ctx context.Context, id int64) error
+	// SetMachineHealth records a health check's findings, dated now.
+	// KindNotFound if there is no such machine.
+	SetMachineHealth(ctx context.Context, id int64, h cuttle.MachineHealth) error
+
+	// EnsureCommands queues each command unless its task already has one
+	// with its key, and returns every one of them in order, the existing
+	// ones as they are: a resumed task finds what it queued before. New
+	// commands are Pending with a fresh UID. KindInvalid for a command
+	// without a machine, task, key or kind, or a payload that is not JSON.
+	EnsureCommands(ctx context.Context, cmds []cuttle.NewCommand) ([]cuttle.Command, error)
+	// Command returns one command. KindNotFound if there is none.
+	Command(ctx context.Context, id int64) (cuttle.Command, error)
+	// CommandByUID returns the command with that UID. KindNotFound if none.
+	CommandByUID(ctx context.Context, uid string) (cuttle.Command, error)
+	// DispatchCommands hands out up to limit of the machine's commands,
+	// oldest first: Pending ones, and Dispatched ones handed out at least
+	// redeliverAfter ago (by the database clock) with no report since. Each
+	// becomes Dispatched, dated now, by node. It also returns the UIDs of
+	// the machine's Dispatched and Running commands whose cancel was
+	// requested.
+	DispatchCommands(ctx context.Context, machineID int64, node string, limit int, redeliverAfter time.Duration) (cmds []cuttle.Command, cancel []string, err error)
+	// DispatchableMachines returns the machines that DispatchCommands would
+	// give something now.
+	DispatchableMachines(ctx context.Context, redeliverAfter time.Duration) ([]int64, error)
+	// RecordReport stores what the agent of the machine reports of one of
+	// its commands: output lines are kept once each by sequence number, and
+	// a final state is kept by the first report that brings one (with
+	// FinishedAt now); a report of Running moves a Pending or Dispatched
+	// command to Running. It returns the command as stored. KindNotFound if
+	// the machine has no command with that UID; KindConflict if the lines
+	// start after the first one not yet stored (the agent must resend from
+	// OutputSeq+1); KindInvalid for a state other than Running, Success,
+	// Failed or Canceled, or lines out of order.
+	RecordReport(ctx context.Context, machineID int64, r cuttle.CommandReport) (cuttle.Command, error)
+	// CommandOutput returns up to limit lines of the command's output after
+	// the line afterSeq, in order.
+	CommandOutput(ctx context.Context, id, afterSeq int64, limit int) ([]cuttle.CommandLine, error)
+	// CancelCommand asks for a command to be stopped: a Pending one ends
+	// Canceled at once; a Dispatched or Running one is marked, for the next
+	// poll to tell its agent; a final one is left as it is. It returns the
+	// command as it now is. KindNotFound if there is none.
+	CancelCommand(ctx context.Context, id int64) (cuttle.Command, error)
 }

@@ -256,6 +256,16 @@ func pgCode(err error) string {
 	return ""
 }
 
+// constraintOf returns the constraint (or unique index) a server error
+// names, or "".
+func constraintOf(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.ConstraintName
+	}
+	return ""
+}
+
 // SQLSTATE codes the store maps to kinds.
 const (
 	codeUniqueViolation     = "23505"

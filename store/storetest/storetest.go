@@ -39,10 +39,7 @@ const pollInterval = 5 * time.Millisecond
 // for one subtest and arranges its cleanup (t.Cleanup); it is called once per
 // subtest, and the subtests run in parallel.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store)
-	}{
+	tests := []namedTest{
 		{"Now", testNow},
 		{"InitCluster", testInitCluster},
 		{"Settings", testSettings},
@@ -87,12 +84,19 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NotifyListen", testNotifyListen},
 		{"ListenClose", testListenClose},
 	}
+	tests = append(tests, agentTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, open(t))
 		})
 	}
+}
+
+// namedTest is one test of the suite.
+type namedTest struct {
+	name string
+	fn   func(t *testing.T, s store.Store)
 }
 
 // kindNames names the kinds in failure messages.

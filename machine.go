@@ -1,0 +1,273 @@
+package cuttle
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Id prefixes of environments, machines and agent commands.
+const (
+	EnvironmentIDPrefix = "Environments-"
+	MachineIDPrefix     = "Machines-"
+)
+
+// Environment is a stage that deployment targets belong to, such as
+// Production.
+type Environment struct {
+	ID                         int64
+	SpaceID                    string
+	Name                       string // unique in its space
+	Description                string
+	SortOrder                  int
+	UseGuidedFailure           bool
+	AllowDynamicInfrastructure bool
+}
+
+// CommunicationStyle says which side of an agent's connection dials.
+type CommunicationStyle string
+
+const (
+	// Listening agents accept connections from nodes (Octopus:
+	// TentaclePassive). Default port 10933.
+	Listening CommunicationStyle = "TentaclePassive"
+	// Polling agents connect to nodes (Octopus: TentacleActive). Default
+	// port 10943 on the nodes.
+	Polling CommunicationStyle = "TentacleActive"
+)
+
+// Default ports of agent traffic.
+const (
+	DefaultPollingPort   = 10943 // on nodes, for polling agents
+	DefaultListeningPort = 10933 // on listening agents
+)
+
+// HealthStatus is what the last health check found of a machine.
+type HealthStatus string
+
+const (
+	Healthy     HealthStatus = "Healthy"
+	HasWarnings HealthStatus = "HasWarnings"
+	Unhealthy   HealthStatus = "Unhealthy"
+	Unavailable HealthStatus = "Unavailable"
+	Unknown     HealthStatus = "Unknown" // never checked
+)
+
+// Machine is a deployment target: an agent registered with the cluster.
+type Machine struct {
+	ID             int64
+	SpaceID        string
+	Name           string // unique in its space
+	Roles          []string
+	EnvironmentIDs []int64
+	Style          CommunicationStyle
+	// URI is where a listening agent is reached (https://host:port/), or a
+	// polling agent's subscription id (poll://<20 characters>/).
+	URI string
+	// Thumbprint is the agent's certificate's thumbprint (see package certs).
+	Thumbprint string
+	IsDisabled bool
+
+	HealthStatus  HealthStatus
+	StatusSummary string
+	// HealthCheckedAt is when the last health check ended; zero if never.
+	HealthCheckedAt time.Time
+	AgentVersion    string // as the last health check found
+	OS              string
+}
+
+// MachineQuery selects machines; zero fields select all. Machines are
+// ordered by name.
+type MachineQuery struct {
+	IDs            []int64
+	Name           string // exact, case-insensitive
+	PartialName    string // case-insensitive substring
+	Roles          []string
+	EnvironmentIDs []int64
+	Thumbprint     string
+	Style          CommunicationStyle
+	SubscriptionID string // a polling machine's URI
+}
+
+// MachineHealth is what a health check records of one machine.
+type MachineHealth struct {
+	Status        HealthStatus
+	StatusSummary string
+	AgentVersion  string
+	OS            string
+}
+
+// CommandKind is what an agent command does.
+type CommandKind string
+
+const (
+	// CommandScript runs a script on the agent.
+	CommandScript CommandKind = "Script"
+	// CommandHealth reports the agent's version, OS, free disk and time.
+	CommandHealth CommandKind = "Health"
+	// CommandReceiveFile sends a file of shared storage to the agent.
+	CommandReceiveFile CommandKind = "ReceiveFile"
+	// CommandSendFile fetches a file from the agent into shared storage.
+	CommandSendFile CommandKind = "SendFile"
+)
+
+// CommandState is where an agent command is in its life (see package comms).
+type CommandState string
+
+const (
+	CommandPending    CommandState = "Pending"    // queued for its machine
+	CommandDispatched CommandState = "Dispatched" // handed to the agent, not yet confirmed
+	CommandRunning    CommandState = "Running"    // the agent confirmed it runs it
+	CommandSuccess    CommandState = "Success"
+	CommandFailed     CommandState = "Failed"
+	CommandCanceled   CommandState = "Canceled"
+)
+
+// Final reports whether a command in this state has ended.
+func (s CommandState) Final() bool {
+	return s == CommandSuccess || s == CommandFailed || s == CommandCanceled
+}
+
+// Command is one unit of work for one agent, queued in the database so that
+// any node can hand it to the agent and record what comes back.
+type Command struct {
+	ID int64
+	// UID is the command's id as the agent knows it: random, so that an
+	// agent never mistakes a command of another cluster for one it ran.
+	UID       string
+	MachineID int64
+	TaskID    int64
+	// Key names the command within its task (for example "script"), so that
+	// a task resumed on another node finds the commands it queued before.
+	Key     string
+	Kind    CommandKind
+	Payload json.RawMessage // the kind's arguments (package agentapi)
+	State   CommandState
+
+	CreatedAt    time.Time
+	DispatchedAt time.Time // zero until dispatched
+	FinishedAt   time.Time // zero until final
+	// DispatchedBy is the name of the node that last handed it out.
+	DispatchedBy string
+	// OutputSeq is the sequence number of the last output line stored.
+	OutputSeq int64
+	// CancelRequested is set when the task wants the command stopped.
+	CancelRequested bool
+
+	ExitCode int             // of a script
+	Result   json.RawMessage // the kind's result (package agentapi); nil until final
+	Error    string          // why a command failed, as the agent or node says
+}
+
+// NewCommand is a command to queue.
+type NewCommand struct {
+	MachineID int64
+	TaskID    int64
+	Key       string
+	Kind      CommandKind
+	Payload   json.RawMessage
+}
+
+// CommandLine is one line of a command's output.
+type CommandLine struct {
+	Seq  int64 // from 1, in the order the agent saw the lines
+	Time time.Time
+	// Stream is "stdout" or "stderr" for a script, "info" for the agent's
+	// own messages.
+	Stream string
+	Text   string
+}
+
+// CommandReport is what an agent (or a node, for a listening agent) reports
+// of a command: output lines that follow the ones already stored, and,
+// once it has ended, its final state and result.
+type CommandReport struct {
+	UID   string
+	Lines []CommandLine // consecutive, starting at any seq up to one past the last stored
+	// State is Running, or a final state with ExitCode, Result and Error.
+	State    CommandState
+	ExitCode int
+	Result   json.RawMessage
+	Error    string
+}
+
+// ClusterCertificate is the certificate every node of a cluster presents
+// to agents. Its private key is kept sealed with the master key.
+type ClusterCertificate struct {
+	CertPEM    []byte
+	SealedKey  []byte
+	Thumbprint string
+}
+
+// Matches reports whether m is one of the machines q selects. Every list
+// filter matches any of its values; an empty filter matches all.
+func (q MachineQuery) Matches(m Machine) bool {
+	switch {
+	case len(q.IDs) > 0 && !slices.Contains(q.IDs, m.ID),
+		q.Name != "" && !strings.EqualFold(q.Name, m.Name),
+		q.PartialName != "" && !strings.Contains(strings.ToLower(m.Name), strings.ToLower(q.PartialName)),
+		len(q.Roles) > 0 && !slices.ContainsFunc(q.Roles, func(r string) bool {
+			return slices.ContainsFunc(m.Roles, func(mr string) bool { return strings.EqualFold(r, mr) })
+		}),
+		len(q.EnvironmentIDs) > 0 && !slices.ContainsFunc(q.EnvironmentIDs, func(id int64) bool { return slices.Contains(m.EnvironmentIDs, id) }),
+		q.Thumbprint != "" && !strings.EqualFold(q.Thumbprint, m.Thumbprint),
+		q.Style != "" && q.Style != m.Style,
+		q.SubscriptionID != "" && (m.Style != Polling || m.URI != q.SubscriptionID):
+		return false
+	}
+	return true
+}
+
+// Validate returns a KindInvalid error unless the environment has a name.
+func (e Environment) Validate() error {
+	if strings.TrimSpace(e.Name) == "" {
+		return Errorf(KindInvalid, "An environment needs a name.")
+	}
+	return nil
+}
+
+// Validate returns a KindInvalid error unless the machine has a name, a
+// known communication style, a URI and a thumbprint.
+func (m Machine) Validate() error {
+	switch {
+	case strings.TrimSpace(m.Name) == "":
+		return Errorf(KindInvalid, "A machine needs a name.")
+	case m.Style != Listening && m.Style != Polling:
+		return Errorf(KindInvalid, "A machine's CommunicationStyle must be %s (a listening agent) or %s (a polling agent), not %q.", Listening, Polling, m.Style)
+	case m.URI == "":
+		return Errorf(KindInvalid, "A machine needs a Uri: https://host:port/ for a listening agent, poll://<subscription id>/ for a polling one.")
+	case m.Thumbprint == "":
+		return Errorf(KindInvalid, "A machine needs the Thumbprint of its agent's certificate.")
+	}
+	return nil
+}
+
+// Validate returns a KindInvalid error unless the command names its
+// machine, task, key and kind and its payload is JSON.
+func (c NewCommand) Validate() error {
+	if c.MachineID <= 0 || c.TaskID <= 0 || c.Key == "" || c.Kind == "" {
+		return Errorf(KindInvalid, "A command needs a machine, a task, a key and a kind.")
+	}
+	if len(c.Payload) > 0 && !json.Valid(c.Payload) {
+		return Errorf(KindInvalid, "A command's payload must be JSON.")
+	}
+	return nil
+}
+
+// Validate returns a KindInvalid error unless the report's state is
+// Running or final and its lines are numbered consecutively from at least 1.
+func (r CommandReport) Validate() error {
+	if r.State != CommandRunning && !r.State.Final() {
+		return Errorf(KindInvalid, "A report's State must be Running, Success, Failed or Canceled, not %q.", r.State)
+	}
+	if len(r.Result) > 0 && !json.Valid(r.Result) {
+		return Errorf(KindInvalid, "A report's Result must be JSON.")
+	}
+	for i, l := range r.Lines {
+		if l.Seq < 1 || (i > 0 && l.Seq != r.Lines[i-1].Seq+1) {
+			return Errorf(KindInvalid, "A report's lines must be numbered consecutively from 1 or more; line %d has Seq %d.", i, l.Seq)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,555 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cuttledeploy/cuttle"
+)
+
+// InitClusterCertificate stores c if the cluster has no certificate yet, and
+// returns the one the database holds (several nodes may start at once: the
+// first insert wins).
+func (s *Store) InitClusterCertificate(ctx context.Context, c cuttle.ClusterCertificate) (cuttle.ClusterCertificate, error) {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO cluster_certificate (id, cert_pem, sealed_key, thumbprint) VALUES (1, $1, $2, $3)
+		ON CONFLICT (id) DO NOTHING`, string(c.CertPEM), c.SealedKey, c.Thumbprint)
+	if err != nil {
+		return cuttle.ClusterCertificate{}, dbError(err, "storing the cluster certificate")
+	}
+	var (
+		got  cuttle.ClusterCertificate
+		cert string
+	)
+	err = s.pool.QueryRow(ctx, `SELECT cert_pem, sealed_key, thumbprint FROM cluster_certificate WHERE id = 1`).
+		Scan(&cert, &got.SealedKey, &got.Thumbprint)
+	got.CertPEM = []byte(cert)
+	return got, dbError(err, "reading the cluster certificate")
+}
+
+const environmentColumns = `id, space_id, name, description, sort_order, use_guided_failure, allow_dynamic_infrastructure`
+
+func scanEnvironment(row pgx.Row) (cuttle.Environment, error) {
+	var e cuttle.Environment
+	err := row.Scan(&e.ID, &e.SpaceID, &e.Name, &e.Description, &e.SortOrder, &e.UseGuidedFailure, &e.AllowDynamicInfrastructure)
+	return e, err
+}
+
+func environmentNotFound(id int64) error {
+	return cuttle.Errorf(cuttle.KindNotFound, "There is no environment with the id %q.", cuttle.FormatID(cuttle.EnvironmentIDPrefix, id))
+}
+
+func environmentNameTaken(name string) error {
+	return cuttle.Errorf(cuttle.KindConflict, "An environment named %q exists already.", name)
+}
+
+// CreateEnvironment creates an environment. KindInvalid without a name,
+// KindConflict if its space has one of that name (ignoring case).
+func (s *Store) CreateEnvironment(ctx context.Context, e cuttle.Environment) (cuttle.Environment, error) {
+	if err := e.Validate(); err != nil {
+		return cuttle.Environment{}, err
+	}
+	got, err := scanEnvironment(s.pool.QueryRow(ctx, `
+		INSERT INTO environments (space_id, name, description, sort_order, use_guided_failure, allow_dynamic_infrastructure)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+environmentColumns,
+		e.SpaceID, e.Name, e.Description, e.SortOrder, e.UseGuidedFailure, e.AllowDynamicInfrastructure))
+	if pgCode(err) == codeUniqueViolation {
+		return cuttle.Environment{}, environmentNameTaken(e.Name)
+	}
+	return got, dbError(err, "creating the environment")
+}
+
+// Environment returns one environment. KindNotFound if there is none.
+func (s *Store) Environment(ctx context.Context, id int64) (cuttle.Environment, error) {
+	e, err := scanEnvironment(s.pool.QueryRow(ctx, `SELECT `+environmentColumns+` FROM environments WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cuttle.Environment{}, environmentNotFound(id)
+	}
+	return e, dbError(err, "reading the environment")
+}
+
+// Environments returns every environment, by sort order, then name.
+func (s *Store) Environments(ctx context.Context) ([]cuttle.Environment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+environmentColumns+` FROM environments ORDER BY sort_order, lower(name), id`)
+	if err != nil {
+		return nil, dbError(err, "listing the environments")
+	}
+	envs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cuttle.Environment, error) { return scanEnvironment(r) })
+	return envs, dbError(err, "listing the environments")
+}
+
+// UpdateEnvironment replaces the environment of e.ID. KindInvalid without a
+// name, KindNotFound if there is none, KindConflict if the name is taken.
+func (s *Store) UpdateEnvironment(ctx context.Context, e cuttle.Environment) (cuttle.Environment, error) {
+	if err := e.Validate(); err != nil {
+		return cuttle.Environment{}, err
+	}
+	got, err := scanEnvironment(s.pool.QueryRow(ctx, `
+		UPDATE environments SET name = $2, description = $3, sort_order = $4, use_guided_failure = $5,
+			allow_dynamic_infrastructure = $6
+		WHERE id = $1 RETURNING `+environmentColumns,
+		e.ID, e.Name, e.Description, e.SortOrder, e.UseGuidedFailure, e.AllowDynamicInfrastructure))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return cuttle.Environment{}, environmentNotFound(e.ID)
+	case pgCode(err) == codeUniqueViolation:
+		return cuttle.Environment{}, environmentNameTaken(e.Name)
+	}
+	return got, dbError(err, "updating the environment")
+}
+
+// DeleteEnvironment removes an environment. KindNotFound if there is none,
+// KindConflict while machines belong to it.
+func (s *Store) DeleteEnvironment(ctx context.Context, id int64) error {
+	var deleted, used bool
+	err := s.pool.QueryRow(ctx, `
+		WITH used AS (SELECT EXISTS (SELECT 1 FROM machines WHERE $1 = ANY (environment_ids)) AS used),
+		gone AS (DELETE FROM environments WHERE id = $1 AND NOT (SELECT used FROM used) RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM gone), (SELECT used FROM used)`, id).Scan(&deleted, &used)
+	switch {
+	case err != nil:
+		return dbError(err, "deleting the environment")
+	case used:
+		return cuttle.Errorf(cuttle.KindConflict, "The environment %s has deployment targets; move or delete them first.", cuttle.FormatID(cuttle.EnvironmentIDPrefix, id))
+	case !deleted:
+		return environmentNotFound(id)
+	}
+	return nil
+}
+
+const machineColumns = `id, space_id, name, roles, environment_ids, style, uri, thumbprint, is_disabled,
+	health_status, status_summary, health_checked_at, agent_version, os`
+
+func scanMachine(row pgx.Row) (cuttle.Machine, error) {
+	var (
+		m             cuttle.Machine
+		style, health string
+		checked       *time.Time
+	)
+	err := row.Scan(&m.ID, &m.SpaceID, &m.Name, &m.Roles, &m.EnvironmentIDs, &style, &m.URI, &m.Thumbprint, &m.IsDisabled,
+		&health, &m.StatusSummary, &checked, &m.AgentVersion, &m.OS)
+	m.Style, m.HealthStatus, m.HealthCheckedAt = cuttle.CommunicationStyle(style), cuttle.HealthStatus(health), utc(checked)
+	if m.Roles == nil {
+		m.Roles = []string{}
+	}
+	if m.EnvironmentIDs == nil {
+		m.EnvironmentIDs = []int64{}
+	}
+	return m, err
+}
+
+func machineNotFound(id int64) error {
+	return cuttle.Errorf(cuttle.KindNotFound, "There is no machine with the id %q.", cuttle.FormatID(cuttle.MachineIDPrefix, id))
+}
+
+// checkMachine validates m and that its environments exist, in q.
+func checkMachine(ctx context.Context, q querier, m cuttle.Machine) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if len(m.EnvironmentIDs) == 0 {
+		return nil
+	}
+	var missing []int64
+	if err := q.QueryRow(ctx, `
+		SELECT coalesce(array_agg(want ORDER BY want), '{}') FROM unnest($1::bigint[]) AS want
+		WHERE NOT EXISTS (SELECT 1 FROM environments e WHERE e.id = want)`, m.EnvironmentIDs).Scan(&missing); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return cuttle.Errorf(cuttle.KindInvalid, "There is no environment with the id %q.", cuttle.FormatID(cuttle.EnvironmentIDPrefix, missing[0]))
+	}
+	return nil
+}
+
+// machineConflict maps a unique violation of machines to KindConflict.
+func machineConflict(err error, m cuttle.Machine) error {
+	if pgCode(err) != codeUniqueViolation {
+		return err
+	}
+	if m.Style == cuttle.Polling && constraintOf(err) == "machines_subscription" {
+		return cuttle.Errorf(cuttle.KindConflict, "Another machine has the subscription id %q.", m.URI)
+	}
+	return cuttle.Errorf(cuttle.KindConflict, "A machine named %q exists already.", m.Name)
+}
+
+func uniqueRoles(roles []string) []string {
+	out := make([]string, 0, len(roles))
+	for _, r := range roles {
+		if r != "" && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// sortedIDs returns ids sorted, once each, never nil (the column is NOT NULL).
+func sortedIDs(ids []int64) []int64 {
+	return append([]int64{}, slices.Compact(slices.Sorted(slices.Values(ids)))...)
+}
+
+// CreateMachine creates a machine, health Unknown. KindInvalid if m is not
+// valid or an environment does not exist; KindConflict if its space has a
+// machine of that name or its subscription id is taken.
+func (s *Store) CreateMachine(ctx context.Context, m cuttle.Machine) (cuttle.Machine, error) {
+	var got cuttle.Machine
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkMachine(ctx, tx, m); err != nil {
+			return err
+		}
+		var err error
+		got, err = scanMachine(tx.QueryRow(ctx, `
+			INSERT INTO machines (space_id, name, roles, environment_ids, style, uri, thumbprint, is_disabled)
+			VALUES ($1, $2, $3, $4, $5, $6, upper($7), $8) RETURNING `+machineColumns,
+			m.SpaceID, m.Name, uniqueRoles(m.Roles), sortedIDs(m.EnvironmentIDs),
+			string(m.Style), m.URI, m.Thumbprint, m.IsDisabled))
+		return machineConflict(err, m)
+	})
+	return got, dbError(err, "creating the machine")
+}
+
+// Machine returns one machine. KindNotFound if there is none.
+func (s *Store) Machine(ctx context.Context, id int64) (cuttle.Machine, error) {
+	m, err := scanMachine(s.pool.QueryRow(ctx, `SELECT `+machineColumns+` FROM machines WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cuttle.Machine{}, machineNotFound(id)
+	}
+	return m, dbError(err, "reading the machine")
+}
+
+// Machines returns the machines q selects, by name. Ids, thumbprint and
+// subscription id are looked up by index; the other filters apply to those.
+func (s *Store) Machines(ctx context.Context, q cuttle.MachineQuery) ([]cuttle.Machine, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+machineColumns+` FROM machines
+		WHERE (coalesce(cardinality($1::bigint[]), 0) = 0 OR id = ANY ($1))
+			AND ($2 = '' OR thumbprint = upper($2))
+			AND ($3 = '' OR (style = 'TentacleActive' AND uri = $3))
+		ORDER BY lower(name), id`, q.IDs, q.Thumbprint, q.SubscriptionID)
+	if err != nil {
+		return nil, dbError(err, "listing the machines")
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cuttle.Machine, error) { return scanMachine(r) })
+	if err != nil {
+		return nil, dbError(err, "listing the machines")
+	}
+	return slices.DeleteFunc(all, func(m cuttle.Machine) bool { return !q.Matches(m) }), nil
+}
+
+// UpdateMachine replaces what a user may change of the machine of m.ID,
+// keeping its health. Errors as CreateMachine's, and KindNotFound.
+func (s *Store) UpdateMachine(ctx context.Context, m cuttle.Machine) (cuttle.Machine, error) {
+	var got cuttle.Machine
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkMachine(ctx, tx, m); err != nil {
+			return err
+		}
+		var err error
+		got, err = scanMachine(tx.QueryRow(ctx, `
+			UPDATE machines SET name = $2, roles = $3, environment_ids = $4, style = $5, uri = $6, thumbprint = upper($7),
+				is_disabled = $8
+			WHERE id = $1 RETURNING `+machineColumns,
+			m.ID, m.Name, uniqueRoles(m.Roles), sortedIDs(m.EnvironmentIDs),
+			string(m.Style), m.URI, m.Thumbprint, m.IsDisabled))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return machineNotFound(m.ID)
+		}
+		return machineConflict(err, m)
+	})
+	return got, dbError(err, "updating the machine")
+}
+
+// DeleteMachine removes a machine. KindNotFound if there is none.
+func (s *Store) DeleteMachine(ctx context.Context, id int64) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM machines WHERE id = $1`, id)
+	if err != nil {
+		return dbError(err, "deleting the machine")
+	}
+	if tag.RowsAffected() == 0 {
+		return machineNotFound(id)
+	}
+	return nil
+}
+
+// SetMachineHealth records a health check's findings, dated now.
+// KindNotFound if there is no such machine.
+func (s *Store) SetMachineHealth(ctx context.Context, id int64, h cuttle.MachineHealth) error {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE machines SET health_status = $2, status_summary = $3, agent_version = $4, os = $5,
+			health_checked_at = clock_timestamp()
+		WHERE id = $1`, id, string(h.Status), h.StatusSummary, h.AgentVersion, h.OS)
+	if err != nil {
+		return dbError(err, "recording the machine's health")
+	}
+	if tag.RowsAffected() == 0 {
+		return machineNotFound(id)
+	}
+	return nil
+}
+
+const commandColumns = `c.id, c.uid, c.machine_id, c.task_id, c.key, c.kind, c.payload::text, c.state,
+	c.created_at, c.dispatched_at, c.finished_at, c.dispatched_by, c.output_seq, c.cancel_requested,
+	c.exit_code, c.result::text, c.error`
+
+func scanCommand(row pgx.Row) (cuttle.Command, error) {
+	var (
+		c                    cuttle.Command
+		kind, payload, state string
+		dispatched, finished *time.Time
+		result               *string
+	)
+	err := row.Scan(&c.ID, &c.UID, &c.MachineID, &c.TaskID, &c.Key, &kind, &payload, &state,
+		&c.CreatedAt, &dispatched, &finished, &c.DispatchedBy, &c.OutputSeq, &c.CancelRequested,
+		&c.ExitCode, &result, &c.Error)
+	c.Kind, c.Payload, c.State = cuttle.CommandKind(kind), json.RawMessage(payload), cuttle.CommandState(state)
+	c.CreatedAt, c.DispatchedAt, c.FinishedAt = c.CreatedAt.UTC(), utc(dispatched), utc(finished)
+	if result != nil {
+		c.Result = json.RawMessage(*result)
+	}
+	return c, err
+}
+
+func collectCommands(rows pgx.Rows, err error) ([]cuttle.Command, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (cuttle.Command, error) { return scanCommand(r) })
+}
+
+// EnsureCommands queues each command unless its task already has one with
+// its key, and returns every one of them in order, the existing ones as
+// they are. KindInvalid for a command that is not valid.
+func (s *Store) EnsureCommands(ctx context.Context, cmds []cuttle.NewCommand) ([]cuttle.Command, error) {
+	n := len(cmds)
+	uids, machines, tasks := make([]string, n), make([]int64, n), make([]int64, n)
+	keys, kinds, payloads := make([]string, n), make([]string, n), make([]string, n)
+	for i, c := range cmds {
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		payload := string(c.Payload)
+		if payload == "" {
+			payload = "{}"
+		}
+		uids[i], machines[i], tasks[i], keys[i], kinds[i], payloads[i] = uuid.NewString(), c.MachineID, c.TaskID, c.Key, string(c.Kind), payload
+	}
+	var out []cuttle.Command
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO commands (uid, machine_id, task_id, key, kind, payload, state, created_at)
+			SELECT u, m, t, k, kd, p::jsonb, 'Pending', clock_timestamp()
+			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[]) AS n (u, m, t, k, kd, p)
+			ON CONFLICT (task_id, key) DO NOTHING`, uids, machines, tasks, keys, kinds, payloads); err != nil {
+			return invalidJSON(err, "command's payload")
+		}
+		var err error
+		out, err = collectCommands(tx.Query(ctx, `
+			SELECT `+commandColumns+` FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS n (t, k, i)
+			JOIN commands c ON c.task_id = n.t AND c.key = n.k
+			ORDER BY n.i`, tasks, keys))
+		return err
+	})
+	return out, dbError(err, "queuing commands")
+}
+
+func commandNotFound(what string) error {
+	return cuttle.Errorf(cuttle.KindNotFound, "There is no command %s.", what)
+}
+
+// Command returns one command. KindNotFound if there is none.
+func (s *Store) Command(ctx context.Context, id int64) (cuttle.Command, error) {
+	c, err := scanCommand(s.pool.QueryRow(ctx, `SELECT `+commandColumns+` FROM commands c WHERE c.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cuttle.Command{}, commandNotFound(fmt.Sprint(id))
+	}
+	return c, dbError(err, "reading the command")
+}
+
+// CommandByUID returns the command with that UID. KindNotFound if none.
+func (s *Store) CommandByUID(ctx context.Context, uid string) (cuttle.Command, error) {
+	c, err := scanCommand(s.pool.QueryRow(ctx, `SELECT `+commandColumns+` FROM commands c WHERE c.uid = $1`, uid))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cuttle.Command{}, commandNotFound(fmt.Sprintf("%q", uid))
+	}
+	return c, dbError(err, "reading the command")
+}
+
+// dispatchable is SQL, over commands c and a redelivery interval in
+// microseconds as $2, for a command a poll hands out now.
+var dispatchable = `(c.state = 'Pending' OR (c.state = 'Dispatched' AND c.dispatched_at <= clock_timestamp() - ` + interval("%[1]s") + `))`
+
+// cancelToTell is SQL, over commands c and a redelivery interval, for an
+// unfinished handed-out command whose cancel the agent has not been told of
+// within the interval.
+var cancelToTell = `(c.state IN ('Dispatched', 'Running') AND c.cancel_requested
+	AND (c.cancel_told_at IS NULL OR c.cancel_told_at <= clock_timestamp() - ` + interval("%[1]s") + `))`
+
+// DispatchCommands hands out up to limit of the machine's commands, oldest
+// first (Pending ones, and Dispatched ones handed out at least
+// redeliverAfter ago), marking them Dispatched by node, and returns the
+// UIDs of its handed-out commands whose cancel the agent has not been told
+// of within redeliverAfter. A Dispatched command whose cancel was requested
+// and that its agent never confirmed within redeliverAfter ends Canceled.
+func (s *Store) DispatchCommands(ctx context.Context, machineID int64, node string, limit int, redeliverAfter time.Duration) ([]cuttle.Command, []string, error) {
+	redeliver := redeliverAfter.Microseconds()
+	var (
+		cmds   []cuttle.Command
+		cancel []string
+	)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			UPDATE commands c SET state = 'Canceled', finished_at = clock_timestamp(),
+				error = 'The command was cancelled before its agent confirmed it.'
+			WHERE c.machine_id = $1 AND c.cancel_requested AND `+fmt.Sprintf(dispatchable, "$2::bigint")+` AND c.state = 'Dispatched'`,
+			machineID, redeliver); err != nil {
+			return err
+		}
+		var err error
+		cmds, err = collectCommands(tx.Query(ctx, `
+			WITH picked AS (
+				SELECT c.id FROM commands c
+				WHERE c.machine_id = $1 AND `+fmt.Sprintf(dispatchable, "$2::bigint")+`
+				ORDER BY c.id LIMIT $3 FOR UPDATE SKIP LOCKED)
+			UPDATE commands c SET state = 'Dispatched', dispatched_at = clock_timestamp(), dispatched_by = $4
+			FROM picked WHERE c.id = picked.id
+			RETURNING `+commandColumns, machineID, redeliver, limit, node))
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(cmds, func(a, b cuttle.Command) int { return cmp.Compare(a.ID, b.ID) })
+		rows, err := tx.Query(ctx, `
+			UPDATE commands c SET cancel_told_at = clock_timestamp()
+			WHERE c.machine_id = $1 AND `+fmt.Sprintf(cancelToTell, "$2::bigint")+`
+			RETURNING c.uid`, machineID, redeliver)
+		if err != nil {
+			return err
+		}
+		cancel, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, nil, dbError(err, "handing out commands")
+	}
+	return cmds, cancel, nil
+}
+
+// DispatchableMachines returns the machines that DispatchCommands would
+// give something now.
+func (s *Store) DispatchableMachines(ctx context.Context, redeliverAfter time.Duration) ([]int64, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT DISTINCT c.machine_id FROM commands c
+		WHERE c.state IN ('Pending', 'Dispatched', 'Running')
+			AND (`+fmt.Sprintf(dispatchable, "$1::bigint")+` OR `+fmt.Sprintf(cancelToTell, "$1::bigint")+`)
+		ORDER BY c.machine_id`, redeliverAfter.Microseconds())
+	if err != nil {
+		return nil, dbError(err, "finding machines with work")
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	return ids, dbError(err, "finding machines with work")
+}
+
+// RecordReport stores what the machine's agent reports of one of its
+// commands (see store.AgentStore) and returns the command as stored.
+func (s *Store) RecordReport(ctx context.Context, machineID int64, r cuttle.CommandReport) (cuttle.Command, error) {
+	if err := r.Validate(); err != nil {
+		return cuttle.Command{}, err
+	}
+	var got cuttle.Command
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		c, err := scanCommand(tx.QueryRow(ctx, `
+			SELECT `+commandColumns+` FROM commands c WHERE c.uid = $1 AND c.machine_id = $2 FOR UPDATE`, r.UID, machineID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return commandNotFound(fmt.Sprintf("%q for this machine", r.UID))
+		}
+		if err != nil {
+			return err
+		}
+		lines := r.Lines
+		if len(lines) > 0 && lines[0].Seq > c.OutputSeq+1 {
+			return cuttle.Errorf(cuttle.KindConflict, "The report's lines start at %d, but the cluster has stored only %d; send again from %d.",
+				lines[0].Seq, c.OutputSeq, c.OutputSeq+1)
+		}
+		for len(lines) > 0 && lines[0].Seq <= c.OutputSeq {
+			lines = lines[1:]
+		}
+		if len(lines) > 0 {
+			seqs, times, streams, texts := make([]int64, len(lines)), make([]time.Time, len(lines)), make([]string, len(lines)), make([]string, len(lines))
+			for i, l := range lines {
+				seqs[i], times[i], streams[i], texts[i] = l.Seq, l.Time, l.Stream, l.Text
+			}
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO command_output (command_id, seq, time, stream, text)
+				SELECT $1, s, t, st, tx FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[]) AS l (s, t, st, tx)
+				ON CONFLICT DO NOTHING`, c.ID, seqs, times, streams, texts); err != nil {
+				return err
+			}
+		}
+		outputSeq := c.OutputSeq
+		if len(lines) > 0 {
+			outputSeq = lines[len(lines)-1].Seq
+		}
+		var result *string
+		if len(r.Result) > 0 {
+			s := string(r.Result)
+			result = &s
+		}
+		got, err = scanCommand(tx.QueryRow(ctx, `
+			UPDATE commands c SET output_seq = $2,
+				state = CASE
+					WHEN c.state IN ('Success', 'Failed', 'Canceled') THEN c.state
+					WHEN $3 = 'Running' THEN 'Running'
+					ELSE $3 END,
+				exit_code = CASE WHEN c.state IN ('Success', 'Failed', 'Canceled') OR $3 = 'Running' THEN c.exit_code ELSE $4 END,
+				result = CASE WHEN c.state IN ('Success', 'Failed', 'Canceled') OR $3 = 'Running' THEN c.result ELSE $5::jsonb END,
+				error = CASE WHEN c.state IN ('Success', 'Failed', 'Canceled') OR $3 = 'Running' THEN c.error ELSE $6 END,
+				finished_at = CASE WHEN c.state IN ('Success', 'Failed', 'Canceled') OR $3 = 'Running' THEN c.finished_at
+					ELSE clock_timestamp() END
+			WHERE c.id = $1
+			RETURNING `+commandColumns, c.ID, outputSeq, string(r.State), r.ExitCode, result, r.Error))
+		return invalidJSON(err, "report's result")
+	})
+	return got, dbError(err, "recording a report")
+}
+
+// CommandOutput returns up to limit lines of the command's output after the
+// line afterSeq, in order.
+func (s *Store) CommandOutput(ctx context.Context, id, afterSeq int64, limit int) ([]cuttle.CommandLine, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT seq, time, stream, text FROM command_output
+		WHERE command_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, id, afterSeq, limit)
+	if err != nil {
+		return nil, dbError(err, "reading a command's output")
+	}
+	lines, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cuttle.CommandLine, error) {
+		var l cuttle.CommandLine
+		err := r.Scan(&l.Seq, &l.Time, &l.Stream, &l.Text)
+		l.Time = l.Time.UTC()
+		return l, err
+	})
+	return lines, dbError(err, "reading a command's output")
+}
+
+// CancelCommand asks for a command to be stopped (see store.AgentStore).
+// KindNotFound if there is none.
+func (s *Store) CancelCommand(ctx context.Context, id int64) (cuttle.Command, error) {
+	c, err := scanCommand(s.pool.QueryRow(ctx, `
+		UPDATE commands c SET
+			cancel_requested = c.state NOT IN ('Success', 'Failed', 'Canceled') OR c.cancel_requested,
+			state = CASE WHEN c.state = 'Pending' THEN 'Canceled' ELSE c.state END,
+			finished_at = CASE WHEN c.state = 'Pending' THEN clock_timestamp() ELSE c.finished_at END,
+			error = CASE WHEN c.state = 'Pending' THEN 'The command was cancelled before it was handed out.' ELSE c.error END
+		WHERE c.id = $1
+		RETURNING `+commandColumns, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cuttle.Command{}, commandNotFound(fmt.Sprint(id))
+	}
+	return c, dbError(err, "cancelling the command")
+}
