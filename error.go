@@ -3,6 +3,7 @@ package cuttle
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Kind classifies an Error. The api package maps each kind to one HTTP status.
@@ -18,6 +19,29 @@ const (
 	KindTooLarge                 // the request body is too large (413)
 	KindUnavailable              // the node cannot serve now, for example without its database (503)
 )
+
+// HTTPStatus returns the HTTP status that answers an error of the kind:
+// the one place that maps kinds to statuses.
+func (k Kind) HTTPStatus() int {
+	switch k {
+	case KindInvalid:
+		return http.StatusBadRequest
+	case KindUnauthorized:
+		return http.StatusUnauthorized
+	case KindForbidden:
+		return http.StatusForbidden
+	case KindNotFound:
+		return http.StatusNotFound
+	case KindConflict:
+		return http.StatusConflict
+	case KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case KindUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
 
 // Error is the error type of cuttle. Message is safe to show to a client;
 // Err, the cause, is only logged.

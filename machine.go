@@ -86,7 +86,9 @@ type MachineQuery struct {
 	Roles          []string
 	EnvironmentIDs []int64
 	Thumbprint     string
-	Style          CommunicationStyle
+	Styles         []CommunicationStyle
+	HealthStatuses []HealthStatus
+	IsDisabled     *bool
 	SubscriptionID string // a polling machine's URI
 }
 
@@ -212,7 +214,9 @@ func (q MachineQuery) Matches(m Machine) bool {
 		}),
 		len(q.EnvironmentIDs) > 0 && !slices.ContainsFunc(q.EnvironmentIDs, func(id int64) bool { return slices.Contains(m.EnvironmentIDs, id) }),
 		q.Thumbprint != "" && !strings.EqualFold(q.Thumbprint, m.Thumbprint),
-		q.Style != "" && q.Style != m.Style,
+		len(q.Styles) > 0 && !slices.Contains(q.Styles, m.Style),
+		len(q.HealthStatuses) > 0 && !slices.Contains(q.HealthStatuses, m.HealthStatus),
+		q.IsDisabled != nil && *q.IsDisabled != m.IsDisabled,
 		q.SubscriptionID != "" && (m.Style != Polling || m.URI != q.SubscriptionID):
 		return false
 	}

@@ -116,7 +116,7 @@ type TaskQuery struct {
 const (
 	JobRetention      = "Retention"
 	JobPackageCleanup = "PackageCacheCleanup"
-	JobHealthCheck    = "HealthCheck"
+	JobHealthCheck    = "Health" // queues a Health task (package tasks)
 	JobReindex        = "PackageReindex"
 )
 

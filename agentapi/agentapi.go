@@ -126,6 +126,9 @@ type ReceiveFile struct {
 	Path   string
 	Size   int64
 	SHA256 string // lower-case hex
+	// Source is the file's key in the cluster's shared storage, which the
+	// node serves it from; agents need not read it.
+	Source string `json:",omitempty"`
 }
 
 // ReceiveFileResult reports a received file.

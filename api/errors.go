@@ -14,28 +14,6 @@ type errorBody struct {
 	Errors       []string `json:",omitempty"`
 }
 
-// statusOf maps an error kind to its HTTP status: the one place that does.
-func statusOf(kind cuttle.Kind) int {
-	switch kind {
-	case cuttle.KindInvalid:
-		return http.StatusBadRequest
-	case cuttle.KindUnauthorized:
-		return http.StatusUnauthorized
-	case cuttle.KindForbidden:
-		return http.StatusForbidden
-	case cuttle.KindNotFound:
-		return http.StatusNotFound
-	case cuttle.KindConflict:
-		return http.StatusConflict
-	case cuttle.KindTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case cuttle.KindUnavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 // writeError answers with the Octopus error body. A client sees the message of
 // a *cuttle.Error that is not internal; anything else is logged and answered
 // with a generic message.
@@ -44,7 +22,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if !errors.As(err, &e) {
 		e = &cuttle.Error{Kind: cuttle.KindInternal, Err: err}
 	}
-	status := statusOf(e.Kind)
+	status := e.Kind.HTTPStatus()
 	body := errorBody{ErrorMessage: e.Message, Errors: e.Details}
 	switch {
 	case e.Kind == cuttle.KindInternal:

@@ -56,6 +56,11 @@ func (s *Server) root(spaceID string) rootResource {
 		"Cluster":                     "/api/cluster",
 		"Tasks":                       "/api/tasks{/id}{?skip,take,ids,states,node,name,active}",
 		"TaskTypes":                   "/api/tasks/taskTypes",
+		"Environments":                "/api/Spaces-1/environments{/id}{?name,skip,ids,take,partialName}",
+		"Machines": "/api/Spaces-1/machines{/id}{?skip,take,name,ids,partialName,roles,isDisabled,healthStatuses,commStyles," +
+			"tenantIds,tenantTags,environmentIds,thumbprint,deploymentId,shellNames}",
+		"MachineRoles":             "/api/Spaces-1/machineroles/all",
+		"CertificateConfiguration": "/api/configuration/certificates{/id}{?skip,take,ids,partialName}",
 	}
 	id := "Root"
 	if spaceID != "" {

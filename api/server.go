@@ -28,6 +28,8 @@ type Server struct {
 	logs    tasklog.Store
 	log     *slog.Logger
 	mux     *http.ServeMux
+	// thumbprint is the cluster certificate's, which agents pin.
+	thumbprint string
 
 	ping atomic.Pointer[pingCache]
 }
@@ -40,6 +42,9 @@ type Config struct {
 	Kinds   tasks.Kinds    // the task kinds users may queue
 	Logs    tasklog.Store  // task logs in shared storage
 	Logger  *slog.Logger   // default slog.Default()
+	// ClusterThumbprint is the thumbprint of the certificate nodes present
+	// to agents; the API serves it as certificate-global.
+	ClusterThumbprint string
 }
 
 // New returns the API server of a node.
@@ -48,7 +53,8 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, kinds: cfg.Kinds, logs: cfg.Logs, log: log, mux: http.NewServeMux()}
+	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, kinds: cfg.Kinds, logs: cfg.Logs, log: log, mux: http.NewServeMux(),
+		thumbprint: cfg.ClusterThumbprint}
 	s.routes()
 	return s
 }
@@ -100,6 +106,7 @@ func (s *Server) routes() {
 	s.handle("GET /api/cluster", user, s.handleClusterGet)
 	s.handle("PUT /api/cluster", admin, s.handleClusterUpdate)
 	s.taskRoutes()
+	s.machineRoutes()
 	s.rootRoutes()
 	s.handle("/api/", user, func(w http.ResponseWriter, r *http.Request) error {
 		return cuttle.Errorf(cuttle.KindNotFound, "There is no route %s %s.", r.Method, r.URL.Path)

@@ -6,8 +6,10 @@ package blob
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Layout says where each kind of file lives.
@@ -41,4 +43,31 @@ func (l Layout) Create() error {
 		}
 	}
 	return nil
+}
+
+// Key prefixes: a key names a file of shared storage by the kind of file
+// and its path within that kind's folder, with forward slashes, such as
+// "packages/app.1.0.zip" or "artifacts/ServerTasks-7/log.txt".
+const (
+	PackagesKey  = "packages/"
+	ArtifactsKey = "artifacts/"
+)
+
+// Path returns the file a key names. It fails for a key of another kind,
+// or one that is absolute, holds "..", a backslash or an empty part, so
+// that no key reaches outside its folder.
+func (l Layout) Path(key string) (string, error) {
+	var root, rel string
+	switch {
+	case strings.HasPrefix(key, PackagesKey):
+		root, rel = l.Packages, strings.TrimPrefix(key, PackagesKey)
+	case strings.HasPrefix(key, ArtifactsKey):
+		root, rel = l.Artifacts, strings.TrimPrefix(key, ArtifactsKey)
+	default:
+		return "", fmt.Errorf("the storage key %q names neither %s nor %s", key, PackagesKey, ArtifactsKey)
+	}
+	if rel == "" || strings.Contains(rel, `\`) || !fs.ValidPath(rel) {
+		return "", fmt.Errorf("the storage key %q is not a clean relative path", key)
+	}
+	return filepath.Join(root, filepath.FromSlash(rel)), nil
 }

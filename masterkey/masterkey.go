@@ -4,6 +4,9 @@
 package masterkey
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -91,4 +94,49 @@ func Load(text, dataDir string) (k Key, generated bool, err error) {
 		return Key{}, false, err
 	}
 	return k, true, f.Close()
+}
+
+// Seal encrypts plaintext for storage with AES-256-GCM, under a key derived
+// from the master key for purpose (HKDF-SHA256), so that each use of the
+// master key has a key of its own. The result holds the random nonce.
+func (k Key) Seal(purpose string, plaintext []byte) ([]byte, error) {
+	aead, err := k.aead(purpose)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	rand.Read(nonce)
+	return aead.Seal(nonce, nonce, plaintext, []byte(purpose)), nil
+}
+
+// Open decrypts what Seal sealed for the same purpose. It fails if sealed
+// was made with another key or purpose, or was altered.
+func (k Key) Open(purpose string, sealed []byte) ([]byte, error) {
+	aead, err := k.aead(purpose)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < aead.NonceSize() {
+		return nil, errors.New("the sealed value is too short")
+	}
+	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(purpose))
+	if err != nil {
+		return nil, errors.New("the sealed value cannot be opened with this master key")
+	}
+	return plain, nil
+}
+
+func (k Key) aead(purpose string) (cipher.AEAD, error) {
+	if len(k.b) != Size {
+		return nil, errors.New("no master key")
+	}
+	derived, err := hkdf.Key(sha256.New, k.b, nil, "cuttle "+purpose, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(derived)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }

@@ -3,6 +3,7 @@ package masterkey
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -40,5 +41,29 @@ func TestParseRefusesMalformedKeys(t *testing.T) {
 	}
 	if Generate().Fingerprint() == Generate().Fingerprint() {
 		t.Error("two generated keys share a fingerprint")
+	}
+}
+
+func TestSealOpen(t *testing.T) {
+	k, other := Generate(), Generate()
+	sealed, err := k.Seal("cluster certificate", []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(sealed), "secret") {
+		t.Fatal("the sealed value holds the plaintext")
+	}
+	if got, err := k.Open("cluster certificate", sealed); err != nil || string(got) != "secret" {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	if _, err := other.Open("cluster certificate", sealed); err == nil {
+		t.Error("another key opened the sealed value")
+	}
+	if _, err := k.Open("something else", sealed); err == nil {
+		t.Error("another purpose opened the sealed value")
+	}
+	sealed[len(sealed)-1] ^= 1
+	if _, err := k.Open("cluster certificate", sealed); err == nil {
+		t.Error("an altered sealed value opened")
 	}
 }

@@ -5,7 +5,8 @@
 // streams them without holding a log in memory.
 //
 // Layout under the task-logs root: <task id>/<epoch, 8 digits>.log, one
-// JSON object per line: {"t": time, "c": category, "m": text, "b": block}.
+// JSON object per line: {"t": time, "c": category, "m": text, "b": block,
+// "s": source, "n": seq}.
 package tasklog
 
 import (
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -53,6 +55,12 @@ type Line struct {
 	// Block names the part of the task the line belongs to, such as one
 	// target of a deployment; empty for the task itself.
 	Block string `json:"b,omitempty"`
+	// Source and Seq name a line copied from elsewhere, such as line Seq of
+	// an agent command's output: a reader shows each (Source, Seq) once, in
+	// the order of Seq, so an owner that takes a task over may copy again
+	// what its predecessor may already have copied.
+	Source string `json:"s,omitempty"`
+	Seq    int64  `json:"n,omitempty"`
 }
 
 // Store is the task-logs folder of shared storage.
@@ -185,23 +193,31 @@ type Cursor struct {
 	Segment string // base name of the segment file; empty before the first
 	Offset  int64
 	Line    int // lines read so far
+	// seen is the last Seq read of each Source.
+	seen map[string]int64
 }
+
+// LastSeq returns the highest Seq of the lines of source read so far (0 if none).
+func (c Cursor) LastSeq(source string) int64 { return c.seen[source] }
 
 // Read calls fn for each complete line after cur, in order, and returns the
 // cursor after the last line read. A line still being written (no newline
-// yet) is left for the next Read. fn returning an error stops the read.
+// yet) is left for the next Read; a copied line (see Line.Source) at or
+// below the last Seq read of its source is passed over. fn returning an
+// error stops the read.
 func (s Store) Read(taskID int64, cur Cursor, fn func(Line) error) (Cursor, error) {
 	segs, err := s.segments(taskID)
 	if err != nil {
 		return cur, err
 	}
+	cur.seen = maps.Clone(cur.seen) // the caller's cursor stays as it was
 	for _, path := range segs {
 		name := filepath.Base(path)
 		if cur.Segment != "" && name < cur.Segment {
 			continue
 		}
 		if name != cur.Segment {
-			cur = Cursor{Segment: name, Line: cur.Line}
+			cur = Cursor{Segment: name, Line: cur.Line, seen: cur.seen}
 		}
 		next, err := readSegment(path, cur, fn)
 		cur = next
@@ -244,11 +260,26 @@ func readSegment(path string, cur Cursor, fn func(Line) error) (Cursor, error) {
 			l = Line{Category: Error, Text: "(unreadable log line)"}
 		}
 		cur.Offset += int64(len(raw))
+		if l.Source != "" && l.Seq > 0 {
+			if l.Seq <= cur.seen[l.Source] {
+				continue
+			}
+			if cur.seen == nil {
+				cur.seen = map[string]int64{}
+			}
+			cur.seen[l.Source] = l.Seq
+		}
 		cur.Line++
 		if err := fn(l); err != nil {
 			return cur, err
 		}
 	}
+}
+
+// End returns the cursor after the last complete line of a task's log: its
+// LastSeq tells an owner taking a task over what was copied before.
+func (s Store) End(taskID int64) (Cursor, error) {
+	return s.Read(taskID, Cursor{}, func(Line) error { return nil })
 }
 
 // Remove deletes a task's log.

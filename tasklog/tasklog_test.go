@@ -2,8 +2,10 @@ package tasklog
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -96,5 +98,35 @@ func TestLongLine(t *testing.T) {
 	got, _ := readAll(t, s, 4, Cursor{})
 	if len(got) != 2 || got[0] != "Info:"+long || got[1] != "Info:next" {
 		t.Fatalf("long line read back wrong (%d lines)", len(got))
+	}
+}
+
+// TestCopiedLinesOnce: lines copied from a source are read once each, in
+// the order of their Seq, even when a later owner copies them again.
+func TestCopiedLinesOnce(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	first, second := s.Writer(7, 1, nil), s.Writer(7, 2, nil)
+	line := func(seq int64) Line {
+		return Line{Category: Info, Text: fmt.Sprintf("out %d", seq), Block: "web", Source: "cmd-1", Seq: seq}
+	}
+	first.Write(line(1), line(2), line(3))
+	first.Write(Line{Category: Info, Text: "owner 1 stops"})
+	end, err := s.End(7)
+	if err != nil || end.LastSeq("cmd-1") != 3 || end.LastSeq("other") != 0 {
+		t.Fatalf("End: LastSeq %d, %v; want 3", end.LastSeq("cmd-1"), err)
+	}
+	second.Write(line(2), line(3), line(4)) // the new owner copies from an older point
+	first.Close()
+	second.Close()
+	var texts []string
+	if _, err := s.Read(7, Cursor{}, func(l Line) error {
+		texts = append(texts, l.Text)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"out 1", "out 2", "out 3", "owner 1 stops", "out 4"}
+	if !slices.Equal(texts, want) {
+		t.Errorf("read %q, want %q", texts, want)
 	}
 }

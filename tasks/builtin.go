@@ -34,9 +34,7 @@ func Builtin(layout blob.Layout) Kinds {
 		n, size := countFiles(layout.Packages)
 		x.Log.Logf(tasklog.Info, "The package store %s holds %d files (%d bytes); no cache retention rule applies yet.", layout.Packages, n, size)
 	}))
-	ks.Add(systemKind(cuttle.JobHealthCheck, "Check the health of deployment targets", func(x *Execution) {
-		x.Log.Logf(tasklog.Info, "No deployment targets are registered; nothing to check.")
-	}))
+	ks.Add(healthKind())
 	ks.Add(systemKind(cuttle.JobReindex, "Re-index the built-in package repository", func(x *Execution) {
 		n, _ := countFiles(layout.Packages)
 		x.Log.Logf(tasklog.Info, "Found %d files in the package store %s; the package index arrives with the package repository.", n, layout.Packages)
@@ -56,18 +54,18 @@ func systemKind(name, description string, body func(x *Execution)) Kind {
 }
 
 // noArguments is the Prepare of a kind that takes no arguments.
-func noArguments(kind, description string) func(json.RawMessage) (string, error) {
-	return func(args json.RawMessage) (string, error) {
+func noArguments(kind, description string) func(json.RawMessage) (Plan, error) {
+	return func(args json.RawMessage) (Plan, error) {
 		var none struct{}
-		return description, decodeArguments(kind, args, &none)
+		return Plan{Description: description}, decodeArguments(kind, args, &none)
 	}
 }
 
 // Description returns what a task of the kind does, as its Prepare
 // describes one with no arguments.
 func (k Kind) Description() string {
-	d, _ := k.Prepare(json.RawMessage(`{}`))
-	return d
+	p, _ := k.Prepare(json.RawMessage(`{}`))
+	return p.Description
 }
 
 func countFiles(dir string) (n int, size int64) {
@@ -93,15 +91,15 @@ func waitKind() Kind {
 	return Kind{
 		Name:      "Wait",
 		Resumable: true,
-		Prepare: func(raw json.RawMessage) (string, error) {
+		Prepare: func(raw json.RawMessage) (Plan, error) {
 			var a args
 			if err := decodeArguments("Wait", raw, &a); err != nil {
-				return "", err
+				return Plan{}, err
 			}
 			if a.Seconds < 0 || a.Seconds > maxWait {
-				return "", cuttle.Errorf(cuttle.KindInvalid, "Wait's Seconds must be between 0 and %d.", maxWait)
+				return Plan{}, cuttle.Errorf(cuttle.KindInvalid, "Wait's Seconds must be between 0 and %d.", maxWait)
 			}
-			return fmt.Sprintf("Wait %d seconds (resumable)", a.Seconds), nil
+			return Plan{Description: fmt.Sprintf("Wait %d seconds (resumable)", a.Seconds)}, nil
 		},
 		Run: func(ctx context.Context, x *Execution) error {
 			var a args

@@ -42,6 +42,9 @@ type Config struct {
 	Member *cluster.Member
 	Logs   tasklog.Store
 	Kinds  Kinds
+	// Agents runs commands on deployment targets; nil: tasks that need
+	// agents fail.
+	Agents Agents
 	Logger *slog.Logger // default slog.Default()
 }
 
@@ -55,6 +58,7 @@ type Executor struct {
 	member *cluster.Member
 	logs   tasklog.Store
 	kinds  Kinds
+	agents Agents
 	log    *slog.Logger
 
 	wake     chan struct{} // claim now: this node has room again
@@ -113,7 +117,7 @@ func New(cfg Config) *Executor {
 		log = slog.Default()
 	}
 	e := &Executor{
-		store: cfg.Store, member: cfg.Member, logs: cfg.Logs, kinds: cfg.Kinds, log: log,
+		store: cfg.Store, member: cfg.Member, logs: cfg.Logs, kinds: cfg.Kinds, agents: cfg.Agents, log: log,
 		wake: make(chan struct{}, 1), notified: make(chan struct{}, 1), check: make(chan struct{}, 1), leading: make(chan struct{}, 1), results: make(chan result, finishBatch),
 		runs: map[int64]*run{},
 	}
@@ -292,7 +296,7 @@ func (e *Executor) execute(ctx context.Context, t cuttle.Task, r *run) {
 	case cause == errCanceled:
 		res.State = cuttle.TaskCanceled
 		w.Logf(tasklog.Info, "The task was cancelled.")
-	case cause == errStopping && ok && k.Resumable:
+	case cause == errStopping && ok && t.Resumable:
 		res.State = cuttle.TaskQueued
 		w.Logf(tasklog.Info, "Node %s is stopping; the task goes back to the queue to resume on another node.", st.Node.Name)
 	case cause == errStopping:

@@ -190,12 +190,27 @@ func TestPrepareRefusesBadTasks(t *testing.T) {
 		{"AdHocScript", `{"ScriptBody": "true", "Syntax": "Cobol"}`},
 		{"AdHocScript", `{"ScriptBody": 42, "Syntax": "Bash"}`},
 		{"AdHocScript", `{"ScriptBody": "true", "Syntax": "Bash", "Colour": 1}`},
-		{"AdHocScript", `{"ScriptBody": "true", "Syntax": "Bash", "MachineIds": ["Machines-1"]}`},
+		{"AdHocScript", `{"ScriptBody": "true", "Syntax": "Bash", "MachineIds": ["web-1"]}`},
+		{"AdHocScript", `{"ScriptBody": "true", "Syntax": "Bash", "EnvironmentIds": ["Production"]}`},
+		{"AdHocScript", `{"ScriptBody": "true", "Syntax": "Bash", "TargetRoles": "web"}`},
 		{"Wait", `{"Seconds": -1}`},
+		{"Health", `{"MachineIds": ["Machines-x"]}`},
+		{"Health", `{"TimeoutSeconds": -1}`},
 	} {
 		_, err := kinds.Prepare(cuttle.NewTask{Name: c.name, Arguments: json.RawMessage(c.args)})
 		if !cuttle.IsKind(err, cuttle.KindInvalid) {
 			t.Errorf("%s %s: %v, want a KindInvalid error", c.name, c.args, err)
+		}
+	}
+	// A script on targets is resumable (its agents keep running it); one
+	// on the server is not.
+	for args, resumable := range map[string]bool{
+		`{"ScriptBody": "true", "Syntax": "Bash", "TargetRoles": ["web"]}`: true,
+		`{"ScriptBody": "true", "Syntax": "Bash"}`:                          false,
+	} {
+		nt, err := kinds.Prepare(cuttle.NewTask{Name: "AdHocScript", Arguments: json.RawMessage(args)})
+		if err != nil || nt.Resumable != resumable {
+			t.Errorf("AdHocScript %s: Resumable %v, %v; want %v", args, nt.Resumable, err, resumable)
 		}
 	}
 }

@@ -16,13 +16,14 @@ import (
 type Kind struct {
 	Name string
 	// Resumable kinds continue on another node from their checkpoint when
-	// their owner dies; others end Failed.
+	// their owner dies; others end Failed, unless Prepare finds a task of
+	// theirs resumable.
 	Resumable bool
 	// System kinds are queued by the cluster itself, never through the API.
 	System bool
-	// Prepare checks the arguments of a new task and returns its
-	// description. Its errors are KindInvalid and say what is wrong.
-	Prepare func(args json.RawMessage) (description string, err error)
+	// Prepare checks the arguments of a new task and returns its plan. Its
+	// errors are KindInvalid and say what is wrong.
+	Prepare func(args json.RawMessage) (Plan, error)
 	// Run does the work. It returns nil for Success and an error, whose text
 	// becomes the task's error message, for Failed. ctx ends when the task is
 	// cancelled or this node loses it; Run must then stop promptly.
@@ -47,6 +48,13 @@ func (x *Execution) Checkpoint(ctx context.Context, checkpoint []byte) error {
 		x.e.cancelRun(x.Task.ID, errLost)
 	}
 	return err
+}
+
+// Plan is what Prepare makes of a new task.
+type Plan struct {
+	Description string
+	// Resumable makes this task resumable, whatever its kind's Resumable.
+	Resumable bool
 }
 
 // Kinds is a set of task kinds by name.
@@ -82,14 +90,14 @@ func (ks Kinds) Prepare(t cuttle.NewTask) (cuttle.NewTask, error) {
 	if len(t.Arguments) == 0 || string(t.Arguments) == "null" {
 		t.Arguments = json.RawMessage(`{}`)
 	}
-	desc, err := k.Prepare(t.Arguments)
+	plan, err := k.Prepare(t.Arguments)
 	if err != nil {
 		return t, err
 	}
 	if t.Description == "" {
-		t.Description = desc
+		t.Description = plan.Description
 	}
-	t.Resumable = k.Resumable
+	t.Resumable = k.Resumable || plan.Resumable
 	return t, nil
 }
 

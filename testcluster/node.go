@@ -82,10 +82,11 @@ type NodeConfig struct {
 
 // Node is one cuttle server process started by the harness.
 type Node struct {
-	Config NodeConfig
-	Port   int
-	URL    string // http://127.0.0.1:PORT
-	Client *client.Client
+	Config      NodeConfig
+	Port        int
+	URL         string // http://127.0.0.1:PORT
+	PollingPort int    // where polling agents connect (--polling-listen)
+	Client      *client.Client
 
 	tb      testing.TB
 	logPath string
@@ -102,7 +103,7 @@ func NewNode(tb testing.TB, cfg NodeConfig) *Node {
 	if cfg.DataDir == "" {
 		cfg.DataDir = tb.TempDir()
 	}
-	n := &Node{Config: cfg, tb: tb, Port: FreePort(tb), logPath: filepath.Join(cfg.DataDir, "node.log")}
+	n := &Node{Config: cfg, tb: tb, Port: FreePort(tb), PollingPort: FreePort(tb), logPath: filepath.Join(cfg.DataDir, "node.log")}
 	n.URL = "http://127.0.0.1:" + strconv.Itoa(n.Port)
 	n.Client = &client.Client{BaseURL: n.URL, APIKey: cfg.AdminKey, HTTP: &http.Client{Timeout: 5 * time.Second}}
 	tb.Cleanup(func() {
@@ -130,7 +131,8 @@ func StartNode(tb testing.TB, cfg NodeConfig) *Node {
 // Args returns the command-line arguments of the node's server.
 func (n *Node) Args() []string {
 	c := n.Config
-	args := []string{"server", "--listen", "127.0.0.1:" + strconv.Itoa(n.Port), "--data-dir", c.DataDir,
+	args := []string{"server", "--listen", "127.0.0.1:" + strconv.Itoa(n.Port),
+		"--polling-listen", "127.0.0.1:" + strconv.Itoa(n.PollingPort), "--data-dir", c.DataDir,
 		"--node-name", c.Name, "--log-level", "debug", "--shutdown-grace", "5s"}
 	if c.DB != "" {
 		args = append(args, "--db", c.DB)

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"github.com/cuttledeploy/cuttle/api"
 	"github.com/cuttledeploy/cuttle/blob"
 	"github.com/cuttledeploy/cuttle/cluster"
+	"github.com/cuttledeploy/cuttle/comms"
+	"github.com/cuttledeploy/cuttle/host"
 	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/store/postgres"
@@ -30,7 +31,7 @@ import (
 
 // serverOptions are the flags of `cuttle server`.
 type serverOptions struct {
-	dataDir, db, listen, nodeName, masterKey, adminAPIKey string
+	dataDir, db, listen, pollingListen, nodeName, masterKey, adminAPIKey string
 	storage, packages, artifacts, taskLogs                string
 	logLevel                                              string
 	taskCap                                               optionalInt
@@ -44,6 +45,7 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.dataDir, "data-dir", "./cuttle-data", "folder for the embedded database, the generated master key and, by default, shared storage")
 	fs.StringVar(&o.db, "db", "", "PostgreSQL URL (postgres://...) of the cluster to join; empty: embedded SQLite in the data folder")
 	fs.StringVar(&o.listen, "listen", ":8080", "HTTP address of the API and UI")
+	fs.StringVar(&o.pollingListen, "polling-listen", fmt.Sprintf(":%d", cuttle.DefaultPollingPort), "address polling agents connect to (TLS with the cluster's certificate)")
 	fs.StringVar(&o.nodeName, "node-name", host, "name of this node, unique in the cluster; it keeps its id across restarts")
 	fs.Var(&o.taskCap, "task-cap", fmt.Sprintf("most tasks this node runs at once (0: API and UI only); default: keep the node's cap, %d for a new node", cuttle.DefaultTaskCap))
 	fs.StringVar(&o.masterKey, "master-key", "", "master key shared by every node (base64 of 32 bytes); default: the key in the data folder, generated at first start")
@@ -110,48 +112,67 @@ func serve(ctx context.Context, o serverOptions, stdout io.Writer, log *slog.Log
 	}
 	defer st.Close()
 
-	identity, err := st.InitCluster(ctx, key.Fingerprint())
+	clusterID, err := st.InitCluster(ctx, key.Fingerprint())
 	if err != nil {
 		return fmt.Errorf("reading the cluster's identity: %w", err)
 	}
-	if identity.KeyFingerprint != key.Fingerprint() {
+	if clusterID.KeyFingerprint != key.Fingerprint() {
 		return fmt.Errorf("the master key does not match the cluster's (this node's key has fingerprint %s, the cluster's has %s): "+
 			"start this node with the key the other nodes use, with --master-key or CUTTLE_MASTER_KEY (it is in master.key in the first node's data folder)",
-			key.Fingerprint(), identity.KeyFingerprint)
+			key.Fingerprint(), clusterID.KeyFingerprint)
 	}
 	if err := ensureAdmin(ctx, st, o.adminAPIKey, stdout); err != nil {
 		return err
 	}
 
+	identity, err := comms.LoadIdentity(ctx, st, key)
+	if err != nil {
+		return fmt.Errorf("loading the cluster's certificate: %w", err)
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", o.listen, err)
+	}
+	pln, err := net.Listen("tcp", o.pollingListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listening for polling agents on %s: %w", o.pollingListen, err)
 	}
 	logs := tasklog.Store{Root: layout.TaskLogs}
 	kinds := tasks.Builtin(layout)
 	member := cluster.New(cluster.Config{
 		Store: st,
 		Registration: cuttle.NodeRegistration{
-			Name: o.nodeName, Version: cuttle.Version, OS: osDescription(), Addresses: localAddresses(),
+			Name: o.nodeName, Version: cuttle.Version, OS: host.OSDescription(), Addresses: host.Addresses(),
 			KeyFingerprint: key.Fingerprint(), TaskCap: o.taskCap.ptr(),
 		},
 		Logger: log,
 	})
-	executor := tasks.New(tasks.Config{Store: st, Member: member, Logs: logs, Kinds: kinds, Logger: log})
+	agents := comms.New(comms.Config{Store: st, Member: member, Identity: identity, Storage: layout, Logger: log})
+	executor := tasks.New(tasks.Config{Store: st, Member: member, Logs: logs, Kinds: kinds, Agents: agents, Logger: log})
 	if err := member.Start(ctx); err != nil {
 		ln.Close()
+		pln.Close()
 		return fmt.Errorf("joining the cluster: %w", err)
 	}
+	agents.Start(ctx)
 	executor.Start(ctx)
+	go func() {
+		if err := agents.Serve(pln); err != nil {
+			log.Error("the polling endpoint failed", "err", err)
+		}
+	}()
 	srv := &http.Server{
-		Handler:           api.New(api.Config{Store: st, Member: member, Cluster: identity, Kinds: kinds, Logs: logs, Logger: log}),
+		Handler: api.New(api.Config{Store: st, Member: member, Cluster: clusterID, Kinds: kinds, Logs: logs, Logger: log,
+			ClusterThumbprint: identity.Thumbprint}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("cuttle server started", "listen", ln.Addr().String(), "version", cuttle.Version, "data", o.dataDir, "storage", storageRoot)
+	log.Info("cuttle server started", "listen", ln.Addr().String(), "polling", pln.Addr().String(), "version", cuttle.Version,
+		"data", o.dataDir, "storage", storageRoot, "thumbprint", identity.Thumbprint)
 
 	select {
 	case <-ctx.Done():
@@ -166,6 +187,9 @@ func serve(ctx context.Context, o serverOptions, stdout io.Writer, log *slog.Log
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), o.shutdownGrace)
 	executor.Stop(graceCtx)
 	cancelGrace()
+	agentsCtx, cancelAgents := context.WithTimeout(context.Background(), time.Second)
+	agents.Stop(agentsCtx)
+	cancelAgents()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := member.Stop(stopCtx); err != nil {
@@ -233,37 +257,4 @@ func ensureAdmin(ctx context.Context, st store.Store, key string, stdout io.Writ
 		fmt.Fprintf(stdout, "\nGenerated the administrator's API key. It is shown only this once; keep it safe:\n\n    %s\n\n", key)
 	}
 	return nil
-}
-
-func osDescription() string {
-	desc := runtime.GOOS + "/" + runtime.GOARCH
-	if b, err := os.ReadFile("/etc/os-release"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
-				return strings.Trim(v, `"`) + " (" + desc + ")"
-			}
-		}
-	}
-	return desc
-}
-
-// localAddresses lists this host's unicast IP addresses, loopback last.
-func localAddresses() []string {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil
-	}
-	var out, loop []string
-	for _, a := range addrs {
-		ipnet, ok := a.(*net.IPNet)
-		if !ok || ipnet.IP.IsLinkLocalUnicast() {
-			continue
-		}
-		if ipnet.IP.IsLoopback() {
-			loop = append(loop, ipnet.IP.String())
-		} else {
-			out = append(out, ipnet.IP.String())
-		}
-	}
-	return append(out, loop...)
 }

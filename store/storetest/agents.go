@@ -195,9 +195,10 @@ func testMachineQuery(t *testing.T, s store.Store) {
 	a := machine(t, s, "alpha", []int64{prod.ID}, cuttle.Polling)
 	b := machine(t, s, "Beta", []int64{test.ID}, cuttle.Listening)
 	c := machine(t, s, "gamma", []int64{prod.ID, test.ID}, cuttle.Polling)
-	c.Roles = []string{"db"}
+	c.Roles, c.IsDisabled = []string{"db"}, true
 	c, err := s.UpdateMachine(ctx, c)
 	check(t, err, "UpdateMachine")
+	check(t, s.SetMachineHealth(ctx, b.ID, cuttle.MachineHealth{Status: cuttle.Healthy}), "SetMachineHealth")
 	names := func(q cuttle.MachineQuery) []string {
 		t.Helper()
 		ms, err := s.Machines(ctx, q)
@@ -219,7 +220,9 @@ func testMachineQuery(t *testing.T, s store.Store) {
 		{cuttle.MachineQuery{Roles: []string{"WEB"}}, []string{"alpha", "Beta"}},
 		{cuttle.MachineQuery{Roles: []string{"db", "web"}, EnvironmentIDs: []int64{test.ID}}, []string{"Beta", "gamma"}},
 		{cuttle.MachineQuery{Thumbprint: strings.ToLower(b.Thumbprint)}, []string{"Beta"}},
-		{cuttle.MachineQuery{Style: cuttle.Polling}, []string{"alpha", "gamma"}},
+		{cuttle.MachineQuery{Styles: []cuttle.CommunicationStyle{cuttle.Polling}}, []string{"alpha", "gamma"}},
+		{cuttle.MachineQuery{HealthStatuses: []cuttle.HealthStatus{cuttle.Healthy}}, []string{"Beta"}},
+		{cuttle.MachineQuery{IsDisabled: ptr(true)}, []string{"gamma"}},
 		{cuttle.MachineQuery{SubscriptionID: a.URI}, []string{"alpha"}},
 		{cuttle.MachineQuery{SubscriptionID: b.URI}, nil}, // a listening machine has no subscription
 		{cuttle.MachineQuery{IDs: []int64{999}}, nil},

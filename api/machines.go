@@ -1,0 +1,649 @@
+package api
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/certs"
+	"github.com/cuttledeploy/cuttle/store"
+)
+
+// environmentResource is the Environment resource.
+type environmentResource struct {
+	Id                         string
+	Name                       string
+	Description                string
+	Slug                       string
+	SortOrder                  int
+	UseGuidedFailure           bool
+	AllowDynamicInfrastructure bool
+	SpaceId                    string
+	EnvironmentTags            []string
+	ExtensionSettings          []json.RawMessage
+	Links                      map[string]string
+}
+
+// environmentBody is what POST and PUT take. Fields the Octopus clients
+// send that cuttle does not keep are accepted and ignored.
+type environmentBody struct {
+	Id, Name, Description, Slug, SpaceId string
+	SortOrder                            int
+	UseGuidedFailure                     bool
+	AllowDynamicInfrastructure           bool
+	EnvironmentTags                      []string
+	ExtensionSettings                    []json.RawMessage
+	LastModifiedBy                       string
+	LastModifiedOn                       *time.Time
+	Links                                map[string]string
+}
+
+// machineResource is the deployment target (Machine) resource. Lists are
+// never null: the official Go client panics on a null one.
+type machineResource struct {
+	Id                              string
+	Name                            string
+	SpaceId                         string
+	EnvironmentIds                  []string
+	Roles                           []string
+	TenantedDeploymentParticipation string
+	TenantIds                       []string
+	TenantTags                      []string
+	MachinePolicyId                 string
+	IsDisabled                      bool
+	HealthStatus                    cuttle.HealthStatus
+	Status                          string
+	StatusSummary                   string
+	HasLatestCalamari               bool
+	IsInProcess                     bool
+	OperatingSystem                 string
+	ShellName                       string
+	ShellVersion                    string
+	Architecture                    string
+	Thumbprint                      string
+	Uri                             string
+	Endpoint                        endpointResource
+	Links                           map[string]string
+}
+
+type endpointResource struct {
+	Id                            string
+	CommunicationStyle            cuttle.CommunicationStyle
+	Uri                           string
+	Thumbprint                    string
+	CertificateSignatureAlgorithm string
+	TentacleVersionDetails        tentacleVersion
+	Links                         map[string]string
+}
+
+type tentacleVersion struct {
+	UpgradeLocked, UpgradeSuggested, UpgradeRequired bool
+	Version                                          string
+}
+
+// machineBody is what POST and PUT take. Server-owned fields (health,
+// status, versions) are accepted and ignored, as Octopus clients send back
+// what they read.
+type machineBody struct {
+	Id, Name, SpaceId               string
+	EnvironmentIds, Roles           []string
+	TenantedDeploymentParticipation string
+	TenantIds, TenantTags           []string
+	MachinePolicyId                 string
+	IsDisabled                      bool
+	Endpoint                        *endpointBody
+
+	HealthStatus, Status, StatusSummary, OperatingSystem, ShellName, ShellVersion, Architecture string
+	HasLatestCalamari, IsInProcess                                                              bool
+	Thumbprint, Uri, LastModifiedBy, Slug                                                       string
+	LastModifiedOn                                                                              *time.Time
+	Links                                                                                       map[string]string
+}
+
+type endpointBody struct {
+	CommunicationStyle cuttle.CommunicationStyle
+	Uri, Thumbprint    string
+
+	Id, ProxyId, CertificateSignatureAlgorithm, LastModifiedBy string
+	TentacleVersionDetails                                     *tentacleVersion
+	LastModifiedOn                                             *time.Time
+	Links                                                      map[string]string
+}
+
+// certificateResource is the cluster certificate's resource
+// (CertificateConfiguration), through which agents learn what to trust.
+type certificateResource struct {
+	Id                 string
+	Name               string
+	Thumbprint         string
+	SignatureAlgorithm string
+	Links              map[string]string
+}
+
+func (s *Server) machineRoutes() {
+	for _, prefix := range []string{"/api", "/api/" + DefaultSpaceID} {
+		s.handle("GET "+prefix+"/environments", user, s.handleEnvironmentList)
+		s.handle("GET "+prefix+"/environments/all", user, s.handleEnvironmentAll)
+		s.handle("GET "+prefix+"/environments/{id}", user, s.handleEnvironmentGet)
+		s.handle("POST "+prefix+"/environments", admin, s.handleEnvironmentCreate)
+		s.handle("PUT "+prefix+"/environments/{id}", admin, s.handleEnvironmentUpdate)
+		s.handle("DELETE "+prefix+"/environments/{id}", admin, s.handleEnvironmentDelete)
+		s.handle("GET "+prefix+"/machines", user, s.handleMachineList)
+		s.handle("GET "+prefix+"/machines/all", user, s.handleMachineAll)
+		s.handle("GET "+prefix+"/machines/{id}", user, s.handleMachineGet)
+		s.handle("POST "+prefix+"/machines", admin, s.handleMachineCreate)
+		s.handle("PUT "+prefix+"/machines/{id}", admin, s.handleMachineUpdate)
+		s.handle("DELETE "+prefix+"/machines/{id}", admin, s.handleMachineDelete)
+		s.handle("GET "+prefix+"/machineroles/all", user, s.handleMachineRoles)
+	}
+	s.handle("GET /api/certificates/certificate-global", user, s.handleCertificate)
+	s.handle("GET /api/configuration/certificates/certificate-global", user, s.handleCertificate)
+	s.handle("GET /api/configuration/certificates", user, s.handleCertificateList)
+}
+
+func slug(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if ('a' <= r && r <= 'z') || ('0' <= r && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.TrimSuffix(b.String(), "-")
+}
+
+func toEnvironmentResource(e cuttle.Environment) environmentResource {
+	id := cuttle.FormatID(cuttle.EnvironmentIDPrefix, e.ID)
+	self := "/api/" + DefaultSpaceID + "/environments/" + id
+	return environmentResource{
+		Id: id, Name: e.Name, Description: e.Description, Slug: slug(e.Name), SortOrder: e.SortOrder,
+		UseGuidedFailure: e.UseGuidedFailure, AllowDynamicInfrastructure: e.AllowDynamicInfrastructure, SpaceId: e.SpaceID,
+		EnvironmentTags: []string{}, ExtensionSettings: []json.RawMessage{},
+		Links: map[string]string{"Self": self, "Machines": "/api/" + DefaultSpaceID + "/machines?environmentIds=" + id},
+	}
+}
+
+// environmentOf checks a body and returns the environment it describes.
+func environmentOf(b environmentBody, spaceID string) (cuttle.Environment, error) {
+	if b.SpaceId != "" && !strings.EqualFold(b.SpaceId, spaceID) {
+		return cuttle.Environment{}, cuttle.Errorf(cuttle.KindInvalid, "SpaceId %q is not this route's space %s.", b.SpaceId, spaceID)
+	}
+	if len(b.ExtensionSettings) > 0 {
+		return cuttle.Environment{}, cuttle.Errorf(cuttle.KindInvalid, "cuttle has no environment extensions; leave ExtensionSettings empty.")
+	}
+	e := cuttle.Environment{SpaceID: spaceID, Name: strings.TrimSpace(b.Name), Description: b.Description, SortOrder: b.SortOrder,
+		UseGuidedFailure: b.UseGuidedFailure, AllowDynamicInfrastructure: b.AllowDynamicInfrastructure}
+	return e, e.Validate()
+}
+
+func (s *Server) environments(r *http.Request) ([]environmentResource, error) {
+	if _, err := space(r); err != nil {
+		return nil, err
+	}
+	envs, err := s.store.Environments(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	ids, err := idFilter(r, cuttle.EnvironmentIDPrefix)
+	if err != nil {
+		return nil, err
+	}
+	name, partial := q.Get("name"), strings.ToLower(q.Get("partialName"))
+	out := []environmentResource{}
+	for _, e := range envs {
+		res := toEnvironmentResource(e)
+		if (ids == nil || ids[res.Id]) && (name == "" || strings.EqualFold(name, e.Name)) &&
+			(partial == "" || strings.Contains(strings.ToLower(e.Name), partial)) {
+			out = append(out, res)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) handleEnvironmentList(w http.ResponseWriter, r *http.Request) error {
+	envs, err := s.environments(r)
+	if err != nil {
+		return err
+	}
+	return writePage(w, r, "Environment", "/api/"+DefaultSpaceID+"/environments", envs)
+}
+
+func (s *Server) handleEnvironmentAll(w http.ResponseWriter, r *http.Request) error {
+	envs, err := s.environments(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, envs)
+	return nil
+}
+
+// pathID returns the numeric id of the {id} path value, which must have prefix.
+func pathID(r *http.Request, prefix string) (int64, error) {
+	if _, err := space(r); err != nil {
+		return 0, err
+	}
+	return cuttle.ParseID(prefix, r.PathValue("id"))
+}
+
+func (s *Server) handleEnvironmentGet(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, cuttle.EnvironmentIDPrefix)
+	if err != nil {
+		return err
+	}
+	e, err := s.store.Environment(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toEnvironmentResource(e))
+	return nil
+}
+
+func (s *Server) handleEnvironmentCreate(w http.ResponseWriter, r *http.Request) error {
+	spaceID, err := space(r)
+	if err != nil {
+		return err
+	}
+	var b environmentBody
+	if err := decodeJSON(w, r, &b); err != nil {
+		return err
+	}
+	e, err := environmentOf(b, spaceID)
+	if err != nil {
+		return err
+	}
+	if e, err = s.store.CreateEnvironment(r.Context(), e); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, toEnvironmentResource(e))
+	return nil
+}
+
+func (s *Server) handleEnvironmentUpdate(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, cuttle.EnvironmentIDPrefix)
+	if err != nil {
+		return err
+	}
+	var b environmentBody
+	if err := decodeJSON(w, r, &b); err != nil {
+		return err
+	}
+	if err := sameID(b.Id, cuttle.EnvironmentIDPrefix, id); err != nil {
+		return err
+	}
+	e, err := environmentOf(b, DefaultSpaceID)
+	if err != nil {
+		return err
+	}
+	e.ID = id
+	if e, err = s.store.UpdateEnvironment(r.Context(), e); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toEnvironmentResource(e))
+	return nil
+}
+
+func (s *Server) handleEnvironmentDelete(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, cuttle.EnvironmentIDPrefix)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteEnvironment(r.Context(), id); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+// sameID refuses a body whose Id names another resource than the route.
+func sameID(bodyID, prefix string, id int64) error {
+	if bodyID != "" && !strings.EqualFold(bodyID, cuttle.FormatID(prefix, id)) {
+		return cuttle.Errorf(cuttle.KindInvalid, "The body's Id %q is not the route's %s.", bodyID, cuttle.FormatID(prefix, id))
+	}
+	return nil
+}
+
+// machineStatus is the Octopus Status of a machine, derived from its health.
+func machineStatus(m cuttle.Machine) string {
+	switch {
+	case m.IsDisabled:
+		return "Disabled"
+	case m.HealthStatus == cuttle.Unknown:
+		return "Unknown"
+	case m.HealthStatus == cuttle.Unavailable:
+		return "Offline"
+	default:
+		return "Online"
+	}
+}
+
+// osFamily is the Octopus OperatingSystem of the OS an agent reports.
+func osFamily(os string) string {
+	for _, family := range []string{"Linux", "Windows", "macOS"} {
+		if strings.Contains(strings.ToLower(os), strings.ToLower(family)) {
+			return family
+		}
+	}
+	if strings.Contains(os, "darwin") {
+		return "macOS"
+	}
+	return "Unknown"
+}
+
+func toMachineResource(m cuttle.Machine) machineResource {
+	id := cuttle.FormatID(cuttle.MachineIDPrefix, m.ID)
+	envs := []string{}
+	for _, e := range m.EnvironmentIDs {
+		envs = append(envs, cuttle.FormatID(cuttle.EnvironmentIDPrefix, e))
+	}
+	shellVersion := "Unknown"
+	if m.AgentVersion != "" {
+		shellVersion = m.AgentVersion
+	}
+	return machineResource{
+		Id: id, Name: m.Name, SpaceId: m.SpaceID, EnvironmentIds: envs, Roles: append([]string{}, m.Roles...),
+		TenantedDeploymentParticipation: "Untenanted", TenantIds: []string{}, TenantTags: []string{},
+		MachinePolicyId: "MachinePolicies-1", IsDisabled: m.IsDisabled, HealthStatus: m.HealthStatus, Status: machineStatus(m),
+		StatusSummary: m.StatusSummary, HasLatestCalamari: true, OperatingSystem: osFamily(m.OS), ShellName: "Bash",
+		ShellVersion: shellVersion, Architecture: "Tentacle", Thumbprint: m.Thumbprint, Uri: m.URI,
+		Endpoint: endpointResource{
+			Id: "Endpoint-" + strconv.FormatInt(m.ID, 10), CommunicationStyle: m.Style, Uri: m.URI, Thumbprint: m.Thumbprint,
+			CertificateSignatureAlgorithm: "ecdsa-with-SHA256", TentacleVersionDetails: tentacleVersion{Version: m.AgentVersion},
+			Links: map[string]string{},
+		},
+		Links: map[string]string{"Self": "/api/" + DefaultSpaceID + "/machines/" + id},
+	}
+}
+
+var subscriptionRE = regexp.MustCompile(`^poll://[a-z0-9]{20}/$`)
+
+// endpointOf checks an agent's endpoint and returns its normalized URI and
+// thumbprint: https://host:port/ for a listening agent (port 10933 if
+// none), poll://<20 lower-case letters and digits>/ for a polling one.
+func endpointOf(e *endpointBody) (cuttle.CommunicationStyle, string, string, error) {
+	if e == nil {
+		return "", "", "", cuttle.Errorf(cuttle.KindInvalid, "A machine needs an Endpoint: {CommunicationStyle, Uri, Thumbprint}.")
+	}
+	thumbprint, err := certs.ParseThumbprint(e.Thumbprint)
+	if err != nil {
+		return "", "", "", cuttle.Errorf(cuttle.KindInvalid, "The endpoint's Thumbprint is invalid: %v.", err)
+	}
+	switch e.CommunicationStyle {
+	case cuttle.Polling:
+		if !subscriptionRE.MatchString(e.Uri) {
+			return "", "", "", cuttle.Errorf(cuttle.KindInvalid, "A polling agent's Uri is its subscription id, poll:// and 20 lower-case letters and digits and /; %q is not.", e.Uri)
+		}
+		return cuttle.Polling, e.Uri, thumbprint, nil
+	case cuttle.Listening:
+		u, err := url.Parse(e.Uri)
+		if err != nil || u.Scheme != "https" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return "", "", "", cuttle.Errorf(cuttle.KindInvalid, "A listening agent's Uri is https://host:port/; %q is not.", e.Uri)
+		}
+		port := u.Port()
+		if port == "" {
+			port = strconv.Itoa(cuttle.DefaultListeningPort)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", "", "", cuttle.Errorf(cuttle.KindInvalid, "The port of the Uri %q is not a TCP port.", e.Uri)
+		}
+		return cuttle.Listening, "https://" + net.JoinHostPort(u.Hostname(), port) + "/", thumbprint, nil
+	}
+	return "", "", "", cuttle.Errorf(cuttle.KindInvalid, "cuttle's deployment targets are agents, listening (%s) or polling (%s); CommunicationStyle %q is not supported.",
+		cuttle.Listening, cuttle.Polling, e.CommunicationStyle)
+}
+
+// machineOf checks a body and returns the machine it describes.
+func machineOf(b machineBody, spaceID string) (cuttle.Machine, error) {
+	if b.SpaceId != "" && !strings.EqualFold(b.SpaceId, spaceID) {
+		return cuttle.Machine{}, cuttle.Errorf(cuttle.KindInvalid, "SpaceId %q is not this route's space %s.", b.SpaceId, spaceID)
+	}
+	if len(b.TenantIds) > 0 || len(b.TenantTags) > 0 || (b.TenantedDeploymentParticipation != "" && b.TenantedDeploymentParticipation != "Untenanted") {
+		return cuttle.Machine{}, cuttle.Errorf(cuttle.KindInvalid, "cuttle has no tenants: leave TenantIds and TenantTags empty and TenantedDeploymentParticipation Untenanted.")
+	}
+	if b.MachinePolicyId != "" && b.MachinePolicyId != "MachinePolicies-1" {
+		return cuttle.Machine{}, cuttle.Errorf(cuttle.KindInvalid, "cuttle has one machine policy, MachinePolicies-1; %q does not exist.", b.MachinePolicyId)
+	}
+	style, uri, thumbprint, err := endpointOf(b.Endpoint)
+	if err != nil {
+		return cuttle.Machine{}, err
+	}
+	m := cuttle.Machine{SpaceID: spaceID, Name: strings.TrimSpace(b.Name), Roles: []string{}, EnvironmentIDs: []int64{},
+		Style: style, URI: uri, Thumbprint: thumbprint, IsDisabled: b.IsDisabled}
+	for _, role := range b.Roles {
+		if role = strings.TrimSpace(role); role == "" || strings.Contains(role, ",") {
+			return cuttle.Machine{}, cuttle.Errorf(cuttle.KindInvalid, "A role is a non-empty name without commas; %q is not.", role)
+		}
+		m.Roles = append(m.Roles, role)
+	}
+	for _, e := range b.EnvironmentIds {
+		id, err := cuttle.ParseID(cuttle.EnvironmentIDPrefix, e)
+		if err != nil {
+			return cuttle.Machine{}, cuttle.Errorf(cuttle.KindInvalid, "EnvironmentIds holds %q, which is not an id of the form %sN.", e, cuttle.EnvironmentIDPrefix)
+		}
+		m.EnvironmentIDs = append(m.EnvironmentIDs, id)
+	}
+	return m, m.Validate()
+}
+
+// listParam returns the comma-separated values of a query parameter.
+func listParam(r *http.Request, name string) []string {
+	var out []string
+	for _, v := range strings.Split(r.URL.Query().Get(name), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// machineQuery reads the filters of a machine list.
+func machineQuery(r *http.Request) (cuttle.MachineQuery, error) {
+	q := r.URL.Query()
+	mq := cuttle.MachineQuery{Name: q.Get("name"), PartialName: q.Get("partialName"), Roles: listParam(r, "roles"), Thumbprint: q.Get("thumbprint")}
+	ids, err := idFilter(r, cuttle.MachineIDPrefix)
+	if err != nil {
+		return mq, err
+	}
+	for id := range ids {
+		n, _ := cuttle.ParseID(cuttle.MachineIDPrefix, id)
+		mq.IDs = append(mq.IDs, n)
+	}
+	if ids != nil && len(mq.IDs) == 0 {
+		mq.IDs = []int64{0} // ids= with no id selects nothing
+	}
+	for _, e := range listParam(r, "environmentIds") {
+		id, err := cuttle.ParseID(cuttle.EnvironmentIDPrefix, e)
+		if err != nil {
+			return mq, cuttle.Errorf(cuttle.KindInvalid, "environmentIds holds %q, which is not an id of the form %sN.", e, cuttle.EnvironmentIDPrefix)
+		}
+		mq.EnvironmentIDs = append(mq.EnvironmentIDs, id)
+	}
+	for _, st := range listParam(r, "commStyles") {
+		mq.Styles = append(mq.Styles, cuttle.CommunicationStyle(st))
+	}
+	for _, h := range listParam(r, "healthStatuses") {
+		mq.HealthStatuses = append(mq.HealthStatuses, cuttle.HealthStatus(h))
+	}
+	if v := q.Get("isDisabled"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return mq, cuttle.Errorf(cuttle.KindInvalid, "isDisabled must be true or false.")
+		}
+		mq.IsDisabled = &b
+	}
+	for _, unsupported := range []string{"tenantIds", "tenantTags", "deploymentId", "shellNames"} {
+		if q.Get(unsupported) != "" {
+			return mq, cuttle.Errorf(cuttle.KindInvalid, "cuttle does not filter machines by %s.", unsupported)
+		}
+	}
+	return mq, nil
+}
+
+func (s *Server) machines(r *http.Request) ([]machineResource, error) {
+	if _, err := space(r); err != nil {
+		return nil, err
+	}
+	q, err := machineQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := s.store.Machines(r.Context(), q)
+	if err != nil {
+		return nil, err
+	}
+	out := []machineResource{}
+	for _, m := range ms {
+		out = append(out, toMachineResource(m))
+	}
+	return out, nil
+}
+
+func (s *Server) handleMachineList(w http.ResponseWriter, r *http.Request) error {
+	ms, err := s.machines(r)
+	if err != nil {
+		return err
+	}
+	return writePage(w, r, "Machine", "/api/"+DefaultSpaceID+"/machines", ms)
+}
+
+func (s *Server) handleMachineAll(w http.ResponseWriter, r *http.Request) error {
+	ms, err := s.machines(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ms)
+	return nil
+}
+
+func (s *Server) handleMachineGet(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, cuttle.MachineIDPrefix)
+	if err != nil {
+		return err
+	}
+	m, err := s.store.Machine(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toMachineResource(m))
+	return nil
+}
+
+// machineChanged tells every node that a machine changed, for the caches
+// of agent traffic.
+func (s *Server) machineChanged(r *http.Request, id int64) {
+	if err := s.store.Notify(r.Context(), store.ChannelMachines, strconv.FormatInt(id, 10)); err != nil {
+		s.log.Debug("notifying a machine change failed; the nodes' caches expire on their own", "err", err)
+	}
+}
+
+func (s *Server) handleMachineCreate(w http.ResponseWriter, r *http.Request) error {
+	spaceID, err := space(r)
+	if err != nil {
+		return err
+	}
+	var b machineBody
+	if err := decodeJSON(w, r, &b); err != nil {
+		return err
+	}
+	m, err := machineOf(b, spaceID)
+	if err != nil {
+		return err
+	}
+	if m, err = s.store.CreateMachine(r.Context(), m); err != nil {
+		return err
+	}
+	s.machineChanged(r, m.ID)
+	s.log.Info("registered a deployment target", "machine", cuttle.FormatID(cuttle.MachineIDPrefix, m.ID), "name", m.Name,
+		"style", m.Style, "uri", m.URI, "thumbprint", m.Thumbprint)
+	writeJSON(w, http.StatusCreated, toMachineResource(m))
+	return nil
+}
+
+func (s *Server) handleMachineUpdate(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, cuttle.MachineIDPrefix)
+	if err != nil {
+		return err
+	}
+	var b machineBody
+	if err := decodeJSON(w, r, &b); err != nil {
+		return err
+	}
+	if err := sameID(b.Id, cuttle.MachineIDPrefix, id); err != nil {
+		return err
+	}
+	m, err := machineOf(b, DefaultSpaceID)
+	if err != nil {
+		return err
+	}
+	m.ID = id
+	if m, err = s.store.UpdateMachine(r.Context(), m); err != nil {
+		return err
+	}
+	s.machineChanged(r, m.ID)
+	writeJSON(w, http.StatusOK, toMachineResource(m))
+	return nil
+}
+
+func (s *Server) handleMachineDelete(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, cuttle.MachineIDPrefix)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteMachine(r.Context(), id); err != nil {
+		return err
+	}
+	s.machineChanged(r, id)
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+func (s *Server) handleMachineRoles(w http.ResponseWriter, r *http.Request) error {
+	ms, err := s.store.Machines(r.Context(), cuttle.MachineQuery{})
+	if err != nil {
+		return err
+	}
+	roles := []string{}
+	for _, m := range ms {
+		for _, role := range m.Roles {
+			if !slices.Contains(roles, role) {
+				roles = append(roles, role)
+			}
+		}
+	}
+	slices.Sort(roles)
+	writeJSON(w, http.StatusOK, roles)
+	return nil
+}
+
+func (s *Server) certificate() certificateResource {
+	return certificateResource{
+		Id: "certificate-global", Name: "cuttle cluster", Thumbprint: s.thumbprint, SignatureAlgorithm: "ecdsa-with-SHA256",
+		Links: map[string]string{"Self": "/api/configuration/certificates/certificate-global"},
+	}
+}
+
+func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) error {
+	if s.thumbprint == "" {
+		return cuttle.Errorf(cuttle.KindNotFound, "This node has no cluster certificate.")
+	}
+	writeJSON(w, http.StatusOK, s.certificate())
+	return nil
+}
+
+func (s *Server) handleCertificateList(w http.ResponseWriter, r *http.Request) error {
+	if s.thumbprint == "" {
+		return cuttle.Errorf(cuttle.KindNotFound, "This node has no cluster certificate.")
+	}
+	return writePage(w, r, "CertificateConfiguration", "/api/configuration/certificates", []certificateResource{s.certificate()})
+}

@@ -1,0 +1,218 @@
+package comms
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/blob"
+	"github.com/cuttledeploy/cuttle/certs"
+	"github.com/cuttledeploy/cuttle/cluster"
+	"github.com/cuttledeploy/cuttle/masterkey"
+	"github.com/cuttledeploy/cuttle/store"
+)
+
+// DefaultRedeliverAfter is how long a handed-out command may go without a
+// report from its agent before a poll hands it out again.
+const DefaultRedeliverAfter = 10 * time.Second
+
+// scanInterval is how often a node looks for machines with work, in case a
+// notification was missed, and a follower re-reads its command.
+const scanInterval = time.Second
+
+// Config configures Comms.
+type Config struct {
+	Store    store.Store
+	Member   *cluster.Member
+	Identity certs.Identity // the cluster's certificate (LoadIdentity)
+	Storage  blob.Layout    // where ReceiveFile reads and SendFile writes
+	Logger   *slog.Logger   // default slog.Default()
+	// RedeliverAfter: default DefaultRedeliverAfter.
+	RedeliverAfter time.Duration
+}
+
+// Comms is one node's side of agent traffic. Create it with New before the
+// Member starts (it registers for notifications), then Start it.
+type Comms struct {
+	store    store.Store
+	member   *cluster.Member
+	id       certs.Identity
+	storage  blob.Layout
+	log      *slog.Logger
+	redeliv  time.Duration
+	machines *machineCache
+	hub      *hub
+	handler  http.Handler
+
+	mu       sync.Mutex
+	sessions map[int64]*session // open sessions to listening agents, by machine
+	servers  []*http.Server
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// New returns the Comms of a node and registers its notification handlers.
+func New(cfg Config) *Comms {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Comms{
+		store: cfg.Store, member: cfg.Member, id: cfg.Identity, storage: cfg.Storage, log: log,
+		redeliv: cfg.RedeliverAfter, hub: newHub(), sessions: map[int64]*session{},
+	}
+	if c.redeliv <= 0 {
+		c.redeliv = DefaultRedeliverAfter
+	}
+	c.machines = newMachineCache(cfg.Store, log)
+	c.handler = c.routes()
+	byID := func(f func(int64)) func(string) {
+		return func(payload string) {
+			if payload == "" {
+				c.hub.wakeAll()
+				return
+			}
+			if id, err := strconv.ParseInt(payload, 10, 64); err == nil {
+				f(id)
+			}
+		}
+	}
+	cfg.Member.Handle(store.ChannelAgentWork, byID(c.hub.wakeMachine))
+	cfg.Member.Handle(store.ChannelCommands, byID(c.hub.wakeCommand))
+	cfg.Member.Handle(store.ChannelMachines, func(string) { c.machines.invalidate() })
+	return c
+}
+
+// Start starts the background scan for machines with work.
+func (c *Comms) Start(ctx context.Context) {
+	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	c.done = make(chan struct{})
+	go func() {
+		defer close(c.done)
+		c.scan(ctx)
+	}()
+}
+
+// Stop closes the polling endpoint and the sessions to listening agents,
+// and ends the pending polls.
+func (c *Comms) Stop(ctx context.Context) {
+	if c.cancel != nil {
+		c.cancel()
+		<-c.done
+	}
+	c.hub.close()
+	c.mu.Lock()
+	servers := c.servers
+	sessions := c.sessions
+	c.sessions = map[int64]*session{}
+	c.mu.Unlock()
+	for _, s := range sessions {
+		s.close()
+	}
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+	}
+}
+
+// scan wakes, once a second, the polls of machines that have work, in case
+// a notification was missed.
+func (c *Comms) scan(ctx context.Context) {
+	tick := time.NewTicker(scanInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !c.hub.hasPollers() {
+			continue
+		}
+		ids, err := c.store.DispatchableMachines(ctx, c.redeliv)
+		if err != nil {
+			continue
+		}
+		for _, id := range ids {
+			c.hub.wakeMachine(id)
+		}
+	}
+}
+
+// Serve serves polling agents on ln until Stop: TLS 1.3 with the cluster's
+// certificate, refusing in the handshake any client whose certificate is
+// not a registered machine's.
+func (c *Comms) Serve(ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           c.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		// Handshake failures are logged, with the address and thumbprint,
+		// by the verifier; the server's own lines would repeat them.
+		ErrorLog: slog.NewLogLogger(c.log.Handler(), slog.LevelDebug),
+		TLSConfig: &tls.Config{
+			MinVersion: tls.VersionTLS13,
+			GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+				return certs.ServerConfig(c.id, c.verifyAgent(hello.Conn.RemoteAddr())), nil
+			},
+		},
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}, // HTTP/1.1 only
+	}
+	c.mu.Lock()
+	c.servers = append(c.servers, srv)
+	c.mu.Unlock()
+	err := srv.ServeTLS(ln, "", "")
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// verifyAgent returns the handshake check of a polling agent's connection
+// from addr: its certificate must be a registered machine's.
+func (c *Comms) verifyAgent(addr net.Addr) certs.Verifier {
+	return func(thumbprint string) error {
+		if len(c.machines.byThumbprint(context.Background(), thumbprint)) > 0 {
+			return nil
+		}
+		c.log.Warn("refused an agent connection: no machine is registered with its certificate",
+			"remote", addr.String(), "thumbprint", thumbprint)
+		return fmt.Errorf("no machine is registered with certificate thumbprint %s", thumbprint)
+	}
+}
+
+// identityPurpose names the master key's use for the cluster certificate.
+const identityPurpose = "cluster certificate key"
+
+// LoadIdentity returns the cluster's certificate: the one in the database,
+// or, on the first start of a cluster, a new one it stores there (its key
+// sealed with the master key; when nodes start together, one certificate
+// wins). It fails if the stored key cannot be opened with key.
+func LoadIdentity(ctx context.Context, st store.Store, key masterkey.Key) (certs.Identity, error) {
+	fresh, err := certs.Generate("cuttle cluster")
+	if err != nil {
+		return certs.Identity{}, err
+	}
+	sealed, err := key.Seal(identityPurpose, fresh.KeyPEM)
+	if err != nil {
+		return certs.Identity{}, err
+	}
+	stored, err := st.InitClusterCertificate(ctx, cuttle.ClusterCertificate{CertPEM: fresh.CertPEM, SealedKey: sealed, Thumbprint: fresh.Thumbprint})
+	if err != nil {
+		return certs.Identity{}, err
+	}
+	keyPEM, err := key.Open(identityPurpose, stored.SealedKey)
+	if err != nil {
+		return certs.Identity{}, fmt.Errorf("the cluster certificate's key: %w", err)
+	}
+	return certs.Load(stored.CertPEM, keyPEM)
+}

@@ -1,0 +1,48 @@
+// Package comms is the server side of agent traffic: the endpoint polling
+// agents reach on every node (default port 10943), the sessions a node opens
+// to listening agents, and the queue of agent commands that a task uses to
+// run work on its targets. The protocol is package agentapi's; the commands
+// live in the database (store.AgentStore), so any node can hand a command
+// to its agent and record what comes back, whichever node runs the task.
+//
+// # A command's life
+//
+//	          poll hands it out                first report           final report
+//	Pending ────────────────────▶ Dispatched ─────────────▶ Running ─────────────▶ Success | Failed | Canceled
+//	   │                           │    ▲  no report within            (the first final report wins;
+//	   │ cancel                    │    └─ RedeliverAfter: handed       later ones are acknowledged
+//	   ▼                           │       out again by a poll          and change nothing)
+//	Canceled                       │
+//	                               └─ cancel, unconfirmed past RedeliverAfter ──▶ Canceled
+//
+// A cancel of a Dispatched or Running command marks it; the next poll of its
+// agent (and every acknowledgement of a report) tells the agent, which stops
+// the work and reports Canceled.
+//
+// # Invariants (DESIGN.md 6)
+//
+//   - An agent runs a command at most once: it journals each UID before it
+//     starts the work and answers a UID handed out again with what it has,
+//     never by running it again. Handing out again is therefore safe, and is
+//     how a command survives the loss of the answer to a poll.
+//   - A report changes only a command of the machine whose certificate the
+//     connection presented (and, for a polling agent, whose subscription id
+//     the poll named).
+//   - Output lines are stored once each by sequence number, with no gaps: a
+//     report whose lines start after the first one not stored is refused and
+//     answered with what is stored, so the agent resends from there.
+//   - Nothing about a command lives only in a node's memory. A task resumed
+//     on another node finds its commands by (task, key) and follows them on;
+//     its agent reports through whichever node it can reach. A listening
+//     agent is reached by the node that runs the task, which opens a
+//     session to it while it has commands to follow.
+//
+// # Wake-ups
+//
+// A queued command or a requested cancel notifies ChannelAgentWork (payload:
+// the machine), which wakes the polls of that machine waiting on any node;
+// a stored report notifies ChannelCommands (payload: the command), which
+// wakes the task following it. Notifications are hints: each node also
+// looks for dispatchable machines once a second, and a follower re-reads its
+// command once a second.
+package comms

@@ -1,0 +1,316 @@
+package comms
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/agentapi"
+	"github.com/cuttledeploy/cuttle/blob"
+	"github.com/cuttledeploy/cuttle/certs"
+	"github.com/cuttledeploy/cuttle/store"
+)
+
+// Bounds of what an agent may send.
+const (
+	maxPollBody   = 64 << 10
+	maxReportBody = 16 << 20
+)
+
+// routes returns the handler of agentapi's routes.
+func (c *Comms) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := h(w, r); err != nil {
+				c.writeError(w, r, err)
+			}
+		})
+	}
+	handle("POST "+agentapi.PathPoll, c.handlePoll)
+	handle("POST "+agentapi.PathReport, c.handleReport)
+	handle("GET "+agentapi.PathFile, c.handleFileGet)
+	handle("PUT "+agentapi.PathFile, c.handleFilePut)
+	handle("/", func(w http.ResponseWriter, r *http.Request) error {
+		return cuttle.Errorf(cuttle.KindNotFound, "There is no agent route %s %s.", r.Method, r.URL.Path)
+	})
+	return mux
+}
+
+func (c *Comms) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *cuttle.Error
+	if !errors.As(err, &e) {
+		e = &cuttle.Error{Kind: cuttle.KindInternal, Err: err}
+	}
+	msg := e.Message
+	switch e.Kind {
+	case cuttle.KindInternal:
+		c.log.Error("an agent request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "The node failed to handle the request; the cause is in its log."
+	case cuttle.KindUnavailable:
+		msg = "The node cannot serve this request now; try again."
+	}
+	writeJSON(w, e.Kind.HTTPStatus(), agentapi.Error{ErrorMessage: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit)).Decode(v); err != nil {
+		return &cuttle.Error{Kind: cuttle.KindInvalid, Message: "The request body is not the JSON this route takes.", Err: err}
+	}
+	return nil
+}
+
+// peerKey carries, on a session to a listening agent, the thumbprint of
+// the agent's certificate into each request's context.
+type peerKey struct{}
+
+// peerThumbprint returns the thumbprint of the agent's certificate.
+func peerThumbprint(r *http.Request) string {
+	if r.TLS != nil {
+		return certs.PeerThumbprint(*r.TLS)
+	}
+	t, _ := r.Context().Value(peerKey{}).(string)
+	return t
+}
+
+// pollMachines returns the machines a poll serves: the polling machine of
+// the subscription id, which must have the peer's certificate; or, without
+// one, the listening machines with the peer's certificate.
+func (c *Comms) pollMachines(ctx context.Context, peer, subscription string) ([]int64, error) {
+	if subscription != "" {
+		m, ok := c.machines.bySubscription(ctx, subscription)
+		if !ok {
+			return nil, cuttle.Errorf(cuttle.KindNotFound, "No machine is registered with the subscription id %q.", subscription)
+		}
+		if !strings.EqualFold(m.Thumbprint, peer) {
+			c.log.Warn("refused a poll: the subscription id belongs to a machine with another certificate",
+				"subscription", subscription, "machine", cuttle.FormatID(cuttle.MachineIDPrefix, m.ID), "thumbprint", peer)
+			return nil, cuttle.Errorf(cuttle.KindForbidden, "The subscription id %q belongs to a machine with another certificate.", subscription)
+		}
+		return []int64{m.ID}, nil
+	}
+	var ids []int64
+	for _, m := range c.machines.byThumbprint(ctx, peer) {
+		if m.Style == cuttle.Listening {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, cuttle.Errorf(cuttle.KindNotFound, "No listening machine is registered with certificate %s; a polling agent must name its subscription id.", peer)
+	}
+	return ids, nil
+}
+
+// handlePoll hands out the machine's commands, waiting up to
+// agentapi.PollWait for some.
+func (c *Comms) handlePoll(w http.ResponseWriter, r *http.Request) error {
+	var req agentapi.PollRequest
+	if err := decode(w, r, maxPollBody, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	ids, err := c.pollMachines(ctx, peerThumbprint(r), req.SubscriptionId)
+	if err != nil {
+		return err
+	}
+	woken, stop := c.hub.waitMachines(ids...)
+	defer stop()
+	deadline := time.NewTimer(agentapi.PollWait)
+	defer deadline.Stop()
+	node := c.member.State().Node.Name
+	for {
+		resp := agentapi.PollResponse{Commands: []agentapi.Command{}}
+		for _, id := range ids {
+			cmds, cancel, err := c.store.DispatchCommands(ctx, id, node, agentapi.MaxPollCommands-len(resp.Commands), c.redeliv)
+			if err != nil {
+				return err
+			}
+			for _, cmd := range cmds {
+				resp.Commands = append(resp.Commands, agentapi.Command{UID: cmd.UID, Kind: string(cmd.Kind), Payload: cmd.Payload})
+				c.log.Debug("handed out a command", "command", cmd.UID, "kind", cmd.Kind,
+					"machine", cuttle.FormatID(cuttle.MachineIDPrefix, id), "task", cuttle.FormatID(cuttle.TaskIDPrefix, cmd.TaskID))
+			}
+			resp.Cancel = append(resp.Cancel, cancel...)
+		}
+		if len(resp.Commands) > 0 || len(resp.Cancel) > 0 {
+			writeJSON(w, http.StatusOK, resp)
+			return nil
+		}
+		select {
+		case <-woken:
+		case <-deadline.C:
+			writeJSON(w, http.StatusOK, resp)
+			return nil
+		case <-c.hub.done:
+			writeJSON(w, http.StatusOK, resp)
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// agentCommand returns the command of uid if it belongs to a machine with
+// the peer's certificate. KindNotFound otherwise, so that an agent learns
+// nothing of other machines' commands.
+func (c *Comms) agentCommand(r *http.Request, uid string) (cuttle.Command, error) {
+	notFound := cuttle.Errorf(cuttle.KindNotFound, "This agent has no command %q.", uid)
+	cmd, err := c.store.CommandByUID(r.Context(), uid)
+	if cuttle.IsKind(err, cuttle.KindNotFound) {
+		return cuttle.Command{}, notFound
+	}
+	if err != nil {
+		return cuttle.Command{}, err
+	}
+	peer := peerThumbprint(r)
+	for _, m := range c.machines.byThumbprint(r.Context(), peer) {
+		if m.ID == cmd.MachineID {
+			return cmd, nil
+		}
+	}
+	c.log.Warn("refused an agent's request about a command of another machine", "command", uid, "thumbprint", peer)
+	return cuttle.Command{}, notFound
+}
+
+// handleReport stores a command's report and acknowledges what is stored.
+func (c *Comms) handleReport(w http.ResponseWriter, r *http.Request) error {
+	var rep agentapi.Report
+	if err := decode(w, r, maxReportBody, &rep); err != nil {
+		return err
+	}
+	cmd, err := c.agentCommand(r, r.PathValue("uid"))
+	if err != nil {
+		return err
+	}
+	report := cuttle.CommandReport{UID: cmd.UID, State: cuttle.CommandState(rep.State), ExitCode: rep.ExitCode, Result: rep.Result, Error: rep.Error}
+	for _, l := range rep.Lines {
+		report.Lines = append(report.Lines, cuttle.CommandLine{Seq: l.Seq, Time: l.Time, Stream: l.Stream, Text: l.Text})
+	}
+	stored, err := c.store.RecordReport(r.Context(), cmd.MachineID, report)
+	if cuttle.IsKind(err, cuttle.KindConflict) {
+		// A gap: answer with what is stored, for the agent to resend from.
+		if cur, rerr := c.store.Command(r.Context(), cmd.ID); rerr == nil {
+			writeJSON(w, http.StatusConflict, ack(cur))
+			return nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := c.store.Notify(r.Context(), store.ChannelCommands, strconv.FormatInt(cmd.ID, 10)); err != nil {
+		c.log.Debug("notifying a command's report failed; its follower reads it within a second", "err", err)
+	}
+	writeJSON(w, http.StatusOK, ack(stored))
+	return nil
+}
+
+func ack(c cuttle.Command) agentapi.ReportAck {
+	return agentapi.ReportAck{StoredSeq: c.OutputSeq, State: string(c.State), Cancel: c.CancelRequested}
+}
+
+// handleFileGet serves the file of a ReceiveFile command, with Range
+// requests for resuming.
+func (c *Comms) handleFileGet(w http.ResponseWriter, r *http.Request) error {
+	cmd, err := c.agentCommand(r, r.PathValue("uid"))
+	if err != nil {
+		return err
+	}
+	if cmd.Kind != cuttle.CommandReceiveFile || cmd.State.Final() {
+		return cuttle.Errorf(cuttle.KindConflict, "The command %s is not a file transfer in progress.", cmd.UID)
+	}
+	var p agentapi.ReceiveFile
+	if err := json.Unmarshal(cmd.Payload, &p); err != nil {
+		return cuttle.Wrap(err, "reading a file command's payload")
+	}
+	name, err := c.storage.Path(p.Source)
+	if err != nil {
+		return cuttle.Wrap(err, "finding a file command's source")
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return cuttle.Wrap(err, "opening a file to send")
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return cuttle.Wrap(err, "opening a file to send")
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "", info.ModTime(), f)
+	return nil
+}
+
+// handleFilePut stores the upload of a SendFile command among the
+// artifacts of its task, checking its SHA-256 if the agent sent one.
+func (c *Comms) handleFilePut(w http.ResponseWriter, r *http.Request) error {
+	cmd, err := c.agentCommand(r, r.PathValue("uid"))
+	if err != nil {
+		return err
+	}
+	if cmd.Kind != cuttle.CommandSendFile || cmd.State.Final() {
+		return cuttle.Errorf(cuttle.KindConflict, "The command %s is not a file upload in progress.", cmd.UID)
+	}
+	var p agentapi.SendFile
+	if err := json.Unmarshal(cmd.Payload, &p); err != nil {
+		return cuttle.Wrap(err, "reading a file command's payload")
+	}
+	key := ArtifactKey(cmd.TaskID, p.Path)
+	dest, err := c.storage.Path(key)
+	if err != nil {
+		return cuttle.Errorf(cuttle.KindInvalid, "The file %q cannot be stored as an artifact: %v.", p.Path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o750); err != nil {
+		return cuttle.Wrap(err, "storing an artifact")
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dest), ".upload-*")
+	if err != nil {
+		return cuttle.Wrap(err, "storing an artifact")
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), r.Body)
+	if err != nil {
+		return &cuttle.Error{Kind: cuttle.KindInvalid, Message: "The upload was cut off.", Err: err}
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if want := r.Header.Get("X-Cuttle-Sha256"); want != "" && !strings.EqualFold(want, sum) {
+		return cuttle.Errorf(cuttle.KindInvalid, "The upload's SHA-256 is %s, not the %s the agent sent.", sum, want)
+	}
+	if err := tmp.Sync(); err != nil {
+		return cuttle.Wrap(err, "storing an artifact")
+	}
+	if err := os.Rename(tmp.Name(), dest); err != nil {
+		return cuttle.Wrap(err, "storing an artifact")
+	}
+	c.log.Info("stored an artifact from an agent", "key", key, "bytes", n, "task", cuttle.FormatID(cuttle.TaskIDPrefix, cmd.TaskID))
+	writeJSON(w, http.StatusOK, agentapi.FileResult{Size: n, SHA256: sum})
+	return nil
+}
+
+// ArtifactKey returns the storage key under which a file the agent sends
+// for a task is kept: artifacts/ServerTasks-N/<the file's name>.
+func ArtifactKey(taskID int64, agentPath string) string {
+	name := path.Base(filepath.ToSlash(agentPath))
+	if name == "." || name == ".." || name == "/" {
+		name = "file"
+	}
+	return blob.ArtifactsKey + cuttle.FormatID(cuttle.TaskIDPrefix, taskID) + "/" + name
+}

@@ -1,0 +1,258 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/agentapi"
+	"github.com/cuttledeploy/cuttle/tasklog"
+)
+
+// Agents runs commands on deployment targets' agents (package comms).
+type Agents interface {
+	// Queue queues commands, or returns those a task queued before under
+	// the same keys.
+	Queue(ctx context.Context, cmds []cuttle.NewCommand) ([]cuttle.Command, error)
+	// Follow waits for a command to end, passing its output after the line
+	// after to onLines.
+	Follow(ctx context.Context, m cuttle.Machine, id, after int64, onLines func([]cuttle.CommandLine) error) (cuttle.Command, error)
+	// Cancel asks for a command to be stopped.
+	Cancel(ctx context.Context, id int64) (cuttle.Command, error)
+	// ReachError tells why this node could not reach a listening machine.
+	ReachError(machineID int64) error
+}
+
+// DefaultTargetParallelism bounds how many targets one task works on at once.
+const DefaultTargetParallelism = 10
+
+// targetArgs are the arguments that select deployment targets: the
+// machines named, or else the machines in any of the environments (all if
+// none) with any of the roles (any if none). Disabled machines are left out.
+type targetArgs struct {
+	MachineIds     []string `json:",omitempty"`
+	TargetRoles    []string `json:",omitempty"`
+	EnvironmentIds []string `json:",omitempty"`
+}
+
+func (a targetArgs) any() bool {
+	return len(a.MachineIds)+len(a.TargetRoles)+len(a.EnvironmentIds) > 0
+}
+
+// check returns a KindInvalid error unless every id has its form.
+func (a targetArgs) check(kind string) error {
+	for _, id := range a.MachineIds {
+		if _, err := cuttle.ParseID(cuttle.MachineIDPrefix, id); err != nil {
+			return cuttle.Errorf(cuttle.KindInvalid, "%s's MachineIds holds %q, which is not an id of the form %sN.", kind, id, cuttle.MachineIDPrefix)
+		}
+	}
+	for _, id := range a.EnvironmentIds {
+		if _, err := cuttle.ParseID(cuttle.EnvironmentIDPrefix, id); err != nil {
+			return cuttle.Errorf(cuttle.KindInvalid, "%s's EnvironmentIds holds %q, which is not an id of the form %sN.", kind, id, cuttle.EnvironmentIDPrefix)
+		}
+	}
+	return nil
+}
+
+// query returns the machine query of the arguments.
+func (a targetArgs) query() cuttle.MachineQuery {
+	enabled := false
+	q := cuttle.MachineQuery{IsDisabled: &enabled}
+	for _, id := range a.MachineIds {
+		n, _ := cuttle.ParseID(cuttle.MachineIDPrefix, id)
+		q.IDs = append(q.IDs, n)
+	}
+	if len(q.IDs) > 0 {
+		return q
+	}
+	q.Roles = a.TargetRoles
+	for _, id := range a.EnvironmentIds {
+		n, _ := cuttle.ParseID(cuttle.EnvironmentIDPrefix, id)
+		q.EnvironmentIDs = append(q.EnvironmentIDs, n)
+	}
+	return q
+}
+
+// targetsCheckpoint is the checkpoint of a task that works on targets: the
+// machines it chose when it first ran, so that a node resuming it works on
+// the same ones.
+type targetsCheckpoint struct {
+	MachineIDs []int64
+}
+
+// targets returns the machines a task works on: those of its checkpoint if
+// it is resumed, otherwise those a selects now, which it checkpoints. It
+// fails if a named machine does not exist.
+func (x *Execution) targets(ctx context.Context, a targetArgs) ([]cuttle.Machine, error) {
+	var cp targetsCheckpoint
+	resumed := len(x.Task.Checkpoint) > 0 && json.Unmarshal(x.Task.Checkpoint, &cp) == nil && cp.MachineIDs != nil
+	q := a.query()
+	if resumed {
+		q = cuttle.MachineQuery{IDs: cp.MachineIDs}
+	}
+	ms, err := x.e.store.Machines(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if !resumed {
+		for _, want := range q.IDs {
+			if !slices.ContainsFunc(ms, func(m cuttle.Machine) bool { return m.ID == want }) {
+				return nil, fmt.Errorf("there is no enabled machine %s", cuttle.FormatID(cuttle.MachineIDPrefix, want))
+			}
+		}
+		cp.MachineIDs = []int64{}
+		for _, m := range ms {
+			cp.MachineIDs = append(cp.MachineIDs, m.ID)
+		}
+		b, _ := json.Marshal(cp)
+		if err := x.Checkpoint(ctx, b); err != nil {
+			return nil, err
+		}
+	}
+	return ms, nil
+}
+
+// forEachTarget calls fn for each machine, at most parallel at once, and
+// returns the machines for which fn failed with the errors.
+func forEachTarget(ctx context.Context, ms []cuttle.Machine, parallel int, fn func(ctx context.Context, m cuttle.Machine) error) map[string]error {
+	var (
+		mu     sync.Mutex
+		failed = map[string]error{}
+		wg     sync.WaitGroup
+		slots  = make(chan struct{}, max(parallel, 1))
+	)
+	for _, m := range ms {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			mu.Lock()
+			failed[m.Name] = context.Cause(ctx)
+			mu.Unlock()
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if err := fn(ctx, m); err != nil {
+				mu.Lock()
+				failed[m.Name] = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return failed
+}
+
+// categories maps an agent's output streams to log categories.
+var categories = map[string]tasklog.Category{"stdout": tasklog.Info, "stderr": tasklog.Error, "info": tasklog.Info}
+
+// runCommand runs one command on a machine's agent for the task and copies
+// its output into the task's log, in the machine's block. A resumed task
+// finds the command it queued before and copies on from what the log
+// already holds. When the task is cancelled it cancels the command and
+// waits a little for its agent to confirm. It returns the command as it
+// ended.
+func (x *Execution) runCommand(ctx context.Context, m cuttle.Machine, key string, kind cuttle.CommandKind, payload any) (cuttle.Command, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return cuttle.Command{}, err
+	}
+	agents := x.e.agents
+	if agents == nil {
+		return cuttle.Command{}, errors.New("this node cannot reach agents")
+	}
+	cmds, err := agents.Queue(ctx, []cuttle.NewCommand{{MachineID: m.ID, TaskID: x.Task.ID, Key: key, Kind: kind, Payload: b}})
+	if err != nil {
+		return cuttle.Command{}, err
+	}
+	cmd := cmds[0]
+	end, err := x.e.logs.End(x.Task.ID)
+	if err != nil {
+		return cuttle.Command{}, err
+	}
+	copyLines := func(lines []cuttle.CommandLine) error {
+		out := make([]tasklog.Line, len(lines))
+		for i, l := range lines {
+			out[i] = tasklog.Line{Time: l.Time, Category: categories[l.Stream], Text: l.Text, Block: m.Name, Source: cmd.UID, Seq: l.Seq}
+			if out[i].Category == "" {
+				out[i].Category = tasklog.Info
+			}
+		}
+		return x.Log.Write(out...)
+	}
+	final, err := agents.Follow(ctx, m, cmd.ID, end.LastSeq(cmd.UID), copyLines)
+	if err == nil || context.Cause(ctx) != errCanceled {
+		return final, err
+	}
+	// Cancelled: stop the agent's work, and give it a moment to say so.
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelWait)
+	defer cancel()
+	if _, err := agents.Cancel(stopCtx, cmd.ID); err != nil {
+		return final, err
+	}
+	if final, err = agents.Follow(stopCtx, m, cmd.ID, 0, func([]cuttle.CommandLine) error { return nil }); err != nil {
+		x.Log.Logf(tasklog.Warning, "The agent of %s did not confirm the cancel within %v.", m.Name, cancelWait)
+	}
+	return final, errCanceled
+}
+
+// cancelWait bounds how long a cancelled task waits for its agents to
+// confirm that they stopped.
+const cancelWait = 10 * time.Second
+
+// runScriptOnTargets runs an AdHocScript on the agents of its targets, at
+// most DefaultTargetParallelism at once, each agent's output a block of the
+// task's log. It fails if the script failed on any target.
+func runScriptOnTargets(ctx context.Context, x *Execution, a adHocArgs) error {
+	ms, err := x.targets(ctx, a.targetArgs)
+	if err != nil {
+		return err
+	}
+	if len(ms) == 0 {
+		return errors.New("no enabled machine matches the task's MachineIds, TargetRoles and EnvironmentIds")
+	}
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Name
+	}
+	x.Log.Logf(tasklog.Info, "Running the script on %d target(s): %s.", len(ms), strings.Join(names, ", "))
+	failed := forEachTarget(ctx, ms, DefaultTargetParallelism, func(ctx context.Context, m cuttle.Machine) error {
+		x.Log.Write(tasklog.Line{Category: tasklog.Info, Block: m.Name, Text: "Running the script on " + m.Name + "."})
+		cmd, err := x.runCommand(ctx, m, "script/"+cuttle.FormatID(cuttle.MachineIDPrefix, m.ID), cuttle.CommandScript,
+			agentapi.Script{Body: a.ScriptBody, Syntax: a.Syntax})
+		if err != nil {
+			return err
+		}
+		switch cmd.State {
+		case cuttle.CommandSuccess:
+			x.Log.Write(tasklog.Line{Category: tasklog.Info, Block: m.Name, Text: "The script succeeded on " + m.Name + "."})
+			return nil
+		case cuttle.CommandCanceled:
+			return errCanceled
+		}
+		msg := cmd.Error
+		if msg == "" {
+			msg = fmt.Sprintf("The script exited with code %d.", cmd.ExitCode)
+		}
+		x.Log.Write(tasklog.Line{Category: tasklog.Error, Block: m.Name, Text: msg})
+		return errors.New(msg)
+	})
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
+	}
+	if len(failed) > 0 {
+		var which []string
+		for name := range failed {
+			which = append(which, name)
+		}
+		slices.Sort(which)
+		return fmt.Errorf("the script failed on %d of %d target(s): %s", len(failed), len(ms), strings.Join(which, ", "))
+	}
+	return nil
+}
