@@ -206,7 +206,7 @@ func TestPrepareRefusesBadTasks(t *testing.T) {
 	// on the server is not.
 	for args, resumable := range map[string]bool{
 		`{"ScriptBody": "true", "Syntax": "Bash", "TargetRoles": ["web"]}`: true,
-		`{"ScriptBody": "true", "Syntax": "Bash"}`:                          false,
+		`{"ScriptBody": "true", "Syntax": "Bash"}`:                         false,
 	} {
 		nt, err := kinds.Prepare(cuttle.NewTask{Name: "AdHocScript", Arguments: json.RawMessage(args)})
 		if err != nil || nt.Resumable != resumable {

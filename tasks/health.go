@@ -22,9 +22,9 @@ const (
 	// healthParallelism bounds the machines one Health task checks at once.
 	healthParallelism = 20
 	// Thresholds of a warning.
-	lowDiskBytes  = 1 << 30
-	lowDiskShare  = 0.05
-	maxClockSkew  = time.Minute
+	lowDiskBytes = 1 << 30
+	lowDiskShare = 0.05
+	maxClockSkew = time.Minute
 )
 
 // healthArgs are the arguments of a Health task: the machines to check

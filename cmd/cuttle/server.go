@@ -32,10 +32,10 @@ import (
 // serverOptions are the flags of `cuttle server`.
 type serverOptions struct {
 	dataDir, db, listen, pollingListen, nodeName, masterKey, adminAPIKey string
-	storage, packages, artifacts, taskLogs                string
-	logLevel                                              string
-	taskCap                                               optionalInt
-	shutdownGrace                                         time.Duration
+	storage, packages, artifacts, taskLogs                               string
+	logLevel                                                             string
+	taskCap                                                              optionalInt
+	shutdownGrace                                                        time.Duration
 }
 
 func runServer(args []string, stdout, stderr io.Writer) error {
