@@ -34,6 +34,9 @@ type env struct {
 
 const fingerprint = "0123456789abcdef0123456789abcdef"
 
+// clusterThumbprint stands for the thumbprint of the cluster's certificate.
+const clusterThumbprint = "C0FFEE00C0FFEE00C0FFEE00C0FFEE00C0FFEE00C0FFEE00C0FFEE00C0FFEE00"
+
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
@@ -82,7 +85,8 @@ func newEnv(t testing.TB) *env {
 		executor.Stop(stop)
 		e.member.Stop(stop)
 	})
-	e.srv = httptest.NewServer(api.New(api.Config{Store: st, Member: e.member, Cluster: identity, Kinds: kinds, Logs: logs, Logger: quiet}))
+	e.srv = httptest.NewServer(api.New(api.Config{Store: st, Member: e.member, Cluster: identity, Kinds: kinds, Logs: logs, Logger: quiet,
+		ClusterThumbprint: clusterThumbprint}))
 	t.Cleanup(e.srv.Close)
 	return e
 }
