@@ -406,7 +406,7 @@ func TestFiles(t *testing.T) {
 	if status != 200 || fr.Size != int64(len(body)) || fr.SHA256 != hex.EncodeToString(good[:]) {
 		t.Fatalf("an upload: %d %+v", status, fr)
 	}
-	stored, _ := n.storage.Path(comms.ArtifactKey(n.task.ID, "logs/app.log"))
+	stored, _ := n.storage.Path(comms.ArtifactKey(n.task.ID, a.machine.ID, "logs/app.log"))
 	if b, err := os.ReadFile(stored); err != nil || !bytes.Equal(b, body) {
 		t.Errorf("the artifact %s holds %q, %v", stored, b, err)
 	}

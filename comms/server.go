@@ -271,7 +271,7 @@ func (c *Comms) handleFilePut(w http.ResponseWriter, r *http.Request) error {
 	if err := json.Unmarshal(cmd.Payload, &p); err != nil {
 		return cuttle.Wrap(err, "reading a file command's payload")
 	}
-	key := ArtifactKey(cmd.TaskID, p.Path)
+	key := ArtifactKey(cmd.TaskID, cmd.MachineID, p.Path)
 	dest, err := c.storage.Path(key)
 	if err != nil {
 		return cuttle.Errorf(cuttle.KindInvalid, "The file %q cannot be stored as an artifact: %v.", p.Path, err)
@@ -305,12 +305,12 @@ func (c *Comms) handleFilePut(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// ArtifactKey returns the storage key under which a file the agent sends
-// for a task is kept: artifacts/ServerTasks-N/<the file's name>.
-func ArtifactKey(taskID int64, agentPath string) string {
+// ArtifactKey returns the storage key under which a file an agent sends for
+// a task is kept: artifacts/ServerTasks-N/Machines-M/<the file's name>.
+func ArtifactKey(taskID, machineID int64, agentPath string) string {
 	name := path.Base(filepath.ToSlash(agentPath))
 	if name == "." || name == ".." || name == "/" {
 		name = "file"
 	}
-	return blob.ArtifactsKey + cuttle.FormatID(cuttle.TaskIDPrefix, taskID) + "/" + name
+	return blob.ArtifactsKey + cuttle.FormatID(cuttle.TaskIDPrefix, taskID) + "/" + cuttle.FormatID(cuttle.MachineIDPrefix, machineID) + "/" + name
 }

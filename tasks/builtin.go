@@ -35,6 +35,8 @@ func Builtin(layout blob.Layout) Kinds {
 		x.Log.Logf(tasklog.Info, "The package store %s holds %d files (%d bytes); no cache retention rule applies yet.", layout.Packages, n, size)
 	}))
 	ks.Add(healthKind())
+	ks.Add(transferFile(layout))
+	ks.Add(collectFile())
 	ks.Add(systemKind(cuttle.JobReindex, "Re-index the built-in package repository", func(x *Execution) {
 		n, _ := countFiles(layout.Packages)
 		x.Log.Logf(tasklog.Info, "Found %d files in the package store %s; the package index arrives with the package repository.", n, layout.Packages)

@@ -214,45 +214,24 @@ func runScriptOnTargets(ctx context.Context, x *Execution, a adHocArgs) error {
 	if err != nil {
 		return err
 	}
-	if len(ms) == 0 {
-		return errors.New("no enabled machine matches the task's MachineIds, TargetRoles and EnvironmentIds")
-	}
 	names := make([]string, len(ms))
 	for i, m := range ms {
 		names[i] = m.Name
 	}
 	x.Log.Logf(tasklog.Info, "Running the script on %d target(s): %s.", len(ms), strings.Join(names, ", "))
-	failed := forEachTarget(ctx, ms, DefaultTargetParallelism, func(ctx context.Context, m cuttle.Machine) error {
-		x.Log.Write(tasklog.Line{Category: tasklog.Info, Block: m.Name, Text: "Running the script on " + m.Name + "."})
-		cmd, err := x.runCommand(ctx, m, "script/"+cuttle.FormatID(cuttle.MachineIDPrefix, m.ID), cuttle.CommandScript,
-			agentapi.Script{Body: a.ScriptBody, Syntax: a.Syntax})
-		if err != nil {
-			return err
-		}
-		switch cmd.State {
-		case cuttle.CommandSuccess:
-			x.Log.Write(tasklog.Line{Category: tasklog.Info, Block: m.Name, Text: "The script succeeded on " + m.Name + "."})
-			return nil
-		case cuttle.CommandCanceled:
-			return errCanceled
-		}
-		msg := cmd.Error
-		if msg == "" {
-			msg = fmt.Sprintf("The script exited with code %d.", cmd.ExitCode)
-		}
-		x.Log.Write(tasklog.Line{Category: tasklog.Error, Block: m.Name, Text: msg})
-		return errors.New(msg)
-	})
-	if cause := context.Cause(ctx); cause != nil {
-		return cause
+	return onTargets(ctx, x, ms, "script", cuttle.CommandScript, agentapi.Script{Body: a.ScriptBody, Syntax: a.Syntax},
+		func(m cuttle.Machine, _ cuttle.Command) string { return "The script succeeded on " + m.Name + "." })
+}
+
+// failedOn returns an error naming the targets that failed, or nil.
+func failedOn(failed map[string]error, total int) error {
+	if len(failed) == 0 {
+		return nil
 	}
-	if len(failed) > 0 {
-		var which []string
-		for name := range failed {
-			which = append(which, name)
-		}
-		slices.Sort(which)
-		return fmt.Errorf("the script failed on %d of %d target(s): %s", len(failed), len(ms), strings.Join(which, ", "))
+	var which []string
+	for name := range failed {
+		which = append(which, name)
 	}
-	return nil
+	slices.Sort(which)
+	return fmt.Errorf("Failed on %d of %d target(s): %s.", len(failed), total, strings.Join(which, ", "))
 }
