@@ -50,9 +50,13 @@ const (
 	PathReport = "/agent/v1/commands/{uid}/report"
 	// PathFile serves the file of a ReceiveFile command (GET, with Range
 	// requests for resuming) and takes the file of a SendFile command (PUT,
-	// answering a FileResult).
+	// with HeaderSHA256, answering a FileResult). Any 4xx but 429 is final:
+	// the transfer fails.
 	PathFile = "/agent/v1/commands/{uid}/file"
 )
+
+// HeaderSHA256 carries the lower-case hex SHA-256 of an uploaded file.
+const HeaderSHA256 = "X-Cuttle-Sha256"
 
 // CommandPath returns path with {uid} replaced by uid.
 func CommandPath(path, uid string) string { return strings.Replace(path, "{uid}", uid, 1) }
@@ -175,7 +179,9 @@ type Line struct {
 
 // ReportAck tells the agent what the cluster has stored: every line up to
 // StoredSeq, and the outcome once State is final. Cancel asks the agent to
-// stop the command.
+// stop the command, as does a final State while the command still runs. A
+// report refused with 409 (its lines start after the first one not stored)
+// is answered with a ReportAck too, and the agent resends from StoredSeq+1.
 type ReportAck struct {
 	StoredSeq int64
 	State     string

@@ -291,7 +291,7 @@ func (c *Comms) handleFilePut(w http.ResponseWriter, r *http.Request) error {
 		return &cuttle.Error{Kind: cuttle.KindInvalid, Message: "The upload was cut off.", Err: err}
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	if want := r.Header.Get("X-Cuttle-Sha256"); want != "" && !strings.EqualFold(want, sum) {
+	if want := r.Header.Get(agentapi.HeaderSHA256); want != "" && !strings.EqualFold(want, sum) {
 		return cuttle.Errorf(cuttle.KindInvalid, "The upload's SHA-256 is %s, not the %s the agent sent.", sum, want)
 	}
 	if err := tmp.Sync(); err != nil {

@@ -3,7 +3,6 @@ package testcluster
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -88,12 +86,8 @@ type Node struct {
 	PollingPort int    // where polling agents connect (--polling-listen)
 	Client      *client.Client
 
-	tb      testing.TB
-	logPath string
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	exitErr error
+	tb testing.TB
+	process
 }
 
 // NewNode prepares a cuttle server process without starting it. The process
@@ -103,7 +97,8 @@ func NewNode(tb testing.TB, cfg NodeConfig) *Node {
 	if cfg.DataDir == "" {
 		cfg.DataDir = tb.TempDir()
 	}
-	n := &Node{Config: cfg, tb: tb, Port: FreePort(tb), PollingPort: FreePort(tb), logPath: filepath.Join(cfg.DataDir, "node.log")}
+	n := &Node{Config: cfg, tb: tb, Port: FreePort(tb), PollingPort: FreePort(tb),
+		process: process{name: "node " + cfg.Name, logPath: filepath.Join(cfg.DataDir, "node.log")}}
 	n.URL = "http://127.0.0.1:" + strconv.Itoa(n.Port)
 	n.Client = &client.Client{BaseURL: n.URL, APIKey: cfg.AdminKey, HTTP: &http.Client{Timeout: 5 * time.Second}}
 	tb.Cleanup(func() {
@@ -153,33 +148,7 @@ func (n *Node) Args() []string {
 }
 
 // Start starts the process (again, after Kill or Terminate) without waiting for it to serve.
-func (n *Node) Start() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(Binary(n.tb), n.Args()...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = cleanEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return err
-	}
-	n.cmd, n.exited, n.exitErr = cmd, make(chan struct{}), nil
-	exited := n.exited
-	go func() {
-		err := cmd.Wait()
-		logf.Close()
-		n.mu.Lock()
-		n.exitErr = err
-		n.mu.Unlock()
-		close(exited)
-	}()
-	return nil
-}
+func (n *Node) Start() error { return n.start(Binary(n.tb), n.Args()...) }
 
 // cleanEnv is the test's environment without CUTTLE_ variables, so that a
 // developer's settings do not leak into the nodes.
@@ -246,78 +215,6 @@ func (n *Node) WaitPing(timeout time.Duration, statuses ...int) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("node %s: ping did not answer %v within %v (last: %s)", n.Config.Name, statuses, timeout, last)
-}
-
-// Exited reports whether the process has exited.
-func (n *Node) Exited() bool {
-	n.mu.Lock()
-	ch := n.exited
-	n.mu.Unlock()
-	if ch == nil {
-		return true
-	}
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-// ExitErr returns how the process exited (nil for status 0).
-func (n *Node) ExitErr() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.exitErr
-}
-
-// Signal sends sig to the process.
-func (n *Node) Signal(sig syscall.Signal) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil || n.cmd.Process == nil {
-		return errors.New("not started")
-	}
-	return n.cmd.Process.Signal(sig)
-}
-
-// Wait waits for the process to exit and returns its exit error.
-func (n *Node) Wait(timeout time.Duration) error {
-	n.mu.Lock()
-	ch := n.exited
-	n.mu.Unlock()
-	if ch == nil {
-		return nil
-	}
-	select {
-	case <-ch:
-		return n.ExitErr()
-	case <-time.After(timeout):
-		return fmt.Errorf("node %s did not exit within %v", n.Config.Name, timeout)
-	}
-}
-
-// Kill sends SIGKILL (after SIGCONT, in case it is stopped) and waits for the exit.
-func (n *Node) Kill() {
-	if n.Exited() {
-		return
-	}
-	n.Signal(syscall.SIGKILL)
-	n.Wait(10 * time.Second)
-}
-
-// Terminate sends SIGTERM and waits for the exit, returning its error.
-func (n *Node) Terminate(timeout time.Duration) error {
-	if err := n.Signal(syscall.SIGTERM); err != nil {
-		return err
-	}
-	return n.Wait(timeout)
-}
-
-// Log returns everything the process wrote so far.
-func (n *Node) Log() string {
-	b, _ := os.ReadFile(n.logPath)
-	return string(b)
 }
 
 func tail(s string, lines int) string {

@@ -9,8 +9,16 @@ import (
 	"strings"
 )
 
+// envNames holds the environment variables not named after their flag.
+var envNames = map[string]string{
+	"home": "CUTTLE_AGENT_HOME", // the agent's home, apart from the server's data folder
+}
+
 // envName is the environment variable of a flag: --node-name is CUTTLE_NODE_NAME.
 func envName(flagName string) string {
+	if name, ok := envNames[flagName]; ok {
+		return name
+	}
 	return "CUTTLE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 

@@ -29,6 +29,16 @@ Usage:
   cuttle task cancel ID              cancel a task, on whichever node runs it
   cuttle task run-script --file F [--wait]
                                      run a Bash script on a node (--wait: print its log, fail unless it succeeds)
+  cuttle agent configure [--listen ADDR | --polling] [--name NAME]
+                                     create or change an agent's home (certificate, subscription id, agent.json)
+  cuttle agent register --server URL --api-key KEY --environment NAME --role NAME
+                                     register this agent as a machine and trust the cluster's certificate
+  cuttle agent poll-server --server URL --api-key KEY --address HOST:PORT
+                                     have a polling agent poll one more address
+  cuttle agent run                   run the agent until SIGTERM or SIGINT
+  cuttle agent show-thumbprint       print the agent's certificate's thumbprint
+  cuttle machine list                list the deployment targets
+  cuttle machine check NAME          run a health check of a machine and print its health
   cuttle version
 
 Client commands take --server (default http://localhost:8080), --api-key and
@@ -55,6 +65,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCluster(args[1:], stdout, stderr)
 	case "task":
 		err = runTask(args[1:], stdout, stderr)
+	case "agent":
+		err = runAgent(args[1:], stdout, stderr)
+	case "machine":
+		err = runMachine(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, cuttle.Version)
 	case "help", "-h", "--help":

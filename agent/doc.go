@@ -1,0 +1,85 @@
+// Package agent is cuttle's agent, the program on a deployment target
+// (Octopus: Tentacle): it takes commands from the nodes of the clusters it
+// trusts, runs them, and reports their output and outcome (package
+// agentapi is the protocol). It never touches the cluster's database.
+//
+// # Home folder
+//
+// An agent lives in its home folder (default ~/.cuttle/agent):
+//
+//	agent.json           the configuration (Config)
+//	agent.crt, agent.key its certificate, mode 0600 (package certs)
+//	commands/<uid>/      the journal of one command
+//	work/                the work folder: every path of a command is
+//	                     relative to it and must stay inside it
+//
+// Many agents can run in one process: an Agent has no global state, and
+// stops when the context given to Run ends.
+//
+// # Connections
+//
+// A polling agent keeps Config.PollConnections long polls open to each
+// trusted server with an address, over TLS 1.3 with both certificates
+// pinned; a listening agent accepts the TLS connections of trusted nodes,
+// runs a yamux session over each and polls through it. Either way the
+// agent is the HTTP/1.1 client. Every working connection, a polled server
+// or a node's session, is a link; reports and file transfers use any link
+// that works, the one that last worked first, and retry with backoff
+// (1 s doubling to 10 s, with jitter) while none does.
+//
+// # The journal and at-most-once
+//
+// A command's UID is run at most once by an agent, whatever fails and
+// however often the cluster hands it out. The journal, one folder per UID
+// with state.json (written to a temporary file, synced and renamed, the
+// folder synced too) and output.jsonl (the output lines, numbered from 1),
+// is what makes it so:
+//
+//	(no folder) ──journaled──▶ Running ──ends──▶ Success | Failed | Canceled
+//	                              │                        │
+//	                   agent restarts:                     ├─ the cluster acknowledges
+//	                   Failed, "the agent stopped          │  the outcome: Acknowledged
+//	                   while the command ran;              └─ the cluster refuses its
+//	                   it was not run again"                  reports (4xx): Refused
+//
+//	Acknowledged or Refused, and ended more than JournalRetention ago: pruned.
+//
+// The folder and its state.json, Running, are durable before the work
+// starts, so a UID the journal has is never started again: handed out
+// again, before or after a restart, it is reported instead, from the first
+// line the cluster has not acknowledged and, once it has ended, with its
+// outcome. A Running state found when the agent starts means the agent died
+// while it ran; it is marked Failed, not run again. The output is appended
+// as it comes and synced before the outcome is journaled; a report never
+// holds more than one batch of it in memory, reading it back from
+// output.jsonl. A pruned UID is forgotten: the cluster never hands out a
+// command again once it stored its outcome, so that is safe after
+// JournalRetention.
+//
+// # Reports
+//
+// Each command has one reporter, with one request in flight: a report
+// (agentapi.Report) carries the lines after the last the cluster stored
+// (ReportAck.StoredSeq, which the journal keeps), at most 1,000 of them or
+// 256 KiB, gathered for a few milliseconds while output streams; and once
+// the command has ended, its outcome, until an acknowledgement with a
+// final State. An acknowledgement with Cancel, or the UID in a poll's
+// Cancel, cancels the command.
+//
+// # Paths
+//
+// A command's paths (Script.WorkDir, ReceiveFile.Path, SendFile.Path) must
+// be relative and clean, and must resolve inside the work folder after the
+// symbolic links of the parts that exist are followed; a command with any
+// other path fails and does nothing. The check and the use of a path are
+// not atomic: the agent guards against the cluster's commands, not against
+// local users who can change the work folder.
+//
+// # Stopping
+//
+// When Run's context ends the agent polls no more, lets the running
+// commands finish and report for Agent.ShutdownGrace, then stops what
+// still runs (a script's whole process group), reports it Failed, "the
+// agent stopped before the command finished", for a few more seconds, and
+// returns.
+package agent

@@ -1,0 +1,291 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cuttledeploy/cuttle/agentapi"
+)
+
+// partialFile is where a ReceiveFile command's file grows, in its journal
+// folder.
+const partialFile = "receive.partial"
+
+// stallGuard ends a transfer when no byte has moved through it for a while.
+type stallGuard struct {
+	timer *time.Timer
+	after time.Duration
+}
+
+// guardStall returns a context, a child of ctx, that ends once no byte has
+// moved through the guard's readers for d, and the function that releases
+// it; context.Cause tells the stall.
+func guardStall(ctx context.Context, d time.Duration) (context.Context, *stallGuard, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	g := &stallGuard{after: d}
+	g.timer = time.AfterFunc(d, func() { cancel(fmt.Errorf("the transfer stalled: no byte moved for %v", d)) })
+	return ctx, g, func() {
+		g.timer.Stop()
+		cancel(nil)
+	}
+}
+
+func (g *stallGuard) reader(r io.Reader) io.Reader { return &stallReader{r: r, guard: g} }
+
+type stallReader struct {
+	r     io.Reader
+	guard *stallGuard
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.guard.timer.Reset(s.guard.after)
+	}
+	return n, err
+}
+
+// transferError returns the error of a request of a transfer: the stall
+// when the guard ended it, err otherwise.
+func transferError(ctx, guarded context.Context, err error) error {
+	if err != nil && guarded.Err() != nil && ctx.Err() == nil {
+		return context.Cause(guarded)
+	}
+	return err
+}
+
+// localError is a failure of the agent's own files, which trying again
+// would not mend.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
+type localWriter struct{ w io.Writer }
+
+func (w localWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil {
+		err = &localError{err}
+	}
+	return n, err
+}
+
+// giveUp reports whether a transfer that failed with err must not be tried
+// again: the agent's own files failed, the command's context ended, or the
+// cluster answered 4xx other than 429 (busy), such as 409 for a command no
+// longer in progress.
+func giveUp(ctx context.Context, err error) bool {
+	var local *localError
+	var se *statusError
+	return errors.As(err, &local) || ctx.Err() != nil ||
+		(answered(err) && errors.As(err, &se) && se.status != http.StatusTooManyRequests)
+}
+
+func isSHA256(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == sha256.Size
+}
+
+// receiveFile runs a ReceiveFile command (agentapi.ReceiveFile).
+func (a *Agent) receiveFile(ctx context.Context, c *command) outcome {
+	log := c.log
+	var p agentapi.ReceiveFile
+	if err := decodePayload(c, &p); err != nil {
+		return failed("%v", err)
+	}
+	want := strings.ToLower(p.SHA256)
+	if p.Size < 0 || !isSHA256(want) {
+		return failed("a ReceiveFile command needs a Size of 0 or more and a SHA256 of 64 hex digits; this one has %d and %q", p.Size, p.SHA256)
+	}
+	target, err := a.resolve(p.Path)
+	if err != nil {
+		return refusePath(c, err)
+	}
+	partialPath := filepath.Join(c.dir, partialFile)
+	f, err := os.OpenFile(partialPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return failed("creating the partial file: %v", err)
+	}
+	defer os.Remove(partialPath) // gone already once moved into place
+	defer f.Close()
+
+	hash := sha256.New()
+	var received int64 // the bytes in the partial file
+	resumes := 0
+	fetch := func(l *link) error {
+		if received > 0 && received >= p.Size {
+			return nil // all there: the transfer broke after the last byte
+		}
+		guarded, guard, release := guardStall(ctx, a.timing.stall)
+		defer release()
+		req, err := http.NewRequestWithContext(guarded, http.MethodGet, l.baseURL+agentapi.CommandPath(agentapi.PathFile, c.uid), nil)
+		if err != nil {
+			return err
+		}
+		if received > 0 {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", received))
+		}
+		resp, err := l.do(ctx, req)
+		if err != nil {
+			return transferError(ctx, guarded, err)
+		}
+		defer resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusPartialContent && received > 0:
+			if !strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes %d-", received)) {
+				return fmt.Errorf("the %s resumed the file at the wrong byte (Content-Range %q, want byte %d)", l.name, resp.Header.Get("Content-Range"), received)
+			}
+			// The hash goes on from the bytes the partial file holds,
+			// which are all that counts.
+			resumes++
+			log.Info(fmt.Sprintf("resuming the transfer of %s at byte %d", p.Path, received), "from", l.name)
+			c.info("resuming the transfer of %s at byte %d", p.Path, received)
+			hash.Reset()
+			if _, err := io.Copy(hash, io.NewSectionReader(f, 0, received)); err != nil {
+				return &localError{err}
+			}
+		case resp.StatusCode == http.StatusOK:
+			if received > 0 {
+				log.Info("the node sent the whole file instead of the rest; starting over", "path", p.Path, "from", l.name)
+				received = 0
+				hash.Reset()
+				if err := f.Truncate(0); err != nil {
+					return &localError{err}
+				}
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					return &localError{err}
+				}
+			}
+		default:
+			return fmt.Errorf("the %s answered %s to a file request", l.name, resp.Status)
+		}
+		n, err := io.Copy(localWriter{io.MultiWriter(f, hash)}, guard.reader(resp.Body))
+		received += n
+		return transferError(ctx, guarded, err)
+	}
+	retry := a.newBackoff()
+	for {
+		before := received
+		err := a.try(ctx, c.origin, fetch)
+		if err == nil {
+			break
+		}
+		if giveUp(ctx, err) {
+			return failed("receiving %s: %v", p.Path, err)
+		}
+		if received > before { // it moves: go on at once
+			retry.reset()
+			continue
+		}
+		log.Debug("fetching a file failed; retrying", "path", p.Path, "err", err)
+		pause(ctx, retry.delay(), a.links.whenAdded(), nil)
+	}
+
+	sum := hex.EncodeToString(hash.Sum(nil))
+	switch {
+	case received != p.Size:
+		return failed("the cluster sent %d bytes for %s, but the command says the file has %d", received, p.Path, p.Size)
+	case sum != want:
+		return failed("the file received for %s has SHA-256 %s, but the command expects %s; it was not saved", p.Path, sum, want)
+	}
+	if err := f.Sync(); err != nil {
+		return failed("writing %s: %v", p.Path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return failed("creating the folder of %s: %v", p.Path, err)
+	}
+	if err := os.Rename(partialPath, target); err != nil {
+		return failed("moving the file received into place: %v", err)
+	}
+	if err := syncDir(filepath.Dir(target)); err != nil {
+		return failed("writing %s: %v", p.Path, err)
+	}
+	return succeeded(agentapi.ReceiveFileResult{Size: received, SHA256: sum, Resumes: resumes})
+}
+
+// sendFile runs a SendFile command (agentapi.SendFile).
+func (a *Agent) sendFile(ctx context.Context, c *command) outcome {
+	log := c.log
+	var p agentapi.SendFile
+	if err := decodePayload(c, &p); err != nil {
+		return failed("%v", err)
+	}
+	path, err := a.resolve(p.Path)
+	if err != nil {
+		return refusePath(c, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return failed("opening the file to send: %v", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return failed("opening the file to send: %v", err)
+	}
+	if !info.Mode().IsRegular() {
+		return failed("%s is not a file", p.Path)
+	}
+	hash := sha256.New()
+	size, err := io.Copy(hash, f)
+	if err != nil {
+		return failed("reading %s: %v", p.Path, err)
+	}
+	sum := hex.EncodeToString(hash.Sum(nil))
+
+	var stored agentapi.FileResult
+	send := func(l *link) error {
+		if now, err := f.Stat(); err != nil || now.Size() != size || !now.ModTime().Equal(info.ModTime()) {
+			return &localError{fmt.Errorf("%s changed while it was being sent", p.Path)}
+		}
+		guarded, guard, release := guardStall(ctx, a.timing.stall)
+		defer release()
+		var body io.Reader = http.NoBody
+		if size > 0 {
+			body = guard.reader(io.NewSectionReader(f, 0, size))
+		}
+		req, err := http.NewRequestWithContext(guarded, http.MethodPut, l.baseURL+agentapi.CommandPath(agentapi.PathFile, c.uid), body)
+		if err != nil {
+			return err
+		}
+		req.ContentLength = size
+		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set(agentapi.HeaderSHA256, sum)
+		resp, err := l.do(ctx, req)
+		if err != nil {
+			return transferError(ctx, guarded, err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&stored); err != nil {
+			return fmt.Errorf("reading the answer of the %s to an upload: %w", l.name, transferError(ctx, guarded, err))
+		}
+		return nil
+	}
+	retry := a.newBackoff()
+	for {
+		err := a.try(ctx, c.origin, send)
+		if err == nil {
+			break
+		}
+		if giveUp(ctx, err) {
+			return failed("sending %s: %v", p.Path, err)
+		}
+		log.Debug("sending a file failed; retrying", "path", p.Path, "err", err)
+		pause(ctx, retry.delay(), a.links.whenAdded(), nil)
+	}
+	if stored.Size != size || !strings.EqualFold(stored.SHA256, sum) {
+		return failed("the cluster stored %d bytes with SHA-256 %s for %s, which has %d bytes with SHA-256 %s", stored.Size, stored.SHA256, p.Path, size, sum)
+	}
+	return succeeded(stored)
+}
