@@ -401,7 +401,8 @@ func (s *Server) handleTaskDetails(w http.ResponseWriter, r *http.Request) error
 const followPoll = 100 * time.Millisecond
 
 // handleTaskRaw streams a task's log as text, one line per log line:
-// "<time>  <category>  <text>". skip=N starts after the first N lines (400
+// "<time>  <category>  <text>", the text of a block's line (one target's,
+// say) after "[<block>] ". skip=N starts after the first N lines (400
 // if the log of a completed task has fewer); follow=true keeps the answer
 // open and streams new lines until the task completes.
 func (s *Server) handleTaskRaw(w http.ResponseWriter, r *http.Request) error {
@@ -435,7 +436,11 @@ func (s *Server) handleTaskRaw(w http.ResponseWriter, r *http.Request) error {
 			if seen++; seen <= skip {
 				return nil
 			}
-			_, err := fmt.Fprintf(w, "%s  %-7s  %s\n", l.Time.UTC().Format("2006-01-02 15:04:05.000"), l.Category, l.Text)
+			text := l.Text
+			if l.Block != "" {
+				text = "[" + l.Block + "] " + text
+			}
+			_, err := fmt.Fprintf(w, "%s  %-7s  %s\n", l.Time.UTC().Format("2006-01-02 15:04:05.000"), l.Category, text)
 			return err
 		})
 		if err != nil {
