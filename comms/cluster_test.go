@@ -533,3 +533,43 @@ func TestOfficialClientAgainstCluster(t *testing.T) {
 	// The agent still works after the update (its endpoint is unchanged).
 	runScript(t, c.Nodes[1].Client, "echo still here", 30*time.Second, ag.MachineID)
 }
+
+// TestAgentScriptCancel: cancelling, through another node, a task whose
+// script runs on an agent stops the script's whole process tree on the
+// agent, and the task ends Canceled.
+func TestAgentScriptCancel(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 5, 0)
+	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: c.Nodes[0], AdminKey: c.AdminKey})
+	pids := filepath.Join(t.TempDir(), "pids")
+	ctx := testcluster.Context(t, time.Minute)
+	tk, err := c.Nodes[0].Client.CreateTask(ctx, "AdHocScript", map[string]any{"Syntax": "Bash", "MachineIds": []string{ag.MachineID},
+		"ScriptBody": fmt.Sprintf("sleep 300 &\necho \"$$ $!\" > %q\necho started\nwait", pids)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shell, child int
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		b, err := os.ReadFile(pids)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Sscan(string(b), &shell, &child)
+		return err
+	})
+	start := time.Now()
+	if _, err := c.Nodes[1].Client.CancelTask(ctx, tk.Id); err != nil {
+		t.Fatal(err)
+	}
+	tk = testcluster.WaitTask(t, c.Nodes[1].Client, tk.Id, 20*time.Second, "Canceled", "Failed", "Success")
+	if tk.State != "Canceled" {
+		t.Fatalf("the cancelled task ended %s (%s)", tk.State, tk.ErrorMessage)
+	}
+	t.Logf("Canceled %v after the cancel", time.Since(start))
+	testcluster.Eventually(t, 5*time.Second, func() error {
+		if testcluster.ProcessAlive(shell) || testcluster.ProcessAlive(child) {
+			return fmt.Errorf("the script's shell (%d) or its child (%d) still runs", shell, child)
+		}
+		return nil
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/client"
@@ -33,7 +34,8 @@ func runMachine(args []string, stdout, stderr io.Writer) error {
 		}
 		return c.print(machines, func(w io.Writer) { machineTable(w, machines, envs) })
 	case "check":
-		c := newClientCommand("machine check", "cuttle machine check NAME [flags]", stdout, stderr)
+		c := newClientCommand("machine check", "cuttle machine check NAME [--timeout 30s] [flags]", stdout, stderr)
+		timeout := c.fs.Duration("timeout", 0, "how long to wait for the agent before it is Unavailable (0: the cluster's default, 30s)")
 		pos, err := c.parse(args, 1)
 		if err != nil {
 			return err
@@ -43,19 +45,16 @@ func runMachine(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		t, err := cl.CreateTask(ctx, "Health", map[string]any{"MachineIds": []string{m.Id}})
+		healthArgs := map[string]any{"MachineIds": []string{m.Id}}
+		if *timeout > 0 {
+			healthArgs["TimeoutSeconds"] = int((*timeout + time.Second - 1) / time.Second)
+		}
+		t, err := cl.CreateTask(ctx, "Health", healthArgs)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "queued %s to check %s; waiting for it to finish\n", t.Id, m.Name)
-		logOut := stdout
-		if c.output == "json" {
-			logOut = stderr // keep standard output for the JSON of the machine
-		}
-		if err := cl.TaskLog(ctx, t.Id, true, logOut); err != nil {
-			return err
-		}
-		if t, err = cl.Task(ctx, t.Id); err != nil {
+		if t, err = c.follow(ctx, t, stderr); err != nil {
 			return err
 		}
 		if m, err = cl.Machine(ctx, m.Id); err != nil {

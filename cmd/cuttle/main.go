@@ -27,8 +27,8 @@ Usage:
   cuttle task show ID                show one task
   cuttle task log ID [--follow]      print a task's log (--follow: until it completes)
   cuttle task cancel ID              cancel a task, on whichever node runs it
-  cuttle task run-script --file F [--wait]
-                                     run a Bash script on a node (--wait: print its log, fail unless it succeeds)
+  cuttle task run-script --file F [--machine NAME | --role R --environment E] [--wait]
+                                     run a Bash script on a node, or on agents (--wait: print its log, fail unless it succeeds)
   cuttle agent configure [--listen ADDR | --polling] [--name NAME]
                                      create or change an agent's home (certificate, subscription id, agent.json)
   cuttle agent register --server URL --api-key KEY --environment NAME --role NAME

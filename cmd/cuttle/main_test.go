@@ -238,3 +238,36 @@ func TestTaskCommands(t *testing.T) {
 		t.Fatal("task log --follow did not end after the task was cancelled")
 	}
 }
+
+// TestMachineCommands: machine list and check, and run-script on agents
+// chosen by name and by role, against a node with a real agent.
+func TestMachineCommands(t *testing.T) {
+	t.Parallel()
+	c := testcluster.NewCluster(t, "")
+	n := c.StartNode("solo")
+	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: n, AdminKey: c.AdminKey, Roles: []string{"web"}})
+	base := []string{"--server", n.URL, "--api-key", c.AdminKey}
+	code, out, errOut := cli(t, nil, append([]string{"machine", "check", "web-1"}, base...)...)
+	if code != 0 || !strings.Contains(out, "Healthy") {
+		t.Fatalf("machine check web-1: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, nil, append([]string{"machine", "list"}, base...)...)
+	if code != 0 || !strings.Contains(out, "web-1") || !strings.Contains(out, ag.MachineID) || !strings.Contains(out, "Healthy") {
+		t.Fatalf("machine list: exit %d\n%s%s", code, out, errOut)
+	}
+	script := filepath.Join(t.TempDir(), "hi.sh")
+	os.WriteFile(script, []byte("echo hi from $CUTTLE_COMMAND_ID\n"), 0o644)
+	for _, target := range [][]string{{"--machine", "web-1"}, {"--role", "web", "--environment", "Test"}} {
+		code, out, errOut = cli(t, nil, append(append([]string{"task", "run-script", "--file", script, "--wait"}, target...), base...)...)
+		if code != 0 || !strings.Contains(out, "[web-1] hi from ") || !strings.Contains(out, "Success") {
+			t.Errorf("run-script %v: exit %d\n%s%s", target, code, out, errOut)
+		}
+	}
+	if code, _, errOut = cli(t, nil, append([]string{"task", "run-script", "--file", script, "--machine", "nope"}, base...)...); code != 1 || !strings.Contains(errOut, "nope") {
+		t.Errorf("run-script on an unknown machine: exit %d %s", code, errOut)
+	}
+	ag.Kill()
+	if code, out, _ = cli(t, nil, append([]string{"machine", "check", "web-1", "--timeout", "2s"}, base...)...); code != 1 || !strings.Contains(out, "Unavailable") {
+		t.Errorf("machine check of a stopped agent: exit %d\n%s", code, out)
+	}
+}

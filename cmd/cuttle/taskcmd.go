@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -77,9 +78,13 @@ func runTask(args []string, stdout, stderr io.Writer) error {
 		}
 		return c.print(t, func(w io.Writer) { taskTable(w, t) })
 	case "run-script":
-		c := newClientCommand("task run-script", "cuttle task run-script --file F [--wait] [flags]", stdout, stderr)
+		c := newClientCommand("task run-script", "cuttle task run-script --file F [--machine NAME | --role R --environment E] [--wait] [flags]", stdout, stderr)
 		var file, syntax string
+		var machines, roles, environments stringList
 		wait := false
+		c.fs.Var(&machines, "machine", "run on this deployment target's agent (repeat for more); default: on a node")
+		c.fs.Var(&roles, "role", "run on the targets with this role (repeat for more)")
+		c.fs.Var(&environments, "environment", "run on the targets in this environment (repeat for more)")
 		c.fs.StringVar(&file, "file", "", "the script to run (- for standard input)")
 		c.fs.StringVar(&syntax, "syntax", "Bash", "the script's language")
 		c.fs.BoolVar(&wait, "wait", false, "print the log as it runs and exit non-zero unless the task succeeds")
@@ -100,7 +105,27 @@ func runTask(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		cl := c.client()
-		t, err := cl.CreateTask(ctx, "AdHocScript", map[string]any{"ScriptBody": string(body), "Syntax": syntax})
+		taskArgs := map[string]any{"ScriptBody": string(body), "Syntax": syntax}
+		if len(machines) > 0 {
+			var ids []string
+			for _, name := range machines {
+				m, err := cl.FindMachine(ctx, name)
+				if err != nil {
+					return err
+				}
+				ids = append(ids, m.Id)
+			}
+			taskArgs["MachineIds"] = ids
+		}
+		if len(roles) > 0 {
+			taskArgs["TargetRoles"] = []string(roles)
+		}
+		if len(environments) > 0 {
+			if taskArgs["EnvironmentIds"], err = environmentIDs(ctx, cl, environments); err != nil {
+				return err
+			}
+		}
+		t, err := cl.CreateTask(ctx, "AdHocScript", taskArgs)
 		if err != nil {
 			return err
 		}
@@ -108,14 +133,7 @@ func runTask(args []string, stdout, stderr io.Writer) error {
 			return c.print(t, func(w io.Writer) { taskTable(w, t) })
 		}
 		fmt.Fprintf(stderr, "queued %s; waiting for it to finish\n", t.Id)
-		logOut := stdout
-		if c.output == "json" {
-			logOut = stderr // keep standard output for the JSON of the task
-		}
-		if err := cl.TaskLog(ctx, t.Id, true, logOut); err != nil {
-			return err
-		}
-		if t, err = cl.Task(ctx, t.Id); err != nil {
+		if t, err = c.follow(ctx, t, stderr); err != nil {
 			return err
 		}
 		if err := c.print(t, func(w io.Writer) { taskTable(w, t) }); err != nil {
@@ -157,4 +175,19 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// follow prints the task's log as it runs, to standard output (standard
+// error with --output json, which keeps standard output for the JSON), and
+// returns the task once it has completed.
+func (c *clientCommand) follow(ctx context.Context, t client.Task, stderr io.Writer) (client.Task, error) {
+	logOut := c.stdout
+	if c.output == "json" {
+		logOut = stderr
+	}
+	cl := c.client()
+	if err := cl.TaskLog(ctx, t.Id, true, logOut); err != nil {
+		return t, err
+	}
+	return cl.Task(ctx, t.Id)
 }
