@@ -61,6 +61,15 @@ func startCluster(t *testing.T, caps ...int) *testcluster.Cluster {
 
 func pollAddr(n *testcluster.Node) string { return "127.0.0.1:" + strconv.Itoa(n.PollingPort) }
 
+// pollAddrs returns every node's polling address.
+func pollAddrs(c *testcluster.Cluster) []string {
+	var addrs []string
+	for _, n := range c.Nodes {
+		addrs = append(addrs, pollAddr(n))
+	}
+	return addrs
+}
+
 // runScript queues an AdHocScript on the machines through cl and waits for
 // it to end; it fails the test unless it ends Success, and returns the
 // task and its log.
@@ -104,10 +113,7 @@ func TestAgentPollingOneNode(t *testing.T) {
 func TestAgentPollsEveryNodeWhileOneDies(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 5, 5, 5)
-	var addrs []string
-	for _, n := range c.Nodes {
-		addrs = append(addrs, pollAddr(n))
-	}
+	addrs := pollAddrs(c)
 	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: c.Nodes[0], AdminKey: c.AdminKey, Poll: addrs})
 	runScript(t, c.Nodes[0].Client, "echo warm", 30*time.Second, ag.MachineID)
 	for i, victim := range c.Nodes {
@@ -133,10 +139,7 @@ func TestAgentPollsEveryNodeWhileOneDies(t *testing.T) {
 func TestAgentThroughBalancer(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 5, 5, 5)
-	var addrs []string
-	for _, n := range c.Nodes {
-		addrs = append(addrs, pollAddr(n))
-	}
+	addrs := pollAddrs(c)
 	lb := testcluster.NewBalancer(t, addrs...)
 	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: c.Nodes[0], AdminKey: c.AdminKey, Poll: []string{lb.Addr()}})
 	runScript(t, c.Nodes[2].Client, "echo before", 30*time.Second, ag.MachineID)
@@ -159,10 +162,7 @@ var markerRE = regexp.MustCompile(`\[web-1\] tick (\d+)`)
 func TestAgentOwnerKilledMidScript(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 5, 5, 5)
-	var addrs []string
-	for _, n := range c.Nodes {
-		addrs = append(addrs, pollAddr(n))
-	}
+	addrs := pollAddrs(c)
 	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: c.Nodes[0], AdminKey: c.AdminKey, Poll: addrs})
 	runs := filepath.Join(t.TempDir(), "runs")
 	script := fmt.Sprintf(`echo run >> %q
