@@ -573,3 +573,31 @@ func TestAgentScriptCancel(t *testing.T) {
 		return nil
 	})
 }
+
+// TestStoppedAgentFailsTheScript: a script for an agent that is not running
+// fails once the pickup timeout has passed, saying so, and its command is
+// withdrawn: the agent, started again, does not run it.
+func TestStoppedAgentFailsTheScript(t *testing.T) {
+	t.Parallel()
+	c := testcluster.NewCluster(t, testcluster.SharedPostgres(t).NewDatabase(t))
+	n := c.StartNode("node-a", "--agent-pickup-timeout", "2s")
+	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: n, AdminKey: c.AdminKey})
+	ag.Kill()
+	ran := filepath.Join(t.TempDir(), "ran")
+	ctx := testcluster.Context(t, time.Minute)
+	tk, err := n.Client.CreateTask(ctx, "AdHocScript", map[string]any{"ScriptBody": "touch " + ran, "Syntax": "Bash", "MachineIds": []string{ag.MachineID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk = testcluster.WaitTask(t, n.Client, tk.Id, 20*time.Second, "Failed", "Success")
+	if tk.State != "Failed" || !strings.Contains(tk.ErrorMessage, "did not take the command within 2s") {
+		t.Fatalf("a script for a stopped agent ended %s: %q", tk.State, tk.ErrorMessage)
+	}
+	if err := ag.Start(); err != nil {
+		t.Fatal(err)
+	}
+	runScript(t, n.Client, "echo back", 30*time.Second, ag.MachineID) // the agent polls again
+	if _, err := os.Stat(ran); err == nil {
+		t.Error("the withdrawn command ran when the agent came back")
+	}
+}

@@ -55,8 +55,10 @@ func (c *Comms) notify(ctx context.Context, channel string, id int64) {
 // command's output lines after the line after to onLines, in order and in
 // batches, as they arrive, and returns the command as it ended. While it
 // follows a listening machine's command, this node keeps a session open to
-// the agent. It returns early with ctx's error, or with the error of
-// onLines. A database that cannot be reached is waited for.
+// the agent. It returns early with ctx's error, with the error of onLines,
+// or with a KindUnavailable error if the agent has not confirmed the
+// command (it is still Pending or Dispatched) PickupTimeout after Follow
+// began. A database that cannot be reached is waited for.
 func (c *Comms) Follow(ctx context.Context, m cuttle.Machine, id, after int64, onLines func([]cuttle.CommandLine) error) (cuttle.Command, error) {
 	if m.Style == cuttle.Listening {
 		detach := c.attach(m)
@@ -66,6 +68,7 @@ func (c *Comms) Follow(ctx context.Context, m cuttle.Machine, id, after int64, o
 	defer stop()
 	tick := time.NewTicker(scanInterval)
 	defer tick.Stop()
+	giveUp := time.Now().Add(c.pickup)
 	var cmd cuttle.Command
 	for {
 		err := func() error {
@@ -92,6 +95,12 @@ func (c *Comms) Follow(ctx context.Context, m cuttle.Machine, id, after int64, o
 			return cmd, ctx.Err()
 		case err != nil && !cuttle.IsKind(err, cuttle.KindUnavailable):
 			return cmd, err
+		case err == nil && (cmd.State == cuttle.CommandPending || cmd.State == cuttle.CommandDispatched) && time.Now().After(giveUp):
+			why := "is it running, and can it reach a node?"
+			if reach := c.dialError(m.ID); reach != nil {
+				why = "it cannot be reached: " + reach.Error()
+			}
+			return cmd, cuttle.Errorf(cuttle.KindUnavailable, "The agent of %s did not take the command within %v; %s", m.Name, c.pickup, why)
 		}
 		select {
 		case <-woken:

@@ -24,6 +24,10 @@ import (
 // report from its agent before a poll hands it out again.
 const DefaultRedeliverAfter = 10 * time.Second
 
+// DefaultPickupTimeout is how long Follow waits for an agent to confirm a
+// command before it gives up on the agent.
+const DefaultPickupTimeout = 2 * time.Minute
+
 // scanInterval is how often a node looks for machines with work, in case a
 // notification was missed, and a follower re-reads its command.
 const scanInterval = time.Second
@@ -37,6 +41,8 @@ type Config struct {
 	Logger   *slog.Logger   // default slog.Default()
 	// RedeliverAfter: default DefaultRedeliverAfter.
 	RedeliverAfter time.Duration
+	// PickupTimeout: default DefaultPickupTimeout.
+	PickupTimeout time.Duration
 }
 
 // Comms is one node's side of agent traffic. Create it with New before the
@@ -48,6 +54,7 @@ type Comms struct {
 	storage  blob.Layout
 	log      *slog.Logger
 	redeliv  time.Duration
+	pickup   time.Duration
 	machines *machineCache
 	hub      *hub
 	handler  http.Handler
@@ -67,10 +74,13 @@ func New(cfg Config) *Comms {
 	}
 	c := &Comms{
 		store: cfg.Store, member: cfg.Member, id: cfg.Identity, storage: cfg.Storage, log: log,
-		redeliv: cfg.RedeliverAfter, hub: newHub(), sessions: map[int64]*session{},
+		redeliv: cfg.RedeliverAfter, pickup: cfg.PickupTimeout, hub: newHub(), sessions: map[int64]*session{},
 	}
 	if c.redeliv <= 0 {
 		c.redeliv = DefaultRedeliverAfter
+	}
+	if c.pickup <= 0 {
+		c.pickup = DefaultPickupTimeout
 	}
 	c.machines = newMachineCache(cfg.Store, log)
 	c.handler = c.routes()

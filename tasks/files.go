@@ -168,6 +168,9 @@ func onTargets(ctx context.Context, x *Execution, ms []cuttle.Machine, key strin
 	failed := forEachTarget(ctx, ms, DefaultTargetParallelism, func(ctx context.Context, m cuttle.Machine) error {
 		cmd, err := x.runCommand(ctx, m, key+"/"+cuttle.FormatID(cuttle.MachineIDPrefix, m.ID), kind, payload)
 		if err != nil {
+			if context.Cause(ctx) == nil {
+				x.Log.Write(tasklog.Line{Category: tasklog.Error, Block: m.Name, Text: err.Error()})
+			}
 			return err
 		}
 		switch {

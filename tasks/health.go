@@ -126,18 +126,21 @@ func (x *Execution) checkHealth(ctx context.Context, m cuttle.Machine, timeout t
 	if cause := context.Cause(ctx); cause != nil {
 		return cuttle.MachineHealth{}, cause // the task, not the machine
 	}
-	if wait.Err() != nil {
+	if wait.Err() != nil || cuttle.IsKind(err, cuttle.KindUnavailable) {
 		if cmd.ID != 0 {
 			if _, err := x.e.agents.Cancel(context.WithoutCancel(ctx), cmd.ID); err != nil {
 				x.e.log.Debug("cancelling an unanswered health check failed", "err", err)
 			}
 		}
 		summary := fmt.Sprintf("The agent did not answer within %v.", timeout)
-		if m.Style == cuttle.Listening {
+		switch {
+		case wait.Err() == nil:
+			summary = err.Error() // it never took the command
+		case m.Style == cuttle.Listening:
 			if reach := x.e.agents.ReachError(m.ID); reach != nil {
 				summary = fmt.Sprintf("The agent could not be reached: %v.", reach)
 			}
-		} else {
+		default:
 			summary += " Is it running, and can it reach a node on its polling address?"
 		}
 		return cuttle.MachineHealth{Status: cuttle.Unavailable, StatusSummary: summary}, nil

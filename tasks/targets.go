@@ -187,6 +187,14 @@ func (x *Execution) runCommand(ctx context.Context, m cuttle.Machine, key string
 		return x.Log.Write(out...)
 	}
 	final, err := agents.Follow(ctx, m, cmd.ID, end.LastSeq(cmd.UID), copyLines)
+	if err != nil && ctx.Err() == nil && cuttle.IsKind(err, cuttle.KindUnavailable) {
+		// The agent never took the command: withdraw it, so that it does
+		// not run when the agent comes back after the task has ended.
+		if _, cerr := agents.Cancel(context.WithoutCancel(ctx), cmd.ID); cerr != nil {
+			x.e.log.Warn("withdrawing a command its agent never took failed", "err", cerr)
+		}
+		return final, err
+	}
 	if err == nil || context.Cause(ctx) != errCanceled {
 		return final, err
 	}
@@ -223,10 +231,16 @@ func runScriptOnTargets(ctx context.Context, x *Execution, a adHocArgs) error {
 		func(m cuttle.Machine, _ cuttle.Command) string { return "The script succeeded on " + m.Name + "." })
 }
 
-// failedOn returns an error naming the targets that failed, or nil.
+// failedOn returns an error naming the targets that failed, or nil; the
+// error of a single target is told in full.
 func failedOn(failed map[string]error, total int) error {
-	if len(failed) == 0 {
+	switch len(failed) {
+	case 0:
 		return nil
+	case 1:
+		for name, err := range failed {
+			return fmt.Errorf("Failed on %s: %v", name, err)
+		}
 	}
 	var which []string
 	for name := range failed {

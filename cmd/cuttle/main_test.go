@@ -166,7 +166,7 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("server --help: exit %d", code)
 	}
-	for _, want := range []string{"--data-dir  [$CUTTLE_DATA_DIR] (default \"./cuttle-data\")", "--db  [$CUTTLE_DB]", "--listen  [$CUTTLE_LISTEN] (default \":8080\")", "--polling-listen  [$CUTTLE_POLLING_LISTEN] (default \":10943\")",
+	for _, want := range []string{"--data-dir  [$CUTTLE_DATA_DIR] (default \"./cuttle-data\")", "--db  [$CUTTLE_DB]", "--listen  [$CUTTLE_LISTEN] (default \":8080\")", "--polling-listen  [$CUTTLE_POLLING_LISTEN] (default \":10943\")", "[$CUTTLE_AGENT_PICKUP_TIMEOUT]",
 		"[$CUTTLE_NODE_NAME]", "[$CUTTLE_TASK_CAP]", "[$CUTTLE_MASTER_KEY]", "[$CUTTLE_STORAGE]", "[$CUTTLE_PACKAGES]", "[$CUTTLE_ARTIFACTS]",
 		"[$CUTTLE_TASK_LOGS]", "[$CUTTLE_ADMIN_API_KEY]"} {
 		if !strings.Contains(errOut, want) {

@@ -35,7 +35,7 @@ type serverOptions struct {
 	storage, packages, artifacts, taskLogs                               string
 	logLevel                                                             string
 	taskCap                                                              optionalInt
-	shutdownGrace                                                        time.Duration
+	shutdownGrace, agentPickup                                           time.Duration
 }
 
 func runServer(args []string, stdout, stderr io.Writer) error {
@@ -56,6 +56,7 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.adminAPIKey, "admin-api-key", "", "ensure an administrator API key with exactly this value exists (API- and at least 20 upper-case letters and digits)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long running tasks may finish before resumable ones go back to the queue and the others fail")
+	fs.DurationVar(&o.agentPickup, "agent-pickup-timeout", comms.DefaultPickupTimeout, "how long a task waits for an agent to take a command before it gives up on that target")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ func serve(ctx context.Context, o serverOptions, stdout io.Writer, log *slog.Log
 		},
 		Logger: log,
 	})
-	agents := comms.New(comms.Config{Store: st, Member: member, Identity: identity, Storage: layout, Logger: log})
+	agents := comms.New(comms.Config{Store: st, Member: member, Identity: identity, Storage: layout, Logger: log, PickupTimeout: o.agentPickup})
 	executor := tasks.New(tasks.Config{Store: st, Member: member, Logs: logs, Kinds: kinds, Agents: agents, Logger: log})
 	if err := member.Start(ctx); err != nil {
 		ln.Close()
