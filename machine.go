@@ -2,6 +2,7 @@ package cuttle
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -223,16 +224,23 @@ func (q MachineQuery) Matches(m Machine) bool {
 	return true
 }
 
-// Validate returns a KindInvalid error unless the environment has a name.
+// Validate returns a KindInvalid error unless the environment has a name,
+// its texts hold no NUL, and its sort order is a 32-bit number.
 func (e Environment) Validate() error {
-	if strings.TrimSpace(e.Name) == "" {
+	switch {
+	case strings.TrimSpace(e.Name) == "":
 		return Errorf(KindInvalid, "An environment needs a name.")
+	case strings.ContainsRune(e.Name+e.Description, 0):
+		return Errorf(KindInvalid, "An environment's Name and Description cannot hold a NUL character.")
+	case e.SortOrder < math.MinInt32 || e.SortOrder > math.MaxInt32:
+		return Errorf(KindInvalid, "An environment's SortOrder must be between %d and %d.", math.MinInt32, math.MaxInt32)
 	}
 	return nil
 }
 
 // Validate returns a KindInvalid error unless the machine has a name, a
-// known communication style, a URI and a thumbprint.
+// known communication style, a URI and a thumbprint, and no NUL in them or
+// its roles.
 func (m Machine) Validate() error {
 	switch {
 	case strings.TrimSpace(m.Name) == "":
@@ -243,6 +251,8 @@ func (m Machine) Validate() error {
 		return Errorf(KindInvalid, "A machine needs a Uri: https://host:port/ for a listening agent, poll://<subscription id>/ for a polling one.")
 	case m.Thumbprint == "":
 		return Errorf(KindInvalid, "A machine needs the Thumbprint of its agent's certificate.")
+	case strings.ContainsRune(m.Name+m.URI+m.Thumbprint+strings.Join(m.Roles, ""), 0):
+		return Errorf(KindInvalid, "A machine's Name, Roles, Uri and Thumbprint cannot hold a NUL character.")
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
@@ -159,9 +160,14 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 // When ctx ends, the agent stops polling and lets running commands finish
 // and report for ShutdownGrace; then it stops the remaining ones, reports
 // them Failed (trying for a few seconds) and returns nil. Run fails at once
-// if the journal cannot be read or the listen address cannot be bound. Run
-// may be called once.
+// if another agent runs on the same home, the journal cannot be read or
+// the listen address cannot be bound. Run may be called once.
 func (a *Agent) Run(ctx context.Context) error {
+	unlock, err := lockHome(a.cfg.Home)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	defer a.stopLink()
 	defer a.stopExec(errAgentStopped)
 	var servers []*link
@@ -446,4 +452,25 @@ func (a *Agent) prune() {
 			a.log.Warn("pruning a command from the journal failed", "command", uid, "err", err)
 		}
 	}
+}
+
+// lockFile is the file of the home that the running agent holds locked.
+const lockFile = "agent.lock"
+
+// lockHome takes the home's lock, so that two agents never share one
+// journal (each would take the other's running commands for ones a dead
+// agent left). The lock goes with the process, however it ends.
+func lockHome(home string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(home, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("locking the agent's home: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another cuttle agent runs on the home %s; stop it first, or give this one a home of its own (--home)", home)
+		}
+		return nil, fmt.Errorf("locking the agent's home: %w", err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -670,4 +671,21 @@ func TestRefusedReportsAreGivenUp(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestOneAgentPerHome: a second agent on a home another one runs on
+// refuses to start, and touches nothing of the first one's journal.
+func TestOneAgentPerHome(t *testing.T) {
+	t.Parallel()
+	cl := newFakeCluster(t)
+	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	startAgent(t, cfg)
+	second, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = second.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "another cuttle agent runs on the home") {
+		t.Errorf("a second agent on the home: %v, want a refusal", err)
+	}
 }

@@ -123,6 +123,9 @@ func ServerConfig(id Identity, verify Verifier) *tls.Config {
 		ClientAuth:            tls.RequireAnyClientCert,
 		VerifyPeerCertificate: verifyPeer(verify),
 		NextProtos:            []string{"http/1.1"},
+		// A resumed session skips VerifyPeerCertificate: every connection
+		// must show its certificate again.
+		SessionTicketsDisabled: true,
 	}
 }
 

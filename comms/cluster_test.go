@@ -99,8 +99,10 @@ func TestAgentPollingOneNode(t *testing.T) {
 	c := startCluster(t, 5, 0)
 	a, b := c.Nodes[0], c.Nodes[1]
 	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: b, AdminKey: c.AdminKey, Poll: []string{pollAddr(b)}})
-	tk, log := runScript(t, a.Client, "echo hello from $CUTTLE_COMMAND_ID", 30*time.Second, ag.MachineID)
-	if tk.ServerNode != "node-a" || !strings.Contains(log, "[web-1] hello from ") {
+	// A NUL in the output (find -print0) is kept as U+FFFD: PostgreSQL
+	// stores no NUL, and the report must not be refused for it.
+	tk, log := runScript(t, a.Client, "echo hello from $CUTTLE_COMMAND_ID; printf 'nul\\0byte\\n'", 30*time.Second, ag.MachineID)
+	if tk.ServerNode != "node-a" || !strings.Contains(log, "[web-1] hello from ") || !strings.Contains(log, "nul\uFFFDbyte") {
 		t.Errorf("task ran on %s with log:\n%s\nwant node-a and the agent's output", tk.ServerNode, log)
 	}
 	if !strings.Contains(b.Log(), "handed out a command") || strings.Contains(a.Log(), "handed out a command") {

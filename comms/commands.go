@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
@@ -12,6 +13,11 @@ import (
 
 // outputBatch bounds the lines one read of a command's output returns.
 const outputBatch = 1000
+
+// machineRecheck is how often a follower checks that the command's machine
+// still exists with the same agent: if not, the agent's reports are
+// refused, and the command would never end.
+const machineRecheck = 10 * time.Second
 
 // Queue queues commands for agents (store.AgentStore.EnsureCommands: a
 // resumed task gets the commands it queued before) and wakes the polls of
@@ -56,9 +62,10 @@ func (c *Comms) notify(ctx context.Context, channel string, id int64) {
 // batches, as they arrive, and returns the command as it ended. While it
 // follows a listening machine's command, this node keeps a session open to
 // the agent. It returns early with ctx's error, with the error of onLines,
-// or with a KindUnavailable error if the agent has not confirmed the
-// command (it is still Pending or Dispatched) PickupTimeout after Follow
-// began. A database that cannot be reached is waited for.
+// with a KindUnavailable error if the agent has not confirmed the command
+// (it is still Pending or Dispatched) PickupTimeout after Follow began, or
+// with a KindConflict error if the machine was deleted or given another
+// certificate. A database that cannot be reached is waited for.
 func (c *Comms) Follow(ctx context.Context, m cuttle.Machine, id, after int64, onLines func([]cuttle.CommandLine) error) (cuttle.Command, error) {
 	if m.Style == cuttle.Listening {
 		detach := c.attach(m)
@@ -69,6 +76,7 @@ func (c *Comms) Follow(ctx context.Context, m cuttle.Machine, id, after int64, o
 	tick := time.NewTicker(scanInterval)
 	defer tick.Stop()
 	giveUp := time.Now().Add(c.pickup)
+	recheck := time.Now().Add(machineRecheck)
 	var cmd cuttle.Command
 	for {
 		err := func() error {
@@ -95,6 +103,15 @@ func (c *Comms) Follow(ctx context.Context, m cuttle.Machine, id, after int64, o
 			return cmd, ctx.Err()
 		case err != nil && !cuttle.IsKind(err, cuttle.KindUnavailable):
 			return cmd, err
+		case err == nil && time.Now().After(recheck):
+			recheck = time.Now().Add(machineRecheck)
+			now, merr := c.store.Machine(ctx, m.ID)
+			switch {
+			case cuttle.IsKind(merr, cuttle.KindNotFound):
+				return cmd, cuttle.Errorf(cuttle.KindConflict, "The machine %s was deleted while its command ran.", m.Name)
+			case merr == nil && !strings.EqualFold(now.Thumbprint, m.Thumbprint):
+				return cmd, cuttle.Errorf(cuttle.KindConflict, "The machine %s was given another agent certificate while its command ran.", m.Name)
+			}
 		case err == nil && (cmd.State == cuttle.CommandPending || cmd.State == cuttle.CommandDispatched) && time.Now().After(giveUp):
 			why := "is it running, and can it reach a node?"
 			if reach := c.dialError(m.ID); reach != nil {

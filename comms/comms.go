@@ -172,7 +172,7 @@ func (c *Comms) Serve(ln net.Listener) error {
 		TLSConfig: &tls.Config{
 			MinVersion: tls.VersionTLS13,
 			GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-				return certs.ServerConfig(c.id, c.verifyAgent(hello.Conn.RemoteAddr())), nil
+				return certs.ServerConfig(c.id, c.verifyAgent(hello.Context(), hello.Conn.RemoteAddr())), nil
 			},
 		},
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}, // HTTP/1.1 only
@@ -189,9 +189,15 @@ func (c *Comms) Serve(ln net.Listener) error {
 
 // verifyAgent returns the handshake check of a polling agent's connection
 // from addr: its certificate must be a registered machine's.
-func (c *Comms) verifyAgent(addr net.Addr) certs.Verifier {
+func (c *Comms) verifyAgent(ctx context.Context, addr net.Addr) certs.Verifier {
 	return func(thumbprint string) error {
-		if len(c.machines.byThumbprint(context.Background(), thumbprint)) > 0 {
+		ctx, cancel := context.WithTimeout(ctx, handshakeLookup)
+		defer cancel()
+		ms, err := c.machines.byThumbprint(ctx, thumbprint)
+		if err != nil {
+			return err // the database is away: the agent tries again
+		}
+		if len(ms) > 0 {
 			return nil
 		}
 		c.log.Warn("refused an agent connection: no machine is registered with its certificate",
@@ -199,6 +205,9 @@ func (c *Comms) verifyAgent(addr net.Addr) certs.Verifier {
 		return fmt.Errorf("no machine is registered with certificate thumbprint %s", thumbprint)
 	}
 }
+
+// handshakeLookup bounds the database lookup of a handshake.
+const handshakeLookup = 5 * time.Second
 
 // identityPurpose names the master key's use for the cluster certificate.
 const identityPurpose = "cluster certificate key"

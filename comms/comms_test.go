@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func (l *logBuffer) String() string {
 
 // node is one node's agent endpoint, in-process, on an embedded database.
 type node struct {
-	store   store.Store
+	store   *flakyStore
 	comms   *comms.Comms
 	id      certs.Identity
 	addr    string // of the polling endpoint
@@ -63,14 +64,29 @@ type node struct {
 	task    cuttle.Task
 }
 
+// flakyStore fails machine lookups while down is set, as a database that
+// is briefly away would.
+type flakyStore struct {
+	store.Store
+	down atomic.Bool
+}
+
+func (f *flakyStore) Machines(ctx context.Context, q cuttle.MachineQuery) ([]cuttle.Machine, error) {
+	if f.down.Load() {
+		return nil, cuttle.Errorf(cuttle.KindUnavailable, "The database is unavailable.")
+	}
+	return f.Store.Machines(ctx, q)
+}
+
 func newNode(t *testing.T) *node {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cuttle.db"))
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cuttle.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { db.Close() })
+	st := &flakyStore{Store: db}
 	key := masterkey.Generate()
 	if _, err := st.InitCluster(ctx, key.Fingerprint()); err != nil {
 		t.Fatal(err)
@@ -469,5 +485,30 @@ func TestListeningSession(t *testing.T) {
 	}
 	if !strings.Contains(n.log.String(), "connected to the listening agent") {
 		t.Error("the node did not log its connection to the listening agent")
+	}
+}
+
+// TestDatabaseAwayIsNotARefusal: while the node cannot look an agent's
+// machine up, it answers 503, which the agent retries, never 404 or 403,
+// which it would take as final.
+func TestDatabaseAwayIsNotARefusal(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	a := n.polling(t, "web-1")
+	cmd := n.queue(t, a.machine, "script", cuttle.CommandScript, agentapi.Script{Body: "true", Syntax: "Bash"})
+	if resp, _ := a.poll(); len(resp.Commands) != 1 {
+		t.Fatalf("poll = %+v", resp)
+	}
+	n.comms.Invalidate() // a machine changed somewhere: the cache is empty
+	n.store.down.Store(true)
+	if _, status := a.report(cmd.UID, agentapi.Report{State: "Running", Lines: lines(1, 1)}); status != http.StatusServiceUnavailable {
+		t.Errorf("a report while the database is away: %d, want 503", status)
+	}
+	if _, status := a.poll(); status != http.StatusServiceUnavailable {
+		t.Errorf("a poll while the database is away: %d, want 503", status)
+	}
+	n.store.down.Store(false)
+	if ack, status := a.report(cmd.UID, agentapi.Report{State: "Success", Lines: lines(1, 1)}); status != 200 || ack.State != "Success" {
+		t.Errorf("the report once the database is back: %d %+v", status, ack)
 	}
 }

@@ -13,11 +13,13 @@
 //	   │ cancel                    │    └─ RedeliverAfter: handed       later ones are acknowledged
 //	   ▼                           │       out again by a poll          and change nothing)
 //	Canceled                       │
-//	                               └─ cancel, unconfirmed past RedeliverAfter ──▶ Canceled
+//	                               └─ cancel, no report an hour after it was handed out ──▶ Canceled
 //
 // A cancel of a Dispatched or Running command marks it; the next poll of its
 // agent (and every acknowledgement of a report) tells the agent, which stops
-// the work and reports Canceled.
+// the work, or keeps it from starting, and reports Canceled. A Dispatched
+// command with a cancel is not handed out again: its agent may hold it,
+// waiting to start it, and must hear of the cancel first.
 //
 // # Invariants (DESIGN.md 6)
 //
@@ -25,9 +27,12 @@
 //     starts the work and answers a UID handed out again with what it has,
 //     never by running it again. Handing out again is therefore safe, and is
 //     how a command survives the loss of the answer to a poll.
-//   - A report changes only a command of the machine whose certificate the
+//   - A poll hands out only commands of the machine whose certificate the
 //     connection presented (and, for a polling agent, whose subscription id
-//     the poll named).
+//     the poll named); a report or a file transfer touches only a command
+//     of a machine with that certificate. When the node cannot tell (its
+//     database is away), it answers 503 and the agent tries again: it never
+//     takes a refusal it would give up on.
 //   - Output lines are stored once each by sequence number, with no gaps: a
 //     report whose lines start after the first one not stored is refused and
 //     answered with what is stored, so the agent resends from there.
@@ -45,4 +50,12 @@
 // wakes the task following it. Notifications are hints: each node also
 // looks for dispatchable machines once a second, and a follower re-reads its
 // command once a second.
+//
+// # Giving up
+//
+// A follower gives up on an agent that has not confirmed its command
+// PickupTimeout after it began following (the task withdraws the command),
+// and on a command whose machine was deleted or given another certificate
+// (the agent's reports would be refused). A running command has no other
+// limit than its own timeout.
 package comms

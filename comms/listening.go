@@ -46,6 +46,13 @@ func (c *Comms) attach(m cuttle.Machine) (detach func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.sessions[m.ID]
+	if s != nil && (s.machine.URI != m.URI || s.machine.Thumbprint != m.Thumbprint) {
+		// The machine moved or has a new certificate: a session to the old
+		// one serves nobody. Its followers keep their detach, which is harmless.
+		delete(c.sessions, m.ID)
+		s.close()
+		s = nil
+	}
 	if s == nil {
 		s = &session{c: c, machine: m, stop: make(chan struct{})}
 		c.sessions[m.ID] = s
@@ -134,6 +141,12 @@ func (s *session) serveOnce(log *slog.Logger) error {
 	if err != nil {
 		conn.Close()
 		return fmt.Errorf("starting a session with %s: %w", addr, err)
+	}
+	// In TLS 1.3 the agent checks this node's certificate after the
+	// handshake has ended here: a refusal shows on the first exchange.
+	if _, err := mux.Ping(); err != nil {
+		mux.Close()
+		return fmt.Errorf("the agent at %s ended the session at once (does it trust this cluster's certificate %s?): %w", addr, s.c.id.Thumbprint, err)
 	}
 	s.c.mu.Lock()
 	s.lastErr = nil

@@ -11,13 +11,16 @@ import (
 	"github.com/cuttledeploy/cuttle/store"
 )
 
-// Cache lifetimes: a machine found is trusted for a while (every change of
-// a machine also clears the cache, by notification); a thumbprint or
-// subscription id not found is asked again soon, so that an agent that has
-// just registered through another node connects within seconds.
+// Cache lifetimes: a machine found is trusted for a while, longer than a
+// poll waits (every change of a machine also clears the cache, by
+// notification); a thumbprint or subscription id not found is asked again
+// soon, so that an agent that has just registered through another node
+// connects within seconds. maxEntries bounds the cache against a flood of
+// unknown certificates.
 const (
-	machineTTL = 30 * time.Second
+	machineTTL = 5 * time.Minute
 	missingTTL = 2 * time.Second
+	maxEntries = 100_000
 )
 
 // machineCache looks machines up by the keys agent traffic names them by:
@@ -46,40 +49,51 @@ func (mc *machineCache) invalidate() {
 	mc.mu.Unlock()
 }
 
-func (mc *machineCache) lookup(ctx context.Context, key string, q cuttle.MachineQuery) []cuttle.Machine {
+// lookup returns the machines of q, cached under key. When the database
+// cannot answer it returns what it knew, if anything, and otherwise a
+// KindUnavailable error: an agent must then try again, never take a
+// refusal.
+func (mc *machineCache) lookup(ctx context.Context, key string, q cuttle.MachineQuery) ([]cuttle.Machine, error) {
 	now := time.Now()
 	mc.mu.Lock()
 	e, ok := mc.entries[key]
 	mc.mu.Unlock()
 	if ok && now.Before(e.until) {
-		return e.machines
+		return e.machines, nil
 	}
 	ms, err := mc.store.Machines(ctx, q)
 	if err != nil {
+		if ok {
+			return e.machines, nil // what was known: the database is away
+		}
 		mc.log.Warn("looking up an agent's machine failed", "err", err)
-		return e.machines // what was known, if anything: the database is away
+		return nil, &cuttle.Error{Kind: cuttle.KindUnavailable, Message: "The node cannot look the agent up now; try again.", Err: err}
 	}
 	ttl := machineTTL
 	if len(ms) == 0 {
 		ttl = missingTTL
 	}
 	mc.mu.Lock()
+	if len(mc.entries) >= maxEntries {
+		mc.entries = map[string]cacheEntry{}
+	}
 	mc.entries[key] = cacheEntry{machines: ms, until: now.Add(ttl)}
 	mc.mu.Unlock()
-	return ms
+	return ms, nil
 }
 
 // byThumbprint returns the machines whose agent has the certificate.
-func (mc *machineCache) byThumbprint(ctx context.Context, thumbprint string) []cuttle.Machine {
+func (mc *machineCache) byThumbprint(ctx context.Context, thumbprint string) ([]cuttle.Machine, error) {
 	t := strings.ToUpper(thumbprint)
 	return mc.lookup(ctx, "t:"+t, cuttle.MachineQuery{Thumbprint: t})
 }
 
-// bySubscription returns the polling machine of a subscription id, if any.
-func (mc *machineCache) bySubscription(ctx context.Context, id string) (cuttle.Machine, bool) {
-	ms := mc.lookup(ctx, "s:"+id, cuttle.MachineQuery{SubscriptionID: id})
-	if len(ms) == 0 {
-		return cuttle.Machine{}, false
+// bySubscription returns the polling machine of a subscription id; ok is
+// false if there is none.
+func (mc *machineCache) bySubscription(ctx context.Context, id string) (m cuttle.Machine, ok bool, err error) {
+	ms, err := mc.lookup(ctx, "s:"+id, cuttle.MachineQuery{SubscriptionID: id})
+	if err != nil || len(ms) == 0 {
+		return cuttle.Machine{}, false, err
 	}
-	return ms[0], true
+	return ms[0], true, nil
 }

@@ -95,7 +95,10 @@ func peerThumbprint(r *http.Request) string {
 // one, the listening machines with the peer's certificate.
 func (c *Comms) pollMachines(ctx context.Context, peer, subscription string) ([]int64, error) {
 	if subscription != "" {
-		m, ok := c.machines.bySubscription(ctx, subscription)
+		m, ok, err := c.machines.bySubscription(ctx, subscription)
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			return nil, cuttle.Errorf(cuttle.KindNotFound, "No machine is registered with the subscription id %q.", subscription)
 		}
@@ -106,8 +109,12 @@ func (c *Comms) pollMachines(ctx context.Context, peer, subscription string) ([]
 		}
 		return []int64{m.ID}, nil
 	}
+	ms, err := c.machines.byThumbprint(ctx, peer)
+	if err != nil {
+		return nil, err
+	}
 	var ids []int64
-	for _, m := range c.machines.byThumbprint(ctx, peer) {
+	for _, m := range ms {
 		if m.Style == cuttle.Listening {
 			ids = append(ids, m.ID)
 		}
@@ -180,7 +187,11 @@ func (c *Comms) agentCommand(r *http.Request, uid string) (cuttle.Command, error
 		return cuttle.Command{}, err
 	}
 	peer := peerThumbprint(r)
-	for _, m := range c.machines.byThumbprint(r.Context(), peer) {
+	ms, err := c.machines.byThumbprint(r.Context(), peer)
+	if err != nil {
+		return cuttle.Command{}, err
+	}
+	for _, m := range ms {
 		if m.ID == cmd.MachineID {
 			return cmd, nil
 		}
@@ -199,9 +210,15 @@ func (c *Comms) handleReport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	report := cuttle.CommandReport{UID: cmd.UID, State: cuttle.CommandState(rep.State), ExitCode: rep.ExitCode, Result: rep.Result, Error: rep.Error}
+	// A NUL, which scripts may print (find -print0), is kept as U+FFFD:
+	// PostgreSQL stores no NUL in text nor \u0000 in JSON.
+	report := cuttle.CommandReport{UID: cmd.UID, State: cuttle.CommandState(rep.State), ExitCode: rep.ExitCode,
+		Result: json.RawMessage(noNULJSON.Replace(string(rep.Result))), Error: noNUL.Replace(rep.Error)}
+	if len(rep.Result) == 0 {
+		report.Result = nil
+	}
 	for _, l := range rep.Lines {
-		report.Lines = append(report.Lines, cuttle.CommandLine{Seq: l.Seq, Time: l.Time, Stream: l.Stream, Text: l.Text})
+		report.Lines = append(report.Lines, cuttle.CommandLine{Seq: l.Seq, Time: l.Time, Stream: l.Stream, Text: noNUL.Replace(l.Text)})
 	}
 	stored, err := c.store.RecordReport(r.Context(), cmd.MachineID, report)
 	if cuttle.IsKind(err, cuttle.KindConflict) {
@@ -220,6 +237,11 @@ func (c *Comms) handleReport(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, ack(stored))
 	return nil
 }
+
+var (
+	noNUL     = strings.NewReplacer("\x00", "\uFFFD")
+	noNULJSON = strings.NewReplacer(`\u0000`, `\ufffd`)
+)
 
 func ack(c cuttle.Command) agentapi.ReportAck {
 	return agentapi.ReportAck{StoredSeq: c.OutputSeq, State: string(c.State), Cancel: c.CancelRequested}

@@ -189,6 +189,11 @@ type TaskStore interface {
 	Schedules(ctx context.Context) ([]cuttle.Schedule, error)
 }
 
+// AbandonAfter is how long a command that was handed out, then cancelled
+// before its agent confirmed it, is kept for its agent to learn of the
+// cancel; then it ends Canceled (see DispatchCommands).
+const AbandonAfter = time.Hour
+
 // AgentStore holds what agent traffic needs: the cluster's certificate,
 // environments, machines, and the queue of agent commands with their output
 // (see package comms for the command state machine).
@@ -241,10 +246,13 @@ type AgentStore interface {
 	CommandByUID(ctx context.Context, uid string) (cuttle.Command, error)
 	// DispatchCommands hands out up to limit of the machine's commands,
 	// oldest first: Pending ones, and Dispatched ones handed out at least
-	// redeliverAfter ago (by the database clock) with no report since. Each
-	// becomes Dispatched, dated now, by node. It also returns the UIDs of
-	// the machine's Dispatched and Running commands whose cancel was
-	// requested.
+	// redeliverAfter ago (by the database clock) with no report since and
+	// no cancel requested. Each becomes Dispatched, dated now, by node. It
+	// also returns the UIDs of the machine's Dispatched and Running
+	// commands whose cancel was requested and its agent not told of within
+	// redeliverAfter. A Dispatched command whose cancel was requested ends
+	// Canceled once AbandonAfter has passed since it was handed out with no
+	// report from its agent.
 	DispatchCommands(ctx context.Context, machineID int64, node string, limit int, redeliverAfter time.Duration) (cmds []cuttle.Command, cancel []string, err error)
 	// DispatchableMachines returns the machines that DispatchCommands would
 	// give something now.

@@ -284,7 +284,7 @@ func (e *Executor) execute(ctx context.Context, t cuttle.Task, r *run) {
 	if !ok {
 		runErr = fmt.Errorf("this node (version %s) does not know tasks named %s", cuttle.Version, t.Name)
 	} else {
-		runErr = k.Run(ctx, &Execution{Task: t, Log: w, Node: st.Node.Name, ref: ref, e: e})
+		runErr = k.Run(ctx, &Execution{Task: t, Log: w, Node: st.Node.Name, ref: ref, e: e, run: r, ctx: ctx})
 	}
 	cause := context.Cause(ctx)
 	switch {

@@ -181,10 +181,11 @@ func onTargets(ctx context.Context, x *Execution, ms []cuttle.Machine, key strin
 			if msg == "" {
 				msg = fmt.Sprintf("The command ended %s.", cmd.State)
 			}
-			x.Log.Write(tasklog.Line{Category: tasklog.Error, Block: m.Name, Text: msg})
+			x.Log.Write(tasklog.Line{Category: tasklog.Error, Block: m.Name, Text: msg, Source: "outcome/" + cmd.UID, Seq: 1})
 			return errors.New(msg)
 		}
-		x.Log.Write(tasklog.Line{Category: tasklog.Info, Block: m.Name, Text: done(m, cmd)})
+		// Once in the log, though a resumed task reaches it again.
+		x.Log.Write(tasklog.Line{Category: tasklog.Info, Block: m.Name, Text: done(m, cmd), Source: "outcome/" + cmd.UID, Seq: 1})
 		return nil
 	})
 	if cause := context.Cause(ctx); cause != nil {

@@ -94,6 +94,9 @@ func runHealth(ctx context.Context, x *Execution) error {
 			category = tasklog.Warning
 		}
 		x.Log.Write(tasklog.Line{Category: category, Block: m.Name, Text: fmt.Sprintf("%s: %s", h.Status, h.StatusSummary)})
+		if !x.owns() {
+			return errLost // another node checks it now
+		}
 		if err := x.e.store.SetMachineHealth(ctx, m.ID, h); err != nil {
 			return err
 		}
@@ -122,12 +125,15 @@ func runHealth(ctx context.Context, x *Execution) error {
 func (x *Execution) checkHealth(ctx context.Context, m cuttle.Machine, timeout time.Duration) (cuttle.MachineHealth, error) {
 	wait, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd, err := x.runCommand(wait, m, "health/"+cuttle.FormatID(cuttle.MachineIDPrefix, m.ID), cuttle.CommandHealth, agentapi.Health{})
+	// A check of its own in each ownership: one its predecessor withdrew
+	// would say nothing of the agent now.
+	key := fmt.Sprintf("health/%s/%d", cuttle.FormatID(cuttle.MachineIDPrefix, m.ID), x.Task.Epoch)
+	cmd, err := x.runCommand(wait, m, key, cuttle.CommandHealth, agentapi.Health{})
 	if cause := context.Cause(ctx); cause != nil {
 		return cuttle.MachineHealth{}, cause // the task, not the machine
 	}
 	if wait.Err() != nil || cuttle.IsKind(err, cuttle.KindUnavailable) {
-		if cmd.ID != 0 {
+		if cmd.ID != 0 && x.owns() {
 			if _, err := x.e.agents.Cancel(context.WithoutCancel(ctx), cmd.ID); err != nil {
 				x.e.log.Debug("cancelling an unanswered health check failed", "err", err)
 			}

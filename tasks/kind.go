@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/tasklog"
@@ -37,6 +38,26 @@ type Execution struct {
 	Node string // the name of the node running it
 	ref  cuttle.TaskRef
 	e    *Executor
+	run  *run
+	ctx  context.Context // the run's, whose cause tells a lost ownership
+
+	copiedOnce sync.Once
+	copied     tasklog.Cursor // the end of the log as this execution began
+	copiedErr  error
+}
+
+// owns reports whether this node may still act as the task's owner (as
+// for a write of its log): the database confirmed the ownership since the
+// node was last cut off, and the run was not stopped as lost. Writes of
+// the task's effects that the database does not fence by (owner, epoch)
+// check it first.
+func (x *Execution) owns() bool { return x.e.mayLog(x.ctx, x.run) }
+
+// copiedSoFar returns the end of the task's log as this execution first
+// asked: what earlier owners copied into it (tasklog.Cursor.LastSeq).
+func (x *Execution) copiedSoFar() (tasklog.Cursor, error) {
+	x.copiedOnce.Do(func() { x.copied, x.copiedErr = x.e.logs.End(x.Task.ID) })
+	return x.copied, x.copiedErr
 }
 
 // Checkpoint stores where a resumable task has got to, so that a node taking

@@ -96,8 +96,11 @@ func (x *Execution) targets(ctx context.Context, a targetArgs) ([]cuttle.Machine
 	if resumed {
 		q = cuttle.MachineQuery{IDs: cp.MachineIDs}
 	}
-	ms, err := x.e.store.Machines(ctx, q)
-	if err != nil {
+	var ms []cuttle.Machine
+	if err := retryUnavailable(ctx, func() (err error) {
+		ms, err = x.e.store.Machines(ctx, q)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	if !resumed {
@@ -167,15 +170,21 @@ func (x *Execution) runCommand(ctx context.Context, m cuttle.Machine, key string
 	if agents == nil {
 		return cuttle.Command{}, errors.New("this node cannot reach agents")
 	}
-	cmds, err := agents.Queue(ctx, []cuttle.NewCommand{{MachineID: m.ID, TaskID: x.Task.ID, Key: key, Kind: kind, Payload: b}})
+	var cmd cuttle.Command
+	if err := retryUnavailable(ctx, func() error {
+		cmds, err := agents.Queue(ctx, []cuttle.NewCommand{{MachineID: m.ID, TaskID: x.Task.ID, Key: key, Kind: kind, Payload: b}})
+		if err == nil {
+			cmd = cmds[0]
+		}
+		return err
+	}); err != nil {
+		return cuttle.Command{}, err
+	}
+	end, err := x.copiedSoFar()
 	if err != nil {
 		return cuttle.Command{}, err
 	}
-	cmd := cmds[0]
-	end, err := x.e.logs.End(x.Task.ID)
-	if err != nil {
-		return cuttle.Command{}, err
-	}
+	copied := end.LastSeq(cmd.UID)
 	copyLines := func(lines []cuttle.CommandLine) error {
 		out := make([]tasklog.Line, len(lines))
 		for i, l := range lines {
@@ -184,30 +193,54 @@ func (x *Execution) runCommand(ctx context.Context, m cuttle.Machine, key string
 				out[i].Category = tasklog.Info
 			}
 		}
-		return x.Log.Write(out...)
+		if err := x.Log.Write(out...); err != nil {
+			return err
+		}
+		copied = lines[len(lines)-1].Seq
+		return nil
 	}
-	final, err := agents.Follow(ctx, m, cmd.ID, end.LastSeq(cmd.UID), copyLines)
+	final, err := agents.Follow(ctx, m, cmd.ID, copied, copyLines)
 	if err != nil && ctx.Err() == nil && cuttle.IsKind(err, cuttle.KindUnavailable) {
 		// The agent never took the command: withdraw it, so that it does
 		// not run when the agent comes back after the task has ended.
-		if _, cerr := agents.Cancel(context.WithoutCancel(ctx), cmd.ID); cerr != nil {
-			x.e.log.Warn("withdrawing a command its agent never took failed", "err", cerr)
+		if x.owns() {
+			if _, cerr := agents.Cancel(context.WithoutCancel(ctx), cmd.ID); cerr != nil {
+				x.e.log.Warn("withdrawing a command its agent never took failed", "err", cerr)
+			}
 		}
 		return final, err
 	}
 	if err == nil || context.Cause(ctx) != errCanceled {
 		return final, err
 	}
-	// Cancelled: stop the agent's work, and give it a moment to say so.
+	// Cancelled: stop the agent's work, and give it a moment to say so,
+	// copying what it still prints.
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelWait)
 	defer cancel()
 	if _, err := agents.Cancel(stopCtx, cmd.ID); err != nil {
 		return final, err
 	}
-	if final, err = agents.Follow(stopCtx, m, cmd.ID, 0, func([]cuttle.CommandLine) error { return nil }); err != nil {
+	if final, err = agents.Follow(stopCtx, m, cmd.ID, copied, copyLines); err != nil {
 		x.Log.Logf(tasklog.Warning, "The agent of %s did not confirm the cancel within %v.", m.Name, cancelWait)
 	}
 	return final, errCanceled
+}
+
+// retryUnavailable calls fn until it succeeds, fails with an error that is
+// not KindUnavailable, or ctx ends: a task waits out a database that is
+// briefly away instead of failing its targets.
+func retryUnavailable(ctx context.Context, fn func() error) error {
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		err := fn()
+		if err == nil || !cuttle.IsKind(err, cuttle.KindUnavailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+	}
 }
 
 // cancelWait bounds how long a cancelled task waits for its agents to

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/store"
 )
 
 // InitClusterCertificate stores c if the cluster has no certificate yet, and
@@ -383,8 +384,9 @@ func (s *Store) CommandByUID(ctx context.Context, uid string) (cuttle.Command, e
 }
 
 // dispatchable is SQL, over commands c and a redelivery interval in
-// microseconds as $2, for a command a poll hands out now.
-var dispatchable = `(c.state = 'Pending' OR (c.state = 'Dispatched' AND c.dispatched_at <= clock_timestamp() - ` + interval("%[1]s") + `))`
+// microseconds, for a command a poll hands out now.
+var dispatchable = `(c.state = 'Pending' OR (c.state = 'Dispatched' AND NOT c.cancel_requested
+	AND c.dispatched_at <= clock_timestamp() - ` + interval("%[1]s") + `))`
 
 // cancelToTell is SQL, over commands c and a redelivery interval, for an
 // unfinished handed-out command whose cancel the agent has not been told of
@@ -392,14 +394,17 @@ var dispatchable = `(c.state = 'Pending' OR (c.state = 'Dispatched' AND c.dispat
 var cancelToTell = `(c.state IN ('Dispatched', 'Running') AND c.cancel_requested
 	AND (c.cancel_told_at IS NULL OR c.cancel_told_at <= clock_timestamp() - ` + interval("%[1]s") + `))`
 
-// DispatchCommands hands out up to limit of the machine's commands, oldest
-// first (Pending ones, and Dispatched ones handed out at least
-// redeliverAfter ago), marking them Dispatched by node, and returns the
-// UIDs of its handed-out commands whose cancel the agent has not been told
-// of within redeliverAfter. A Dispatched command whose cancel was requested
-// and that its agent never confirmed within redeliverAfter ends Canceled.
+// DispatchCommands hands out up to limit of the machine's commands (see
+// store.AgentStore). A machine with no unfinished command, as most polls
+// find, costs one read and no write.
 func (s *Store) DispatchCommands(ctx context.Context, machineID int64, node string, limit int, redeliverAfter time.Duration) ([]cuttle.Command, []string, error) {
 	redeliver := redeliverAfter.Microseconds()
+	var open bool
+	if err := s.pool.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM commands c WHERE c.machine_id = $1 AND c.state IN ('Pending', 'Dispatched', 'Running'))`,
+		machineID).Scan(&open); err != nil || !open {
+		return nil, nil, dbError(err, "handing out commands")
+	}
 	var (
 		cmds   []cuttle.Command
 		cancel []string
@@ -407,9 +412,10 @@ func (s *Store) DispatchCommands(ctx context.Context, machineID int64, node stri
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
 			UPDATE commands c SET state = 'Canceled', finished_at = clock_timestamp(),
-				error = 'The command was cancelled before its agent confirmed it.'
-			WHERE c.machine_id = $1 AND c.cancel_requested AND `+fmt.Sprintf(dispatchable, "$2::bigint")+` AND c.state = 'Dispatched'`,
-			machineID, redeliver); err != nil {
+				error = 'The command was cancelled, and its agent never confirmed it.'
+			WHERE c.machine_id = $1 AND c.state = 'Dispatched' AND c.cancel_requested
+				AND c.dispatched_at <= clock_timestamp() - `+interval("$2::bigint"),
+			machineID, store.AbandonAfter.Microseconds()); err != nil {
 			return err
 		}
 		var err error

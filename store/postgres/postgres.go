@@ -124,6 +124,13 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "cuttle"
 	}
+	// A node paused (or cut off) in the middle of a transaction must not
+	// hold its row locks for longer than the cluster's stale timeout: the
+	// server ends such a session. cuttle's transactions never wait between
+	// statements.
+	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10s"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, dbError(err, "opening the database")

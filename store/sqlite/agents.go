@@ -15,6 +15,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/store"
 )
 
 // InitClusterCertificate stores c if the cluster has no certificate yet, and
@@ -231,14 +232,18 @@ func (s *Store) Machine(ctx context.Context, id int64) (cuttle.Machine, error) {
 	return m, dbError(err, "reading the machine")
 }
 
-// Machines returns the machines q selects, by name. Thumbprint and
-// subscription id are looked up by index; the other filters apply to those.
+// Machines returns the machines q selects, by name. A thumbprint or
+// subscription id is looked up by its index; the other filters apply to
+// what that finds.
 func (s *Store) Machines(ctx context.Context, q cuttle.MachineQuery) ([]cuttle.Machine, error) {
-	rows, err := s.rdb.QueryContext(ctx, `
-		SELECT `+machineColumns+` FROM machines
-		WHERE (:thumb = '' OR thumbprint = upper(:thumb))
-			AND (:sub = '' OR (style = 'TentacleActive' AND uri = :sub))
-		ORDER BY lower(name), id`, sql.Named("thumb", q.Thumbprint), sql.Named("sub", q.SubscriptionID))
+	query, args := `SELECT `+machineColumns+` FROM machines`, []any{}
+	switch {
+	case q.Thumbprint != "":
+		query, args = query+` WHERE thumbprint = upper(?)`, append(args, q.Thumbprint)
+	case q.SubscriptionID != "":
+		query, args = query+` WHERE style = 'TentacleActive' AND uri = ?`, append(args, q.SubscriptionID)
+	}
+	rows, err := s.rdb.QueryContext(ctx, query+` ORDER BY lower(name), id`, args...)
 	if err != nil {
 		return nil, dbError(err, "listing the machines")
 	}
@@ -396,30 +401,36 @@ func (s *Store) CommandByUID(ctx context.Context, uid string) (cuttle.Command, e
 
 // dispatchable is SQL for a command a poll hands out now; the query carries
 // the redelivery interval in milliseconds as :redeliver.
-const dispatchable = `(state = 'Pending' OR (state = 'Dispatched' AND dispatched_at <= ` + nowMS + ` - :redeliver))`
+const dispatchable = `(state = 'Pending' OR (state = 'Dispatched' AND cancel_requested = 0
+	AND dispatched_at <= ` + nowMS + ` - :redeliver))`
 
 // cancelToTell is SQL for an unfinished handed-out command whose cancel the
 // agent has not been told of within :redeliver.
 const cancelToTell = `(state IN ('Dispatched', 'Running') AND cancel_requested <> 0
 	AND (cancel_told_at IS NULL OR cancel_told_at <= ` + nowMS + ` - :redeliver))`
 
-// DispatchCommands hands out up to limit of the machine's commands, oldest
-// first (Pending ones, and Dispatched ones handed out at least
-// redeliverAfter ago), marking them Dispatched by node, and returns the
-// UIDs of its handed-out commands whose cancel the agent has not been told
-// of within redeliverAfter. A Dispatched command whose cancel was requested
-// and that its agent never confirmed within redeliverAfter ends Canceled.
+// DispatchCommands hands out up to limit of the machine's commands (see
+// store.AgentStore). A machine with no unfinished command, as most polls
+// find, costs one read and no write transaction.
 func (s *Store) DispatchCommands(ctx context.Context, machineID int64, node string, limit int, redeliverAfter time.Duration) ([]cuttle.Command, []string, error) {
+	var open bool
+	if err := s.rdb.QueryRowContext(ctx, `
+		SELECT EXISTS (SELECT 1 FROM commands WHERE machine_id = ? AND state IN ('Pending', 'Dispatched', 'Running'))`,
+		machineID).Scan(&open); err != nil || !open {
+		return nil, nil, dbError(err, "handing out commands")
+	}
 	var (
 		cmds   []cuttle.Command
 		cancel []string
 	)
-	args := []any{sql.Named("machine", machineID), sql.Named("redeliver", durationMS(redeliverAfter)), sql.Named("node", node), sql.Named("limit", limit)}
+	args := []any{sql.Named("machine", machineID), sql.Named("redeliver", durationMS(redeliverAfter)), sql.Named("node", node),
+		sql.Named("limit", limit), sql.Named("abandon", durationMS(store.AbandonAfter))}
 	err := s.inTx(ctx, "handing out commands", func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `
 			UPDATE commands SET state = 'Canceled', finished_at = `+nowMS+`,
-				error = 'The command was cancelled before its agent confirmed it.'
-			WHERE machine_id = :machine AND cancel_requested <> 0 AND state = 'Dispatched' AND `+dispatchable, args...); err != nil {
+				error = 'The command was cancelled, and its agent never confirmed it.'
+			WHERE machine_id = :machine AND state = 'Dispatched' AND cancel_requested <> 0
+				AND dispatched_at <= `+nowMS+` - :abandon`, args...); err != nil {
 			return err
 		}
 		var err error

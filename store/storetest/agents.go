@@ -25,6 +25,7 @@ func agentTests() []namedTest {
 		{"DispatchConcurrent", testDispatchConcurrent},
 		{"RecordReport", testRecordReport},
 		{"CancelCommand", testCancelCommand},
+		{"AgentTextLimits", testAgentTextLimits},
 	}
 }
 
@@ -539,19 +540,39 @@ func testCancelCommand(t *testing.T, s store.Store) {
 	if got := dispatchable(t, s, time.Minute); len(got) != 0 {
 		t.Errorf("DispatchableMachines = %v after the cancels were told, want none", got)
 	}
-	// Past the interval: the unconfirmed one ends Canceled, the running one
-	// is told again.
+	// Past the interval both are told again, and the unconfirmed one is not
+	// handed out again: its agent may have it, waiting to start it, and
+	// must learn of the cancel first (it ends Canceled only after
+	// store.AbandonAfter).
 	waitPast(t, s, told.Add(100*time.Millisecond))
-	_, cancel = dispatch(t, s, m, 5, 100*time.Millisecond)
-	if !slices.Equal(cancel, []string{running.UID}) {
-		t.Errorf("cancels told after the interval = %v, want only the running %s", cancel, running.UID)
+	got, cancel := dispatch(t, s, m, 5, 100*time.Millisecond)
+	slices.Sort(cancel)
+	if !slices.Equal(cancel, want) || len(got) != 0 {
+		t.Errorf("after the interval: handed out %v, cancels told %v; want nothing handed out and %v told", uids(got), cancel, want)
 	}
-	if c := got2(t, s, dispatched.ID); c.State != cuttle.CommandCanceled {
-		t.Errorf("an unconfirmed command with a cancel past the interval is %s, want Canceled", c.State)
+	if c := got2(t, s, dispatched.ID); c.State != cuttle.CommandDispatched || !c.CancelRequested {
+		t.Errorf("an unconfirmed command with a cancel is %s, want Dispatched with its cancel requested", c.State)
 	}
 	ack, err := s.RecordReport(ctx, m.ID, cuttle.CommandReport{UID: running.UID, State: cuttle.CommandCanceled})
 	check(t, err, "RecordReport Canceled")
 	if ack.State != cuttle.CommandCanceled || !ack.CancelRequested {
 		t.Errorf("after the agent reported Canceled: %+v", ack)
 	}
+}
+
+// testAgentTextLimits: what one store could not keep is refused by both
+// alike, as bad input.
+func testAgentTextLimits(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, e := range []cuttle.Environment{
+		{SpaceID: "Spaces-1", Name: "a\x00b"},
+		{SpaceID: "Spaces-1", Name: "ok", Description: "\x00"},
+		{SpaceID: "Spaces-1", Name: "big", SortOrder: 1 << 40},
+	} {
+		_, err := s.CreateEnvironment(ctx, e)
+		wantKind(t, err, cuttle.KindInvalid, fmt.Sprintf("CreateEnvironment(%+v)", e))
+	}
+	_, err := s.CreateMachine(ctx, cuttle.Machine{SpaceID: "Spaces-1", Name: "m", Roles: []string{"we\x00b"}, Style: cuttle.Polling,
+		URI: "poll://abcdefghij0123456789/", Thumbprint: "T"})
+	wantKind(t, err, cuttle.KindInvalid, "CreateMachine with a NUL in a role")
 }
