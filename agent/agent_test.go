@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -679,12 +680,17 @@ func TestOneAgentPerHome(t *testing.T) {
 	t.Parallel()
 	cl := newFakeCluster(t)
 	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
-	startAgent(t, cfg)
+	first := startAgent(t, cfg)
+	// Run takes the home's lock in its own goroutine: the second agent
+	// starts only once the first one holds it.
+	first.logs.waitFor(t, "agent started", 10*time.Second)
 	second, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = second.Run(t.Context())
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err = second.Run(ctx)
 	if err == nil || !strings.Contains(err.Error(), "another cuttle agent runs on the home") {
 		t.Errorf("a second agent on the home: %v, want a refusal", err)
 	}
