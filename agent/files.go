@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"os"
@@ -97,6 +98,106 @@ func isSHA256(s string) bool {
 	return err == nil && len(b) == sha256.Size
 }
 
+// Receiving a file is a pipeline of three goroutines passing chunks: one
+// reads the body (TLS decryption), one writes the partial file, one hashes
+// what was written, so that each step runs beside the others, on the
+// cores there are, and the slowest alone sets the pace. The partial file's
+// writeback to disk starts as each writebackEvery bytes are written, so
+// that the final fsync has little left to do.
+const (
+	receiveChunk   = 256 << 10
+	receiveChunks  = 8
+	writebackEvery = 8 << 20
+)
+
+// receiveInto copies r to f from offset at (where f's offset is), and the
+// same bytes to h, until r ends or fails; it returns the bytes written to
+// f once h has hashed all of them. A failure to write f is a localError.
+func receiveInto(f *os.File, at int64, h hash.Hash, r io.Reader) (int64, error) {
+	free := make(chan []byte, receiveChunks)
+	for range receiveChunks {
+		free <- make([]byte, receiveChunk)
+	}
+	toWrite := make(chan []byte, receiveChunks)
+	toHash := make(chan []byte, receiveChunks)
+	var (
+		written  int64 // by the writer: the bytes in f, all hashed when hashed is closed
+		writeErr error // by the writer, read once hashed is closed
+		failed   = make(chan struct{})
+		hashed   = make(chan struct{})
+	)
+	go func() {
+		defer close(toHash)
+		var unflushed int64
+		for chunk := range toWrite {
+			if writeErr != nil {
+				free <- chunk[:cap(chunk)]
+				continue
+			}
+			if _, err := f.Write(chunk); err != nil {
+				writeErr = &localError{err}
+				close(failed)
+				free <- chunk[:cap(chunk)]
+				continue
+			}
+			written += int64(len(chunk))
+			if unflushed += int64(len(chunk)); unflushed >= writebackEvery {
+				startWriteback(f, at+written-unflushed, unflushed)
+				unflushed = 0
+			}
+			toHash <- chunk
+		}
+	}()
+	go func() {
+		defer close(hashed)
+		for chunk := range toHash {
+			h.Write(chunk)
+			free <- chunk[:cap(chunk)]
+		}
+	}()
+	var readErr error
+	for readErr == nil {
+		var chunk []byte
+		select {
+		case chunk = <-free:
+		case <-failed:
+			readErr = io.EOF // the write's error is returned
+			continue
+		}
+		got, err := fill(r, chunk)
+		if got > 0 {
+			toWrite <- chunk[:got]
+		} else {
+			free <- chunk
+		}
+		readErr = err
+	}
+	if readErr == io.EOF {
+		readErr = nil
+	}
+	close(toWrite)
+	<-hashed
+	if writeErr != nil {
+		return written, writeErr
+	}
+	return written, readErr
+}
+
+// fill reads r into b until b is full or r fails; unlike io.ReadFull it
+// returns r's error as it is (io.EOF at the end; a body cut short fails
+// with io.ErrUnexpectedEOF of its own).
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // receiveFile runs a ReceiveFile command (agentapi.ReceiveFile).
 func (a *Agent) receiveFile(ctx context.Context, c *command) outcome {
 	log := c.log
@@ -170,7 +271,7 @@ func (a *Agent) receiveFile(ctx context.Context, c *command) outcome {
 		default:
 			return fmt.Errorf("the %s answered %s to a file request", l.name, resp.Status)
 		}
-		n, err := io.Copy(localWriter{io.MultiWriter(f, hash)}, guard.reader(resp.Body))
+		n, err := receiveInto(f, received, hash, guard.reader(resp.Body))
 		received += n
 		return transferError(ctx, guarded, err)
 	}
