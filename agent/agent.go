@@ -40,6 +40,9 @@ type timing struct {
 	// reportLinger is how long a report waits for more lines of a
 	// running command's output before it is sent.
 	reportLinger time.Duration
+	// firstReport is how long a command's first report waits for the
+	// command to end, to carry its outcome too.
+	firstReport time.Duration
 	// reportTimeout bounds one report request.
 	reportTimeout time.Duration
 	// stall is how long a file transfer may move no byte before it is
@@ -56,6 +59,7 @@ var defaultTiming = timing{
 	backoffFirst:  time.Second,
 	backoffLast:   10 * time.Second,
 	reportLinger:  5 * time.Millisecond,
+	firstReport:   20 * time.Millisecond,
 	reportTimeout: 30 * time.Second,
 	stall:         time.Minute,
 	finalReports:  5 * time.Second,

@@ -695,3 +695,31 @@ func TestOneAgentPerHome(t *testing.T) {
 		t.Errorf("a second agent on the home: %v, want a refusal", err)
 	}
 }
+
+// TestAShortCommandIsReportedOnce: a command that ends within its first
+// report's wait is reported once, its lines and outcome together; a longer
+// one says first that it runs.
+func TestAShortCommandIsReportedOnce(t *testing.T) {
+	t.Parallel()
+	cl := newFakeCluster(t)
+	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	startAgent(t, cfg, func(a *Agent) { a.timing.firstReport = 5 * time.Second })
+	short := scriptCommand(t, "echo one; echo two")
+	cl.enqueue(cfg.SubscriptionId, short)
+	if sc := cl.waitFinal(t, short.UID, 10*time.Second); sc.state != string(cuttle.CommandSuccess) || sc.reports != 1 || len(sc.lines) != 2 {
+		t.Errorf("a short command: %s after %d report(s) with %d line(s); want Success in 1 report with 2 lines", sc.state, sc.reports, len(sc.lines))
+	}
+
+	cl2 := newFakeCluster(t)
+	cfg2 := configureAgent(t, cl2, Polling, startNode(t, cl2, cl2.id))
+	startAgent(t, cfg2, func(a *Agent) { a.timing.firstReport = 50 * time.Millisecond })
+	long := scriptCommand(t, "sleep 1; echo done")
+	cl2.enqueue(cfg2.SubscriptionId, long)
+	cl2.waitFor(t, 10*time.Second, "the first report of a long command", func() bool { return cl2.stored[long.UID] != nil })
+	if sc, _ := cl2.command(long.UID); sc.state != string(cuttle.CommandRunning) {
+		t.Errorf("a long command's first report: %s, want Running", sc.state)
+	}
+	if sc := cl2.waitFinal(t, long.UID, 10*time.Second); sc.state != string(cuttle.CommandSuccess) || sc.reports < 2 {
+		t.Errorf("a long command: %s after %d report(s); want Success after at least 2", sc.state, sc.reports)
+	}
+}

@@ -32,8 +32,10 @@
 // A command's UID is run at most once by an agent, whatever fails and
 // however often the cluster hands it out. The journal, one folder per UID
 // with state.json (written to a temporary file, synced and renamed, the
-// folder synced too) and output.jsonl (the output lines, numbered from 1),
-// is what makes it so:
+// folder synced too), output.jsonl (the output lines, numbered from 1) and
+// ack.json (what the cluster acknowledged; renamed into place but not
+// synced, since losing it only makes the agent report again what the
+// cluster already stored), is what makes it so:
 //
 //	(no folder) ──journaled──▶ Running ──ends──▶ Success | Failed | Canceled
 //	                              │                        │
@@ -60,10 +62,12 @@
 //
 // Each command has one reporter, with one request in flight: a report
 // (agentapi.Report) carries the lines after the last the cluster stored
-// (ReportAck.StoredSeq, which the journal keeps), at most 1,000 of them or
+// (ReportAck.StoredSeq, which ack.json keeps), at most 1,000 of them or
 // 256 KiB, gathered for a few milliseconds while output streams; and once
 // the command has ended, its outcome, until an acknowledgement with a
-// final State. An acknowledgement with Cancel, or the UID in a poll's
+// final State. A new command's first report waits up to 20 ms for the
+// command to end, so that a short one is reported once, all its lines and
+// its outcome together; a longer one says then that it runs. An acknowledgement with Cancel, or the UID in a poll's
 // Cancel, cancels the command.
 //
 // # Paths

@@ -457,6 +457,7 @@ var testTiming = timing{
 	backoffFirst:  20 * time.Millisecond,
 	backoffLast:   200 * time.Millisecond,
 	reportLinger:  2 * time.Millisecond,
+	firstReport:   10 * time.Millisecond,
 	reportTimeout: 5 * time.Second,
 	stall:         5 * time.Second,
 	finalReports:  2 * time.Second,

@@ -20,6 +20,10 @@ import (
 const (
 	stateFile  = "state.json"
 	outputFile = "output.jsonl"
+	// ackFile holds what the cluster acknowledged (StoredSeq, Acknowledged),
+	// written without syncing: losing it in a crash only makes the agent
+	// report again what the cluster has stored, which the cluster ignores.
+	ackFile = "ack.json"
 )
 
 // JournalRetention is how long the journal keeps a command after it ended
@@ -98,8 +102,25 @@ func (j journal) save(rec record) error {
 	return writeFileAtomic(filepath.Join(j.commandDir(rec.UID), stateFile), b, 0o600)
 }
 
-// load reads the command's state.json; it fails with an fs.ErrNotExist
-// error if the journal has no such command.
+// acknowledged is the content of ackFile.
+type acknowledged struct {
+	StoredSeq    int64
+	Acknowledged bool `json:",omitempty"`
+}
+
+// saveAck records what the cluster acknowledged of the command, atomically
+// but not durably (see ackFile).
+func (j journal) saveAck(rec record) error {
+	b, err := json.Marshal(acknowledged{StoredSeq: rec.StoredSeq, Acknowledged: rec.Acknowledged})
+	if err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(j.commandDir(rec.UID), ackFile), b, 0o600, false)
+}
+
+// load reads the command's state.json, with what its ack.json adds if it
+// can be read; it fails with an fs.ErrNotExist error if the journal has no
+// such command.
 func (j journal) load(uid string) (record, error) {
 	b, err := os.ReadFile(filepath.Join(j.commandDir(uid), stateFile))
 	if err != nil {
@@ -108,6 +129,12 @@ func (j journal) load(uid string) (record, error) {
 	var rec record
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return record{}, fmt.Errorf("the journal of command %s is damaged: %w", uid, err)
+	}
+	var ack acknowledged
+	if b, err := os.ReadFile(filepath.Join(j.commandDir(uid), ackFile)); err == nil && json.Unmarshal(b, &ack) == nil {
+		rec.StoredSeq = max(rec.StoredSeq, ack.StoredSeq)
+		// The outcome is durable in state.json before it is reported.
+		rec.Acknowledged = rec.Acknowledged || (ack.Acknowledged && rec.State.Final())
 	}
 	return rec, nil
 }
@@ -133,6 +160,13 @@ func (j journal) remove(uid string) error { return os.RemoveAll(j.commandDir(uid
 // synced and renamed over path; then it syncs the folder, so that path has
 // the old content or the new one, whatever happens.
 func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	return writeFile(path, data, perm, true)
+}
+
+// writeFile writes data to path through a temporary file renamed over
+// path, so that path never holds a part of data; durable, it also syncs
+// the file before the rename and the folder after it.
+func writeFile(path string, data []byte, perm fs.FileMode, durable bool) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
@@ -142,7 +176,7 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	if err == nil {
 		err = f.Chmod(perm)
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if closeErr := f.Close(); err == nil {
@@ -154,6 +188,9 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if !durable {
+		return nil
 	}
 	return syncDir(filepath.Dir(path))
 }

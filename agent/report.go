@@ -169,6 +169,26 @@ func (c *command) finish(j journal, o outcome, now time.Time) error {
 	return j.save(c.rec)
 }
 
+// awaitEnd waits until the command has ended, for at most d, and returns
+// what snapshot does then.
+func (c *command) awaitEnd(ctx context.Context, d time.Duration) (record, position) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		rec, end := c.snapshot()
+		if rec.State.Final() {
+			return rec, end
+		}
+		select {
+		case <-c.changed:
+		case <-deadline.C:
+			return c.snapshot()
+		case <-ctx.Done():
+			return c.snapshot()
+		}
+	}
+}
+
 // snapshot returns the record and the position after the last line.
 func (c *command) snapshot() (record, position) {
 	c.mu.Lock()
@@ -182,6 +202,15 @@ func (c *command) update(j journal, change func(*record)) error {
 	defer c.mu.Unlock()
 	change(&c.rec)
 	return j.save(c.rec)
+}
+
+// acknowledge records what the cluster acknowledged: the last line it
+// stored and whether it stored the outcome (see ackFile).
+func (c *command) acknowledge(j journal, storedSeq int64, outcome bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rec.StoredSeq, c.rec.Acknowledged = storedSeq, outcome
+	return j.saveAck(c.rec)
 }
 
 // report is the command's reporter: it sends its reports until nothing
@@ -207,9 +236,9 @@ func (c *command) unsettle() {
 // sendReports sends the command's reports, one at a time, until the
 // cluster has acknowledged its outcome or refused its reports, and the
 // command has ended; or until the agent stops. First comes a report of
-// what the agent has (for a new command, that it runs it), then the lines
-// after the last the cluster stored, in batches, the outcome with the last
-// of them.
+// what the agent has (for a new command, once it ended or firstReport
+// passed), then the lines after the last the cluster stored, in batches,
+// the outcome with the last of them.
 func (a *Agent) sendReports(c *command) {
 	ctx, log := a.linkCtx, c.log
 	rec, _ := c.snapshot()
@@ -240,11 +269,14 @@ func (a *Agent) sendReports(c *command) {
 			}
 			continue
 		}
-		if sent && !rec.State.Final() {
-			if end.seq-next.seq < maxReportLines { // more may come at once
-				pause(ctx, a.timing.reportLinger, nil, nil)
-				rec, end = c.snapshot()
-			}
+		switch {
+		case !sent && !rec.State.Final():
+			// The first report waits a little for the command to end, so
+			// that a short one is reported once, with its outcome.
+			rec, end = c.awaitEnd(ctx, a.timing.firstReport)
+		case sent && !rec.State.Final() && end.seq-next.seq < maxReportLines: // more may come at once
+			pause(ctx, a.timing.reportLinger, nil, nil)
+			rec, end = c.snapshot()
 		}
 		lines, after, err := readOutput(c.out, next, end)
 		if err != nil {
@@ -254,9 +286,10 @@ func (a *Agent) sendReports(c *command) {
 		}
 		report := agentapi.Report{Lines: lines, State: string(cuttle.CommandRunning)}
 		// The outcome goes with the last lines, once an answer has told
-		// which lines the cluster has: a cluster that lost some (and hands
-		// the command out again) gets them first.
-		withOutcome := rec.State.Final() && after == end && sent
+		// which lines the cluster has (a cluster that lost some, and hands
+		// the command out again, gets them first), or with all of them
+		// from the first, before which nothing can be missing.
+		withOutcome := rec.State.Final() && after == end && (sent || next == startOfOutput)
 		if withOutcome {
 			report.State, report.ExitCode, report.Result, report.Error = string(rec.State), rec.ExitCode, rec.Result, rec.Error
 		}
@@ -309,7 +342,7 @@ func (a *Agent) sendReports(c *command) {
 		}
 		acknowledged := withOutcome && ackFinal && next == end
 		if ack.StoredSeq != rec.StoredSeq || acknowledged {
-			if err := c.update(a.journal, func(r *record) { r.StoredSeq, r.Acknowledged = ack.StoredSeq, acknowledged }); err != nil {
+			if err := c.acknowledge(a.journal, ack.StoredSeq, acknowledged); err != nil {
 				log.Error("journaling what the cluster stored failed", "err", err)
 			}
 		}

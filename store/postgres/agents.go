@@ -342,22 +342,30 @@ func (s *Store) EnsureCommands(ctx context.Context, cmds []cuttle.NewCommand) ([
 		}
 		uids[i], machines[i], tasks[i], keys[i], kinds[i], payloads[i] = uuid.NewString(), c.MachineID, c.TaskID, c.Key, string(c.Kind), payload
 	}
-	var out []cuttle.Command
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO commands (uid, machine_id, task_id, key, kind, payload, state, created_at)
-			SELECT u, m, t, k, kd, p::jsonb, 'Pending', clock_timestamp()
-			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[]) AS n (u, m, t, k, kd, p)
-			ON CONFLICT (task_id, key) DO NOTHING`, uids, machines, tasks, keys, kinds, payloads); err != nil {
-			return invalidJSON(err, "command's payload")
+	// One batch: one round trip and one implicit transaction, in which the
+	// SELECT sees what the INSERT wrote.
+	b := &pgx.Batch{}
+	b.Queue(`
+		INSERT INTO commands (uid, machine_id, task_id, key, kind, payload, state, created_at)
+		SELECT u, m, t, k, kd, p::jsonb, 'Pending', clock_timestamp()
+		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[]) AS n (u, m, t, k, kd, p)
+		ON CONFLICT (task_id, key) DO NOTHING`, uids, machines, tasks, keys, kinds, payloads)
+	b.Queue(`
+		SELECT `+commandColumns+` FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS n (t, k, i)
+		JOIN commands c ON c.task_id = n.t AND c.key = n.k
+		ORDER BY n.i`, tasks, keys)
+	out, err := func() (out []cuttle.Command, err error) {
+		br := s.pool.SendBatch(ctx, b)
+		defer func() {
+			if cerr := br.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		if _, err := br.Exec(); err != nil {
+			return nil, invalidJSON(err, "command's payload")
 		}
-		var err error
-		out, err = collectCommands(tx.Query(ctx, `
-			SELECT `+commandColumns+` FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS n (t, k, i)
-			JOIN commands c ON c.task_id = n.t AND c.key = n.k
-			ORDER BY n.i`, tasks, keys))
-		return err
-	})
+		return collectCommands(br.Query())
+	}()
 	return out, dbError(err, "queuing commands")
 }
 
@@ -394,53 +402,65 @@ var dispatchable = `(c.state = 'Pending' OR (c.state = 'Dispatched' AND NOT c.ca
 var cancelToTell = `(c.state IN ('Dispatched', 'Running') AND c.cancel_requested
 	AND (c.cancel_told_at IS NULL OR c.cancel_told_at <= clock_timestamp() - ` + interval("%[1]s") + `))`
 
+// abandonable is SQL, over commands c and an interval in microseconds, for
+// a cancelled command handed out so long ago that its agent is not waited
+// for any more.
+var abandonable = `(c.state = 'Dispatched' AND c.cancel_requested
+	AND c.dispatched_at <= clock_timestamp() - ` + interval("%[1]s") + `)`
+
 // DispatchCommands hands out up to limit of the machine's commands (see
-// store.AgentStore). A machine with no unfinished command, as most polls
-// find, costs one read and no write.
+// store.AgentStore). A poll that finds nothing to hand out, abandon or
+// tell, as most polls do (a command running on its agent included), costs
+// one read; otherwise the three updates go in one batch, one round trip
+// and one implicit transaction.
 func (s *Store) DispatchCommands(ctx context.Context, machineID int64, node string, limit int, redeliverAfter time.Duration) ([]cuttle.Command, []string, error) {
-	redeliver := redeliverAfter.Microseconds()
-	var open bool
+	redeliver, abandon := redeliverAfter.Microseconds(), store.AbandonAfter.Microseconds()
+	var work bool
 	if err := s.pool.QueryRow(ctx, `
-		SELECT EXISTS (SELECT 1 FROM commands c WHERE c.machine_id = $1 AND c.state IN ('Pending', 'Dispatched', 'Running'))`,
-		machineID).Scan(&open); err != nil || !open {
+		SELECT EXISTS (SELECT 1 FROM commands c WHERE c.machine_id = $1 AND c.state IN ('Pending', 'Dispatched', 'Running')
+			AND (`+fmt.Sprintf(dispatchable, "$2::bigint")+` OR `+fmt.Sprintf(cancelToTell, "$2::bigint")+`
+				OR `+fmt.Sprintf(abandonable, "$3::bigint")+`))`,
+		machineID, redeliver, abandon).Scan(&work); err != nil || !work {
 		return nil, nil, dbError(err, "handing out commands")
 	}
-	var (
-		cmds   []cuttle.Command
-		cancel []string
-	)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `
-			UPDATE commands c SET state = 'Canceled', finished_at = clock_timestamp(),
-				error = 'The command was cancelled, and its agent never confirmed it.'
-			WHERE c.machine_id = $1 AND c.state = 'Dispatched' AND c.cancel_requested
-				AND c.dispatched_at <= clock_timestamp() - `+interval("$2::bigint"),
-			machineID, store.AbandonAfter.Microseconds()); err != nil {
-			return err
+	b := &pgx.Batch{}
+	b.Queue(`
+		UPDATE commands c SET state = 'Canceled', finished_at = clock_timestamp(),
+			error = 'The command was cancelled, and its agent never confirmed it.'
+		WHERE c.machine_id = $1 AND `+fmt.Sprintf(abandonable, "$2::bigint"), machineID, abandon)
+	b.Queue(`
+		WITH picked AS (
+			SELECT c.id FROM commands c
+			WHERE c.machine_id = $1 AND `+fmt.Sprintf(dispatchable, "$2::bigint")+`
+			ORDER BY c.id LIMIT $3 FOR UPDATE SKIP LOCKED)
+		UPDATE commands c SET state = 'Dispatched', dispatched_at = clock_timestamp(), dispatched_by = $4
+		FROM picked WHERE c.id = picked.id
+		RETURNING `+commandColumns, machineID, redeliver, limit, node)
+	b.Queue(`
+		UPDATE commands c SET cancel_told_at = clock_timestamp()
+		WHERE c.machine_id = $1 AND `+fmt.Sprintf(cancelToTell, "$2::bigint")+`
+		RETURNING c.uid`, machineID, redeliver)
+	cmds, cancel, err := func() (cmds []cuttle.Command, cancel []string, err error) {
+		br := s.pool.SendBatch(ctx, b)
+		defer func() {
+			if cerr := br.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		if _, err := br.Exec(); err != nil {
+			return nil, nil, err
 		}
-		var err error
-		cmds, err = collectCommands(tx.Query(ctx, `
-			WITH picked AS (
-				SELECT c.id FROM commands c
-				WHERE c.machine_id = $1 AND `+fmt.Sprintf(dispatchable, "$2::bigint")+`
-				ORDER BY c.id LIMIT $3 FOR UPDATE SKIP LOCKED)
-			UPDATE commands c SET state = 'Dispatched', dispatched_at = clock_timestamp(), dispatched_by = $4
-			FROM picked WHERE c.id = picked.id
-			RETURNING `+commandColumns, machineID, redeliver, limit, node))
-		if err != nil {
-			return err
+		if cmds, err = collectCommands(br.Query()); err != nil {
+			return nil, nil, err
 		}
 		slices.SortFunc(cmds, func(a, b cuttle.Command) int { return cmp.Compare(a.ID, b.ID) })
-		rows, err := tx.Query(ctx, `
-			UPDATE commands c SET cancel_told_at = clock_timestamp()
-			WHERE c.machine_id = $1 AND `+fmt.Sprintf(cancelToTell, "$2::bigint")+`
-			RETURNING c.uid`, machineID, redeliver)
+		rows, err := br.Query()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		cancel, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
-	})
+		return cmds, cancel, err
+	}()
 	if err != nil {
 		return nil, nil, dbError(err, "handing out commands")
 	}
