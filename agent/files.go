@@ -105,8 +105,8 @@ func isSHA256(s string) bool {
 // writeback to disk starts as each writebackEvery bytes are written, so
 // that the final fsync has little left to do.
 const (
-	receiveChunk   = 256 << 10
-	receiveChunks  = 8
+	receiveChunk   = 1 << 20
+	receiveChunks  = 16
 	writebackEvery = 8 << 20
 )
 

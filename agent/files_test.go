@@ -16,7 +16,7 @@ import (
 // failure on.
 func TestReceiveIntoCopiesAndHashes(t *testing.T) {
 	t.Parallel()
-	content := make([]byte, 3*receiveChunk*receiveChunks+12345)
+	content := make([]byte, 2*receiveChunk*receiveChunks+12345) // the pipeline full, twice
 	rand.Read(content)
 	f, err := os.Create(filepath.Join(t.TempDir(), "partial"))
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,33 +36,6 @@ import (
 // dispatch or report) and from the agents, which stamp output lines and
 // their journal with their own clock: everything runs on this machine, so
 // that is one clock.
-
-var (
-	simAgentsOnce sync.Once
-	simAgentsBin  string
-	simAgentsErr  error
-)
-
-// buildSimAgents builds ./cmd/simagents once per process.
-func buildSimAgents(b *testing.B) string {
-	b.Helper()
-	simAgentsOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cuttle-bench-bin-")
-		if err != nil {
-			simAgentsErr = err
-			return
-		}
-		simAgentsBin = filepath.Join(dir, "simagents")
-		out, err := exec.Command("go", "build", "-o", simAgentsBin, "./cmd/simagents").CombinedOutput()
-		if err != nil {
-			simAgentsErr = fmt.Errorf("go build ./cmd/simagents: %v\n%s", err, out)
-		}
-	})
-	if simAgentsErr != nil {
-		b.Fatal(simAgentsErr)
-	}
-	return simAgentsBin
-}
 
 // simAgents is one running simagents process.
 type simAgents struct {
@@ -92,7 +64,7 @@ func startSimAgents(b *testing.B, c *testcluster.Cluster, node *testcluster.Node
 	if err != nil {
 		b.Fatal(err)
 	}
-	s.cmd = exec.Command(buildSimAgents(b), "-dir", dir, "-n", strconv.Itoa(n), "-api", node.URL, "-api-key", c.AdminKey,
+	s.cmd = exec.Command(buildCommand(b, "simagents"), "-dir", dir, "-n", strconv.Itoa(n), "-api", node.URL, "-api-key", c.AdminKey,
 		"-poll", "127.0.0.1:"+strconv.Itoa(node.PollingPort), "-role", role, "-name-prefix", prefix)
 	if level := os.Getenv("BENCH_SIM_LOG_LEVEL"); level != "" {
 		s.cmd.Args = append(s.cmd.Args, "-log-level", level)
@@ -337,6 +309,34 @@ func (m *cpuMeter) report(b *testing.B) {
 	b.Log(line)
 	for i, name := range names {
 		b.ReportMetric(pcts[i], name+"_cpu_%")
+	}
+}
+
+// cpuSeries keeps the CPU use of each iteration, by the meters' names.
+type cpuSeries struct {
+	names []string
+	pcts  [][]float64 // by name
+}
+
+// add stops the meter, keeps its figures and returns its line.
+func (s *cpuSeries) add(b *testing.B, m *cpuMeter) string {
+	b.Helper()
+	names, pcts, line := m.stop(b)
+	s.names = names
+	for i, p := range pcts {
+		if i == len(s.pcts) {
+			s.pcts = append(s.pcts, nil)
+		}
+		s.pcts[i] = append(s.pcts[i], p)
+	}
+	return line
+}
+
+// report reports the median of each as median_<name>_cpu_%.
+func (s *cpuSeries) report(b *testing.B) {
+	b.Helper()
+	for i, name := range s.names {
+		b.ReportMetric(medianF(s.pcts[i]), "median_"+name+"_cpu_%")
 	}
 }
 
@@ -732,8 +732,7 @@ func BenchmarkAgentsFanOut(b *testing.B) {
 		total, firstDispatch, lastResult, perTarget samples
 		busy                                        []float64
 		runs                                        runLog
-		cpuNames                                    []string
-		cpuUse                                      [][]float64 // by cpuNames
+		cpuUse                                      cpuSeries
 	)
 	for b.Loop() {
 		prev := maxTaskID(b, l.pool)
@@ -745,14 +744,7 @@ func BenchmarkAgentsFanOut(b *testing.B) {
 		}
 		id := testcluster.TaskNumber(b, t.Id)
 		waitTasksDone(b, l.pool, prev, 10*time.Millisecond, 5*time.Minute)
-		names, pcts, cpuLine := cpu.stop(b)
-		cpuNames = names
-		for i, p := range pcts {
-			if i == len(cpuUse) {
-				cpuUse = append(cpuUse, nil)
-			}
-			cpuUse[i] = append(cpuUse[i], p)
-		}
+		cpuLine := cpuUse.add(b, cpu)
 		var (
 			state                 string
 			cmds, succeeded       int
@@ -794,9 +786,7 @@ func BenchmarkAgentsFanOut(b *testing.B) {
 	b.ReportMetric(ms(lastResult.median()), "median_last_result_ms")
 	b.ReportMetric(ms(perTarget.median()), "median_target_ms")
 	b.ReportMetric(medianF(busy), "targets_at_once")
-	for i, name := range cpuNames {
-		b.ReportMetric(medianF(cpuUse[i]), "median_"+name+"_cpu_%")
-	}
+	cpuUse.report(b)
 }
 
 // keepCommands writes, with keepLog, one line per command of the task:
@@ -962,8 +952,7 @@ func BenchmarkAgentFileTransfer(b *testing.B) {
 	var (
 		task, command, cp, cpSync, digest, dispatch, receive, rest samples
 		runs                                                       runLog
-		cpuNames                                                   []string
-		cpuUse                                                     = make([][]float64, 3) // node, agent, machine
+		cpuUse                                                     cpuSeries
 	)
 	i := 0
 	for b.Loop() {
@@ -997,11 +986,7 @@ func BenchmarkAgentFileTransfer(b *testing.B) {
 		w := watchPartial(filepath.Join(a.Home, "commands", uid, "receive.partial"), size)
 		waitTasksDone(b, pool, prev, 10*time.Millisecond, 10*time.Minute)
 		w.end()
-		names, pcts, cpuLine := cpu.stop(b)
-		cpuNames = names
-		for j, p := range pcts {
-			cpuUse[j] = append(cpuUse[j], p)
-		}
+		cpuLine := cpuUse.add(b, cpu)
 		var (
 			state, cmdState                         string
 			started, completed, created, dispatched time.Time
@@ -1042,7 +1027,5 @@ func BenchmarkAgentFileTransfer(b *testing.B) {
 	b.ReportMetric(ms(dispatch.median()), "dispatch_ms")
 	b.ReportMetric(ms(rest.median()), "after_receive_ms")
 	b.ReportMetric(ms(hash), "sha256_ms")
-	for j, name := range cpuNames {
-		b.ReportMetric(medianF(cpuUse[j]), "median_"+name+"_cpu_%")
-	}
+	cpuUse.report(b)
 }

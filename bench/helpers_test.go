@@ -6,16 +6,44 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/cuttledeploy/cuttle/client"
 	"github.com/cuttledeploy/cuttle/testcluster"
 )
+
+var (
+	buildMu sync.Mutex
+	built   = map[string]string{} // by command name: the binary's path
+)
+
+// buildCommand builds ./cmd/<name> of this module, once per process, and
+// returns the binary's path.
+func buildCommand(b *testing.B, name string) string {
+	b.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if bin, ok := built[name]; ok {
+		return bin
+	}
+	dir, err := os.MkdirTemp("", "cuttle-bench-bin-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(dir, name)
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/"+name).CombinedOutput(); err != nil {
+		b.Fatalf("go build ./cmd/%s: %v\n%s", name, err, out)
+	}
+	built[name] = bin
+	return bin
+}
 
 // pollInterval is the pause between two rounds of leader polling, in both
 // cuttle's and River's benchmarks.

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,33 +22,6 @@ import (
 // River's side of the task benchmarks (tasks_test.go): bench/cmd/riverjobs
 // processes work no-op jobs; this process inserts them with an insert-only
 // River client.
-
-var (
-	riverJobsOnce sync.Once
-	riverJobsBin  string
-	riverJobsErr  error
-)
-
-// buildRiverJobs builds ./cmd/riverjobs once per process.
-func buildRiverJobs(b *testing.B) string {
-	b.Helper()
-	riverJobsOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cuttle-bench-bin-")
-		if err != nil {
-			riverJobsErr = err
-			return
-		}
-		riverJobsBin = filepath.Join(dir, "riverjobs")
-		out, err := exec.Command("go", "build", "-o", riverJobsBin, "./cmd/riverjobs").CombinedOutput()
-		if err != nil {
-			riverJobsErr = fmt.Errorf("go build ./cmd/riverjobs: %v\n%s", err, out)
-		}
-	})
-	if riverJobsErr != nil {
-		b.Fatal(riverJobsErr)
-	}
-	return riverJobsBin
-}
 
 // riverNoop is the job riverjobs works: kind "noop", arguments {}.
 type riverNoop struct{}
@@ -73,7 +45,7 @@ type riverJobs struct {
 // label, if not empty, prefixes the names of the processes' logs.
 func newRiverJobs(b *testing.B, label string, procs, workers int, cooldown time.Duration) *riverJobs {
 	b.Helper()
-	bin := buildRiverJobs(b)
+	bin := buildCommand(b, "riverjobs")
 	db := testcluster.SharedPostgres(b).NewDatabase(b)
 	if out, err := exec.Command(bin, "-db", db, "-migrate", "-log-level", "warn").CombinedOutput(); err != nil {
 		b.Fatalf("riverjobs -migrate: %v\n%s", err, out)

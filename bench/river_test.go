@@ -23,33 +23,6 @@ import (
 // Its lease (TTL) is ElectInterval + 10 s.
 const riverElectInterval = 5 * time.Second
 
-var (
-	riverBuildOnce sync.Once
-	riverBinary    string
-	riverBuildErr  error
-)
-
-// buildRiverLeader builds ./cmd/riverleader once per process.
-func buildRiverLeader(b *testing.B) string {
-	b.Helper()
-	riverBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cuttle-bench-bin-")
-		if err != nil {
-			riverBuildErr = err
-			return
-		}
-		riverBinary = filepath.Join(dir, "riverleader")
-		out, err := exec.Command("go", "build", "-o", riverBinary, "./cmd/riverleader").CombinedOutput()
-		if err != nil {
-			riverBuildErr = fmt.Errorf("go build ./cmd/riverleader: %v\n%s", err, out)
-		}
-	})
-	if riverBuildErr != nil {
-		b.Fatal(riverBuildErr)
-	}
-	return riverBinary
-}
-
 // riverProc is one riverleader process.
 type riverProc struct {
 	id, bin, db, logPath string
@@ -153,7 +126,7 @@ type riverCluster struct {
 // River's migrations on it once, and starts three clients, river-a to river-c.
 func newRiverCluster(b *testing.B) *riverCluster {
 	b.Helper()
-	bin := buildRiverLeader(b)
+	bin := buildCommand(b, "riverleader")
 	db := testcluster.SharedPostgres(b).NewDatabase(b)
 	if out, err := exec.Command(bin, "-db", db, "-migrate", "-log-level", "warn").CombinedOutput(); err != nil {
 		b.Fatalf("riverleader -migrate: %v\n%s", err, out)
