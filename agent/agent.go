@@ -378,6 +378,7 @@ func (a *Agent) handle(c *command) {
 
 // recoverJournal settles the journal as the agent starts (see Run).
 func (a *Agent) recoverJournal() error {
+	a.prune() // first: what it keeps is then all there is to report
 	uids, err := a.journal.uids()
 	if err != nil {
 		return fmt.Errorf("reading the journal: %w", err)
@@ -415,7 +416,6 @@ func (a *Agent) recoverJournal() error {
 		a.mu.Unlock()
 		a.background.Go(func() { a.report(c) })
 	}
-	a.prune()
 	return nil
 }
 
