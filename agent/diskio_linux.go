@@ -13,3 +13,13 @@ import (
 func startWriteback(f *os.File, off, n int64) {
 	unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
+
+// openDirect opens name for writing with O_DIRECT, or returns nil where
+// the file system does not allow it (tmpfs, for one).
+func openDirect(name string) *os.File {
+	f, err := os.OpenFile(name, os.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return nil
+	}
+	return f
+}
