@@ -871,7 +871,7 @@ func runProgram(name string, args ...string) error {
 
 // partialWatch samples, every 2 ms, the size of the partial file a
 // ReceiveFile command grows in its agent's journal, and keeps when it
-// first grew and when it reached its full size.
+// first grew and when it was first seen full or gone (moved into place).
 type partialWatch struct {
 	firstByte, lastByte time.Time
 	stop, done          chan struct{}
@@ -887,12 +887,14 @@ func watchPartial(path string, size int64) *partialWatch {
 				return
 			case <-time.After(2 * time.Millisecond):
 			}
-			n := testcluster.FileSize(path)
+			info, err := os.Stat(path)
 			now := time.Now()
-			if n > 0 && w.firstByte.IsZero() {
+			if err == nil && info.Size() > 0 && w.firstByte.IsZero() {
 				w.firstByte = now
 			}
-			if n == size && w.lastByte.IsZero() {
+			// Full, or moved into place (gone after it grew): the agent
+			// syncs and renames it within a few ms of its last byte.
+			if (err == nil && info.Size() == size) || (os.IsNotExist(err) && !w.firstByte.IsZero()) {
 				w.lastByte = now
 				return
 			}
