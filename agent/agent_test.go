@@ -98,8 +98,7 @@ func checkOrdered(t *testing.T, sc storedCommand) {
 
 func TestScriptRunsOnceWithItsOutputInOrder(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	a := startAgent(t, cfg)
 	const count = 2500
 	cmd := newTestCommand(t, cuttle.CommandScript, agentapi.Script{Syntax: "Bash", WorkDir: "deploy/app", Env: map[string]string{"GREETING": "hello"},
@@ -147,8 +146,7 @@ exit 3`, count)})
 
 func TestCommandHandedOutAgainIsReportedNotRun(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	a := startAgent(t, cfg)
 	cmd := scriptCommand(t, `echo ran >> "$CUTTLE_WORK/runs"; echo one; echo two`)
 	check := func(what string) {
@@ -228,8 +226,7 @@ func TestReportsMoveToAnotherNodeWhenOneDies(t *testing.T) {
 
 func TestReportsResendWhatTheClusterLost(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	startAgent(t, cfg)
 	const count = 40
 	cmd := scriptCommand(t, fmt.Sprintf(`for i in $(seq 1 %d); do echo "line $i"; sleep 0.02; done`, count))
@@ -255,8 +252,7 @@ func TestReportsResendWhatTheClusterLost(t *testing.T) {
 
 func TestCancelKillsTheWholeProcessTree(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	startAgent(t, cfg)
 	cmd := scriptCommand(t, `sleep 300 & echo $!
 bash -c 'sleep 300 & echo $!; wait' &
@@ -283,8 +279,7 @@ wait`)
 
 func TestTimeoutStopsTheScript(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	startAgent(t, cfg)
 	cmd := newTestCommand(t, cuttle.CommandScript, agentapi.Script{Syntax: "Bash", TimeoutSeconds: 1, Body: "sleep 300 & echo $!\nwait"})
 	cl.enqueue(cfg.SubscriptionId, cmd)
@@ -297,8 +292,7 @@ func TestTimeoutStopsTheScript(t *testing.T) {
 
 func TestPathsOutsideTheWorkFolderAreRefused(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	a := startAgent(t, cfg)
 	outside := t.TempDir()
 	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o600); err != nil {
@@ -362,8 +356,7 @@ func TestPathsOutsideTheWorkFolderAreRefused(t *testing.T) {
 
 func TestReceiveFileResumesAndVerifies(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	a := startAgent(t, cfg)
 	content := make([]byte, 5<<20+123)
 	rand.Read(content)
@@ -415,8 +408,7 @@ func TestReceiveFileResumesAndVerifies(t *testing.T) {
 
 func TestSendFileUploadsWithItsDigest(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	a := startAgent(t, cfg)
 	content := bytes.Repeat([]byte("artifact "), 100000)
 	if err := os.MkdirAll(filepath.Join(a.work, "out"), 0o755); err != nil {
@@ -442,8 +434,7 @@ func TestSendFileUploadsWithItsDigest(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	startAgent(t, cfg)
 	cmd := newTestCommand(t, cuttle.CommandHealth, agentapi.Health{})
 	cl.enqueue(cfg.SubscriptionId, cmd)
@@ -459,8 +450,7 @@ func TestHealth(t *testing.T) {
 
 func TestScriptSyntaxes(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	startAgent(t, cfg)
 	sh := newTestCommand(t, cuttle.CommandScript, agentapi.Script{Syntax: "Sh", Body: `echo "sh $0"`})
 	pwsh := newTestCommand(t, cuttle.CommandScript, agentapi.Script{Syntax: "PowerShell", Body: `Write-Output "from pwsh"`})
@@ -577,8 +567,7 @@ func TestListeningAgentPollsOverTheNodesSession(t *testing.T) {
 
 func TestRestartFailsTheCommandThatWasRunning(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	// The journal as an agent that died while a script ran left it, the
 	// last line torn; and two old commands, one of them past retention.
 	j := journal{dir: filepath.Join(cfg.Home, commandsDir)}
@@ -624,8 +613,7 @@ func TestRestartFailsTheCommandThatWasRunning(t *testing.T) {
 
 func TestStopLetsCommandsFinishWithinTheGrace(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	const grace = time.Second
 	a := startAgent(t, cfg, func(a *Agent) { a.ShutdownGrace = grace })
 	quick := scriptCommand(t, "echo started; sleep 0.3; echo finished")
@@ -656,8 +644,7 @@ func TestStopLetsCommandsFinishWithinTheGrace(t *testing.T) {
 
 func TestRefusedReportsAreGivenUp(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	a := startAgent(t, cfg)
 	cmd := scriptCommand(t, "echo hello")
 	cl.mu.Lock()
@@ -678,8 +665,7 @@ func TestRefusedReportsAreGivenUp(t *testing.T) {
 // refuses to start, and touches nothing of the first one's journal.
 func TestOneAgentPerHome(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	_, cfg := pollingHome(t)
 	first := startAgent(t, cfg)
 	// Run takes the home's lock in its own goroutine: the second agent
 	// starts only once the first one holds it.
@@ -701,8 +687,7 @@ func TestOneAgentPerHome(t *testing.T) {
 // one says first that it runs.
 func TestAShortCommandIsReportedOnce(t *testing.T) {
 	t.Parallel()
-	cl := newFakeCluster(t)
-	cfg := configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+	cl, cfg := pollingHome(t)
 	startAgent(t, cfg, func(a *Agent) { a.timing.firstReport = 5 * time.Second })
 	short := scriptCommand(t, "echo one; echo two")
 	cl.enqueue(cfg.SubscriptionId, short)
@@ -710,8 +695,7 @@ func TestAShortCommandIsReportedOnce(t *testing.T) {
 		t.Errorf("a short command: %s after %d report(s) with %d line(s); want Success in 1 report with 2 lines", sc.state, sc.reports, len(sc.lines))
 	}
 
-	cl2 := newFakeCluster(t)
-	cfg2 := configureAgent(t, cl2, Polling, startNode(t, cl2, cl2.id))
+	cl2, cfg2 := pollingHome(t)
 	startAgent(t, cfg2, func(a *Agent) { a.timing.firstReport = 50 * time.Millisecond })
 	long := scriptCommand(t, "sleep 1; echo done")
 	cl2.enqueue(cfg2.SubscriptionId, long)

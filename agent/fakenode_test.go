@@ -472,6 +472,14 @@ type testAgent struct {
 	stop func() error // stops Run and returns its error
 }
 
+// pollingHome returns a fake cluster with one node and an agent home
+// configured to poll it.
+func pollingHome(t *testing.T) (*fakeCluster, Config) {
+	t.Helper()
+	cl := newFakeCluster(t)
+	return cl, configureAgent(t, cl, Polling, startNode(t, cl, cl.id))
+}
+
 // configureAgent makes an agent home that trusts the given nodes (polling)
 // or the cluster (listening), known to the cluster.
 func configureAgent(t *testing.T, cl *fakeCluster, mode Mode, nodes ...*fakeNode) Config {

@@ -32,33 +32,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testcluster.RunWithPostgres(m)) }
 
-// Fast cluster settings: heartbeat 200 ms, a node offline 1.5 s after its
-// last check-in.
-const (
-	tcHeartbeat = 200 * time.Millisecond
-	tcStale     = 1500 * time.Millisecond
-)
-
-// startCluster starts one node per cap, named node-a, node-b, ..., on a
-// fresh database of the package's PostgreSQL, with the fast settings.
-func startCluster(t *testing.T, caps ...int) *testcluster.Cluster {
-	t.Helper()
-	c := testcluster.NewCluster(t, testcluster.SharedPostgres(t).NewDatabase(t))
-	for i, taskCap := range caps {
-		n := c.StartNode(fmt.Sprintf("node-%c", 'a'+i), "--task-cap", strconv.Itoa(taskCap))
-		if i == 0 {
-			settings := map[string]time.Duration{"HeartbeatFrequencySeconds": tcHeartbeat, "StaleTimeoutSeconds": tcStale}
-			if _, err := n.Client.SetClusterSettings(testcluster.Context(t, 5*time.Second), settings); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if _, err := c.WaitLeader(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func pollAddr(n *testcluster.Node) string { return "127.0.0.1:" + strconv.Itoa(n.PollingPort) }
 
 // pollAddrs returns every node's polling address.
@@ -96,7 +69,7 @@ func runScript(t *testing.T, cl *client.Client, body string, timeout time.Durati
 // it through the database, not through node-a's memory.
 func TestAgentPollingOneNode(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 5, 0)
+	c := testcluster.StartFastCluster(t, nil, 5, 0)
 	a, b := c.Nodes[0], c.Nodes[1]
 	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: b, AdminKey: c.AdminKey, Poll: []string{pollAddr(b)}})
 	// A NUL in the output (find -print0) is kept as U+FFFD: PostgreSQL
@@ -114,7 +87,7 @@ func TestAgentPollingOneNode(t *testing.T) {
 // keeps running scripts while each node in turn is killed.
 func TestAgentPollsEveryNodeWhileOneDies(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 5, 5, 5)
+	c := testcluster.StartFastCluster(t, nil, 5, 5, 5)
 	addrs := pollAddrs(c)
 	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: c.Nodes[0], AdminKey: c.AdminKey, Poll: addrs})
 	runScript(t, c.Nodes[0].Client, "echo warm", 30*time.Second, ag.MachineID)
@@ -140,7 +113,7 @@ func TestAgentPollsEveryNodeWhileOneDies(t *testing.T) {
 // front of the nodes keeps working while nodes behind it die.
 func TestAgentThroughBalancer(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 5, 5, 5)
+	c := testcluster.StartFastCluster(t, nil, 5, 5, 5)
 	addrs := pollAddrs(c)
 	lb := testcluster.NewBalancer(t, addrs...)
 	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: c.Nodes[0], AdminKey: c.AdminKey, Poll: []string{lb.Addr()}})
@@ -163,7 +136,7 @@ var markerRE = regexp.MustCompile(`\[web-1\] tick (\d+)`)
 // ends Success on another node (Invariants 3 and 6).
 func TestAgentOwnerKilledMidScript(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 5, 5, 5)
+	c := testcluster.StartFastCluster(t, nil, 5, 5, 5)
 	addrs := pollAddrs(c)
 	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: c.Nodes[0], AdminKey: c.AdminKey, Poll: addrs})
 	runs := filepath.Join(t.TempDir(), "runs")
@@ -221,7 +194,7 @@ for i in $(seq 1 20); do echo "tick $i"; sleep 0.5; done`, runs)
 // whichever node runs the task.
 func TestListeningAgentReachedByOwner(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 5, 0)
+	c := testcluster.StartFastCluster(t, nil, 5, 0)
 	a := c.Nodes[0]
 	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "db-1", Listening: true, Register: a, AdminKey: c.AdminKey})
 	if tk, log := runScript(t, a.Client, "echo one", 30*time.Second, ag.MachineID); tk.ServerNode != "node-a" || !strings.Contains(log, "[db-1] one") {
@@ -249,7 +222,7 @@ func TestListeningAgentReachedByOwner(t *testing.T) {
 // are each refused with a clear error, logged, and nothing runs.
 func TestAgentRefusals(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 5)
+	c := testcluster.StartFastCluster(t, nil, 5)
 	n := c.Nodes[0]
 	cuttle := testcluster.Binary(t)
 	run := func(args ...string) (string, error) {
@@ -389,7 +362,7 @@ func machineHealth(t *testing.T, cl *client.Client, id string) string {
 // stopped one Unavailable, polling and listening alike.
 func TestHealthCheck(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 5)
+	c := testcluster.StartFastCluster(t, nil, 5)
 	n := c.Nodes[0]
 	up := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "up", Register: n, AdminKey: c.AdminKey})
 	down := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "down", Register: n, AdminKey: c.AdminKey})
@@ -422,7 +395,7 @@ func TestHealthCheck(t *testing.T) {
 // resumes where it was instead of starting again.
 func TestFileTransferResumes(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 5)
+	c := testcluster.StartFastCluster(t, nil, 5)
 	n := c.Nodes[0]
 	lb := testcluster.NewBalancer(t, pollAddr(n))
 	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: n, AdminKey: c.AdminKey, Poll: []string{lb.Addr()}})
@@ -495,7 +468,7 @@ func digest(path string) (string, error) {
 // machine, through different nodes of a cluster.
 func TestOfficialClientAgainstCluster(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 5, 5)
+	c := testcluster.StartFastCluster(t, nil, 5, 5)
 	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: c.Nodes[0], AdminKey: c.AdminKey})
 	runScript(t, c.Nodes[0].Client, "true", 30*time.Second, ag.MachineID)
 	oc := func(n *testcluster.Node) *octoclient.Client {
@@ -541,7 +514,7 @@ func TestOfficialClientAgainstCluster(t *testing.T) {
 // agent, and the task ends Canceled.
 func TestAgentScriptCancel(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 5, 0)
+	c := testcluster.StartFastCluster(t, nil, 5, 0)
 	ag := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: c.Nodes[0], AdminKey: c.AdminKey})
 	pids := filepath.Join(t.TempDir(), "pids")
 	ctx := testcluster.Context(t, time.Minute)

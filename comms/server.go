@@ -178,16 +178,14 @@ func (c *Comms) handlePoll(w http.ResponseWriter, r *http.Request) error {
 // the peer's certificate. KindNotFound otherwise, so that an agent learns
 // nothing of other machines' commands.
 func (c *Comms) agentCommand(r *http.Request, uid string) (cuttle.Command, error) {
-	notFound := cuttle.Errorf(cuttle.KindNotFound, "This agent has no command %q.", uid)
 	cmd, err := c.store.CommandByUID(r.Context(), uid)
 	if cuttle.IsKind(err, cuttle.KindNotFound) {
-		return cuttle.Command{}, notFound
+		return cuttle.Command{}, noSuchCommand(uid)
 	}
 	if err != nil {
 		return cuttle.Command{}, err
 	}
-	peer := peerThumbprint(r)
-	ms, err := c.machines.byThumbprint(r.Context(), peer)
+	ms, err := c.machines.byThumbprint(r.Context(), peerThumbprint(r))
 	if err != nil {
 		return cuttle.Command{}, err
 	}
@@ -196,8 +194,39 @@ func (c *Comms) agentCommand(r *http.Request, uid string) (cuttle.Command, error
 			return cmd, nil
 		}
 	}
-	c.log.Warn("refused an agent's request about a command of another machine", "command", uid, "thumbprint", peer)
-	return cuttle.Command{}, notFound
+	c.refusedOtherMachine(r, uid)
+	return cuttle.Command{}, noSuchCommand(uid)
+}
+
+func noSuchCommand(uid string) error {
+	return cuttle.Errorf(cuttle.KindNotFound, "This agent has no command %q.", uid)
+}
+
+// refusedOtherMachine logs a request about a command of another machine
+// than the agent's.
+func (c *Comms) refusedOtherMachine(r *http.Request, uid string) {
+	c.log.Warn("refused an agent's request about a command of another machine", "command", uid, "thumbprint", peerThumbprint(r))
+}
+
+// recordReport stores a report on one of the agent's commands: the store
+// looks the command up among the agent's machines, so a report costs no
+// read of its own. KindNotFound (logged when the command is another
+// machine's) if none of them has it.
+func (c *Comms) recordReport(r *http.Request, report cuttle.CommandReport) (cuttle.Command, error) {
+	ms, err := c.machines.byThumbprint(r.Context(), peerThumbprint(r))
+	if err != nil {
+		return cuttle.Command{}, err
+	}
+	for _, m := range ms {
+		stored, err := c.store.RecordReport(r.Context(), m.ID, report)
+		if !cuttle.IsKind(err, cuttle.KindNotFound) {
+			return stored, err
+		}
+	}
+	if _, err := c.store.CommandByUID(r.Context(), report.UID); err == nil {
+		c.refusedOtherMachine(r, report.UID)
+	}
+	return cuttle.Command{}, noSuchCommand(report.UID)
 }
 
 // handleReport stores a command's report and acknowledges what is stored.
@@ -206,13 +235,9 @@ func (c *Comms) handleReport(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, maxReportBody, &rep); err != nil {
 		return err
 	}
-	cmd, err := c.agentCommand(r, r.PathValue("uid"))
-	if err != nil {
-		return err
-	}
 	// A NUL, which scripts may print (find -print0), is kept as U+FFFD:
 	// PostgreSQL stores no NUL in text nor \u0000 in JSON.
-	report := cuttle.CommandReport{UID: cmd.UID, State: cuttle.CommandState(rep.State), ExitCode: rep.ExitCode,
+	report := cuttle.CommandReport{UID: r.PathValue("uid"), State: cuttle.CommandState(rep.State), ExitCode: rep.ExitCode,
 		Result: json.RawMessage(noNULJSON.Replace(string(rep.Result))), Error: noNUL.Replace(rep.Error)}
 	if len(rep.Result) == 0 {
 		report.Result = nil
@@ -220,10 +245,10 @@ func (c *Comms) handleReport(w http.ResponseWriter, r *http.Request) error {
 	for _, l := range rep.Lines {
 		report.Lines = append(report.Lines, cuttle.CommandLine{Seq: l.Seq, Time: l.Time, Stream: l.Stream, Text: noNUL.Replace(l.Text)})
 	}
-	stored, err := c.store.RecordReport(r.Context(), cmd.MachineID, report)
+	stored, err := c.recordReport(r, report)
 	if cuttle.IsKind(err, cuttle.KindConflict) {
 		// A gap: answer with what is stored, for the agent to resend from.
-		if cur, rerr := c.store.Command(r.Context(), cmd.ID); rerr == nil {
+		if cur, rerr := c.store.CommandByUID(r.Context(), report.UID); rerr == nil {
 			writeJSON(w, http.StatusConflict, ack(cur))
 			return nil
 		}
@@ -231,7 +256,7 @@ func (c *Comms) handleReport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.store.Notify(r.Context(), store.ChannelCommands, strconv.FormatInt(cmd.ID, 10)); err != nil {
+	if err := c.store.Notify(r.Context(), store.ChannelCommands, strconv.FormatInt(stored.ID, 10)); err != nil {
 		c.log.Debug("notifying a command's report failed; its follower reads it within a second", "err", err)
 	}
 	writeJSON(w, http.StatusOK, ack(stored))

@@ -33,13 +33,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testcluster.RunWithPostgres(m)) }
 
-// Fast cluster settings: heartbeat 200 ms (a 600 ms leader lease), and a
-// node is offline 1.5 s after its last check-in.
-const (
-	tcHeartbeat = 200 * time.Millisecond
-	tcStale     = 1500 * time.Millisecond
-)
-
 // Task states as the API names them.
 const (
 	tsQueued     = "Queued"
@@ -50,31 +43,6 @@ const (
 	tsCanceled   = "Canceled"
 	tsTimedOut   = "TimedOut"
 )
-
-// startTaskCluster starts one node per cap, named node-a, node-b, ..., each
-// with --task-cap set to its cap, on a fresh database of the package's
-// PostgreSQL; it sets the fast settings (and any extra settings) right
-// after the first node starts, and waits for a leader.
-func startTaskCluster(t *testing.T, extra map[string]time.Duration, caps ...int) *testcluster.Cluster {
-	t.Helper()
-	c := testcluster.NewCluster(t, testcluster.SharedPostgres(t).NewDatabase(t))
-	for i, taskCap := range caps {
-		n := c.StartNode(fmt.Sprintf("node-%c", 'a'+i), "--task-cap", strconv.Itoa(taskCap))
-		if i == 0 {
-			settings := map[string]time.Duration{"HeartbeatFrequencySeconds": tcHeartbeat, "StaleTimeoutSeconds": tcStale}
-			for k, v := range extra {
-				settings[k] = v
-			}
-			if _, err := n.Client.SetClusterSettings(testcluster.Context(t, 5*time.Second), settings); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if _, err := c.WaitLeader(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // queueTask queues a task through cl.
 func queueTask(t *testing.T, cl *client.Client, name string, args map[string]any) client.Task {
@@ -257,7 +225,7 @@ func activeOn(ctx context.Context, t *testing.T, cl *client.Client, node string)
 // then starts at once (Invariant 4).
 func TestTaskCapsHoldAndApplyAtRunTime(t *testing.T) {
 	t.Parallel()
-	c := startTaskCluster(t, nil, 1, 2, 0)
+	c := testcluster.StartFastCluster(t, nil, 1, 2, 0)
 	ctx := testcluster.Context(t, 2*time.Minute)
 	a, b := c.Node("node-a"), c.Node("node-b")
 	var ids []string
@@ -346,7 +314,7 @@ func TestTaskCapsHoldAndApplyAtRunTime(t *testing.T) {
 // the other nodes run the rest (Invariant 5).
 func TestTaskDrainMidRun(t *testing.T) {
 	t.Parallel()
-	c := startTaskCluster(t, nil, 2, 2, 2)
+	c := testcluster.StartFastCluster(t, nil, 2, 2, 2)
 	ctx := testcluster.Context(t, 2*time.Minute)
 	a, b := c.Node("node-a"), c.Node("node-b")
 	var ids []string
@@ -454,7 +422,7 @@ var resumedRE = regexp.MustCompile(`Resuming on node (\S+) after (\d+) of (\d+) 
 // Executing on the dead node (Invariants 2, 3).
 func TestTaskKilledNodeTasksResumeOrFail(t *testing.T) {
 	t.Parallel()
-	c := startTaskCluster(t, nil, 4, 0, 0)
+	c := testcluster.StartFastCluster(t, nil, 4, 0, 0)
 	ctx := testcluster.Context(t, 2*time.Minute)
 	a, b := c.Node("node-a"), c.Node("node-b")
 	dir := t.TempDir()
@@ -478,7 +446,7 @@ func TestTaskKilledNodeTasksResumeOrFail(t *testing.T) {
 	a.Kill()
 	killed := time.Now()
 	var w client.Task
-	testcluster.Eventually(t, tcStale+5*time.Second, func() error {
+	testcluster.Eventually(t, testcluster.FastStale+5*time.Second, func() error {
 		s := getTask(ctx, t, b.Client, script.Id)
 		if s.State != tsFailed || !strings.Contains(s.ErrorMessage, "node-a") {
 			return fmt.Errorf("script task is %s on %s (%q), want Failed naming node-a", s.State, s.ServerNode, s.ErrorMessage)
@@ -518,7 +486,7 @@ func TestTaskKilledNodeTasksResumeOrFail(t *testing.T) {
 // owns it, so anything still running is work nobody fences.
 func TestTaskScriptDiesWithItsNode(t *testing.T) {
 	t.Parallel()
-	c := startTaskCluster(t, nil, 1, 0)
+	c := testcluster.StartFastCluster(t, nil, 1, 0)
 	ctx := testcluster.Context(t, time.Minute)
 	a, b := c.Node("node-a"), c.Node("node-b")
 	dir := t.TempDir()
@@ -527,7 +495,7 @@ func TestTaskScriptDiesWithItsNode(t *testing.T) {
 	shell, child := scriptPids(t, dir, script.Id)
 	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
 	a.Kill()
-	testcluster.WaitTask(t, b.Client, script.Id, tcStale+5*time.Second, tsFailed)
+	testcluster.WaitTask(t, b.Client, script.Id, testcluster.FastStale+5*time.Second, tsFailed)
 	marker := filepath.Join(dir, script.Id)
 	size := testcluster.FileSize(marker)
 	testcluster.Eventually(t, 2*time.Second, func() error {
@@ -548,7 +516,7 @@ func TestTaskScriptDiesWithItsNode(t *testing.T) {
 // epoch do not grow, and no script ran on two nodes at once (Invariant 2).
 func TestTaskStoppedNodeIsFencedOut(t *testing.T) {
 	t.Parallel()
-	c := startTaskCluster(t, nil, 0, 0, 4)
+	c := testcluster.StartFastCluster(t, nil, 0, 0, 4)
 	ctx := testcluster.Context(t, 2*time.Minute)
 	a, victim := c.Node("node-a"), c.Node("node-c")
 	t.Cleanup(func() { victim.Signal(syscall.SIGCONT) })
@@ -585,7 +553,7 @@ func TestTaskStoppedNodeIsFencedOut(t *testing.T) {
 	}
 	stopped := time.Now()
 	var w client.Task
-	testcluster.Eventually(t, tcStale+5*time.Second, func() error {
+	testcluster.Eventually(t, testcluster.FastStale+5*time.Second, func() error {
 		for _, s := range scripts {
 			if tk := getTask(ctx, t, a.Client, s.Id); tk.State != tsFailed || !strings.Contains(tk.ErrorMessage, "node-c") {
 				return fmt.Errorf("script %s is %s (%q), want Failed naming node-c", s.Id, tk.State, tk.ErrorMessage)
@@ -635,7 +603,7 @@ func TestTaskStoppedNodeIsFencedOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Watch for a few heartbeats: nothing the resumed node does may change the tasks it lost.
-	for end := time.Now().Add(5 * tcHeartbeat); time.Now().Before(end); time.Sleep(tcHeartbeat / 2) {
+	for end := time.Now().Add(5 * testcluster.FastHeartbeat); time.Now().Before(end); time.Sleep(testcluster.FastHeartbeat / 2) {
 		for path, size := range sizes {
 			if now := testcluster.FileSize(path); now != size {
 				t.Fatalf("the resumed node-c wrote to %s after SIGCONT (%d -> %d bytes)", path, size, now)
@@ -673,7 +641,7 @@ func TestTaskStoppedNodeIsFencedOut(t *testing.T) {
 func TestTaskResumedNodeWritesNoStaleLog(t *testing.T) {
 	t.Parallel()
 	const rounds, perRound = 4, 4
-	c := startTaskCluster(t, nil, 0, 0, rounds*perRound)
+	c := testcluster.StartFastCluster(t, nil, 0, 0, rounds*perRound)
 	a, victim := c.Node("node-a"), c.Node("node-c")
 	t.Cleanup(func() { victim.Signal(syscall.SIGCONT) })
 	dir := t.TempDir()
@@ -701,7 +669,7 @@ func TestTaskResumedNodeWritesNoStaleLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, id := range ids {
-			testcluster.WaitTask(t, a.Client, id, tcStale+5*time.Second, tsFailed)
+			testcluster.WaitTask(t, a.Client, id, testcluster.FastStale+5*time.Second, tsFailed)
 		}
 		sizes := map[string]int64{}
 		for _, id := range ids {
@@ -750,7 +718,7 @@ func TestTaskResumedNodeWritesNoStaleLog(t *testing.T) {
 // are gone; tasks cancelled after their owner was killed end Canceled too.
 func TestTaskCancelOnAnotherNode(t *testing.T) {
 	t.Parallel()
-	c := startTaskCluster(t, nil, 3, 0)
+	c := testcluster.StartFastCluster(t, nil, 3, 0)
 	ctx := testcluster.Context(t, time.Minute)
 	a, b := c.Node("node-a"), c.Node("node-b")
 	dir := t.TempDir()
@@ -815,7 +783,7 @@ func TestTaskCancelOnAnotherNode(t *testing.T) {
 		t.Logf("cancelling %s of the dead node-a answered %s", id, tk.State)
 	}
 	for _, id := range []string{orphan.Id, wait.Id} {
-		if tk := testcluster.WaitTask(t, b.Client, id, tcStale+5*time.Second, tsCanceled); tk.ErrorMessage != "" {
+		if tk := testcluster.WaitTask(t, b.Client, id, testcluster.FastStale+5*time.Second, tsCanceled); tk.ErrorMessage != "" {
 			t.Logf("task %s Canceled with message %q", id, tk.ErrorMessage)
 		}
 	}
@@ -827,7 +795,7 @@ func TestTaskCancelOnAnotherNode(t *testing.T) {
 // without an expiry waits and runs once a node has room.
 func TestTaskQueueExpiry(t *testing.T) {
 	t.Parallel()
-	c := startTaskCluster(t, nil, 0, 0)
+	c := testcluster.StartFastCluster(t, nil, 0, 0)
 	ctx := testcluster.Context(t, time.Minute)
 	a, b := c.Node("node-a"), c.Node("node-b")
 	type task struct {
@@ -884,7 +852,7 @@ func TestTaskQueueExpiry(t *testing.T) {
 func TestTaskLeaderJobsSurviveLeaderKill(t *testing.T) {
 	t.Parallel()
 	const interval = 3 * time.Second
-	c := startTaskCluster(t, map[string]time.Duration{"RetentionIntervalSeconds": interval}, 2, 2, 2)
+	c := testcluster.StartFastCluster(t, map[string]time.Duration{"RetentionIntervalSeconds": interval}, 2, 2, 2)
 	c.WatchLeaders(t)
 	ctx := testcluster.Context(t, 2*time.Minute)
 	leader, err := c.WaitLeader(5 * time.Second)
@@ -945,7 +913,7 @@ func TestTaskLeaderJobsSurviveLeaderKill(t *testing.T) {
 		if gap < interval-50*time.Millisecond {
 			t.Errorf("Retention %s came %v after %s: twice in one interval", runs[i].Id, gap, runs[i-1].Id)
 		}
-		limit := interval + 2*tcHeartbeat + slack
+		limit := interval + 2*testcluster.FastHeartbeat + slack
 		if runs[i-1].Id == last.Id {
 			limit += failover
 		}
@@ -972,7 +940,7 @@ func TestTaskLeaderJobsSurviveLeaderKill(t *testing.T) {
 // interval of the change, not an hour later.
 func TestTaskJobIntervalChangeApplies(t *testing.T) {
 	t.Parallel()
-	c := startTaskCluster(t, nil, 2)
+	c := testcluster.StartFastCluster(t, nil, 2)
 	a := c.Node("node-a")
 	ctx := testcluster.Context(t, time.Minute)
 	var first []client.Task
@@ -1009,7 +977,7 @@ func TestTaskJobIntervalChangeApplies(t *testing.T) {
 // cancelling a running task.
 func TestTaskOfficialClient(t *testing.T) {
 	t.Parallel()
-	c := startTaskCluster(t, nil, 2, 0)
+	c := testcluster.StartFastCluster(t, nil, 2, 0)
 	a, b := c.Node("node-a"), c.Node("node-b")
 	u, err := url.Parse(b.URL)
 	if err != nil {

@@ -19,6 +19,39 @@ import (
 	"github.com/cuttledeploy/cuttle/client"
 )
 
+// Fast cluster settings for tests of tasks and agents: a heartbeat of
+// 200 ms (a 600 ms leader lease), a node offline 1.5 s after its last
+// check-in.
+const (
+	FastHeartbeat = 200 * time.Millisecond
+	FastStale     = 1500 * time.Millisecond
+)
+
+// StartFastCluster starts one node per cap, named node-a, node-b, ..., each
+// with --task-cap set to its cap, on a fresh database of the shared
+// PostgreSQL; right after the first node starts it sets the fast settings
+// and any extra cluster settings; then it waits for a leader.
+func StartFastCluster(tb testing.TB, extra map[string]time.Duration, caps ...int) *Cluster {
+	tb.Helper()
+	c := NewCluster(tb, SharedPostgres(tb).NewDatabase(tb))
+	for i, taskCap := range caps {
+		n := c.StartNode(fmt.Sprintf("node-%c", 'a'+i), "--task-cap", strconv.Itoa(taskCap))
+		if i == 0 {
+			settings := map[string]time.Duration{"HeartbeatFrequencySeconds": FastHeartbeat, "StaleTimeoutSeconds": FastStale}
+			for k, v := range extra {
+				settings[k] = v
+			}
+			if _, err := n.Client.SetClusterSettings(Context(tb, 5*time.Second), settings); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	if _, err := c.WaitLeader(10 * time.Second); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
 // Node returns the cluster's node named name, or nil.
 func (c *Cluster) Node(name string) *Node {
 	for _, n := range c.nodes() {
