@@ -95,6 +95,10 @@ type MachineQuery struct {
 
 // MachineHealth is what a health check records of one machine.
 type MachineHealth struct {
+	// TaskID is the health task that found it. The store keeps a result
+	// only if it holds none of a later task (a higher id), so that a late
+	// write of an older check never overwrites a newer one.
+	TaskID        int64
 	Status        HealthStatus
 	StatusSummary string
 	AgentVersion  string

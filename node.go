@@ -119,8 +119,24 @@ type Node struct {
 	Addresses      []string
 	KeyFingerprint string
 	StartedAt      time.Time
+	// Incarnation counts the node's registrations: each start of the node
+	// begins a new one, and a clean stop ends it (see NodeRef).
+	Incarnation int64
 	// RunningTaskCount is the number of tasks the node executes now.
 	RunningTaskCount int
+}
+
+// Ref returns the node's current incarnation.
+func (n Node) Ref() NodeRef { return NodeRef{ID: n.ID, Incarnation: n.Incarnation} }
+
+// NodeRef names one incarnation of a node: the span from one registration to
+// the clean stop or next registration that ends it. Writes on behalf of a
+// running node (check-ins, the clean stop) are fenced by it, so that a
+// statement of a stopped or restarted process that commits late changes
+// nothing (DESIGN.md invariant 9).
+type NodeRef struct {
+	ID          int64
+	Incarnation int64
 }
 
 // NodeRegistration is what a starting node tells the cluster about itself.

@@ -123,7 +123,7 @@ func (e *env) registerNode(name string, online bool) cuttle.Node {
 		e.t.Fatal(err)
 	}
 	if !online {
-		if err := e.store.SetOffline(ctx, n.ID); err != nil {
+		if _, err := e.store.SetOffline(ctx, n.Ref()); err != nil {
 			e.t.Fatal(err)
 		}
 	}

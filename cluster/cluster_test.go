@@ -179,9 +179,17 @@ func TestStoppedLeaderLearnsItLostItsTerm(t *testing.T) {
 		}
 		return nil
 	})
-	if l, err := c.WaitLeader(time.Second); err != nil || l != next {
-		t.Fatalf("leader after resume: %v, %v; want %s", l, err, next.Config.Name)
-	}
+	// The cluster still has one leader, of the new term or a later one. It
+	// need not be the same node: on a loaded machine a leader may lose its
+	// lease fairly (WatchLeaders checks that no two ever lead at once).
+	testcluster.Eventually(t, 5*time.Second, func() error {
+		for _, n := range c.Nodes {
+			if p, err := n.Ping(); err == nil && p.Leading() && p.Term >= newTerm {
+				return nil
+			}
+		}
+		return fmt.Errorf("no node leads term %d or a later one", newTerm)
+	})
 }
 
 func mustPing(t *testing.T, n *testcluster.Node) testcluster.PingResult {

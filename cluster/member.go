@@ -117,6 +117,11 @@ type Member struct {
 	leaderCtx    context.Context
 	leaderCancel context.CancelFunc
 	watchdog     *time.Timer
+	// lapsed is the term whose trust window passed without a renewal: the
+	// node no longer leads it, but renews it on its next tick if nobody took
+	// the lease meanwhile, so that a slow renewal does not hand leadership
+	// to another node.
+	lapsed int64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -237,23 +242,28 @@ func (m *Member) BeginStop() {
 	m.Refresh()
 }
 
-// Stop stops checking in, resigns leadership, and marks the node offline,
-// within ctx. It reports the first error met; the node is stopped either way.
+// Stop stops checking in, resigns leadership, and ends this incarnation of
+// the node (offline at once), within ctx. It reports the first error met; the
+// node is stopped either way. The store fences the end of the incarnation
+// against check-ins and bids still in flight (see store.Store.SetOffline), so
+// the node cannot come back online or lead once Stop has marked it offline.
 func (m *Member) Stop(ctx context.Context) error {
 	m.publish(func(s *State) { s.Status = StatusStopping })
 	if m.cancel != nil {
 		m.cancel()
 		<-m.done
 	}
-	var errs []error
-	if term := m.stepDown("node stopping"); term != 0 {
-		errs = append(errs, m.resign(ctx, term))
+	term := m.stepDown("node stopping")
+	ref := m.State().Node.Ref()
+	if ref.ID == 0 {
+		return nil
 	}
-	id := m.State().Node.ID
-	if id != 0 {
-		errs = append(errs, m.store.SetOffline(ctx, id))
-		errs = append(errs, m.store.Notify(ctx, store.ChannelNodes, cuttle.FormatID(cuttle.NodeIDPrefix, id)))
+	resigned, err := m.store.SetOffline(ctx, ref)
+	errs := []error{err}
+	if resigned || term != 0 {
+		errs = append(errs, m.store.Notify(ctx, store.ChannelLeader, "resigned"))
 	}
+	errs = append(errs, m.store.Notify(ctx, store.ChannelNodes, cuttle.FormatID(cuttle.NodeIDPrefix, ref.ID)))
 	return errors.Join(errs...)
 }
 
@@ -307,24 +317,33 @@ func (m *Member) loop(ctx context.Context) {
 		case <-timer.C:
 		case <-m.wake:
 		}
+		start := time.Now()
 		m.tick(ctx)
 		m.tickMu.Lock()
 		close(m.ticked)
 		m.ticked = make(chan struct{})
 		m.tickMu.Unlock()
-		timer.Reset(m.State().Settings.HeartbeatFrequency)
+		// Ticks keep their rate however long one takes, so that a slow
+		// database or a busy machine does not space renewals further apart.
+		timer.Reset(max(0, m.State().Settings.HeartbeatFrequency-time.Since(start)))
 	}
 }
 
-// tick checks in, reloads the settings, and runs one step of the leadership
-// state machine (see the package documentation).
+// tick renews the lease if this node leads, checks in, reloads the
+// settings, and runs one step of the leadership state machine (see the
+// package documentation).
 func (m *Member) tick(ctx context.Context) {
 	cur := m.State()
 	opCtx, cancel := context.WithTimeout(ctx, max(cur.Settings.HeartbeatFrequency, time.Second))
 	defer cancel()
 
+	// The renewal comes first: of everything a tick does, the lease's trust
+	// window is the tightest deadline.
+	if cur.Status != StatusStopping {
+		m.renew(opCtx, cur.Node.ID, cur.Settings.LeaseDuration())
+	}
 	start := time.Now()
-	node, err := m.store.CheckIn(opCtx, cur.Node.ID)
+	node, err := m.store.CheckIn(opCtx, cur.Node.Ref())
 	if cuttle.IsKind(err, cuttle.KindNotFound) {
 		// Removed while it could not check in (for example stopped past the
 		// stale timeout): register again under the same name.
@@ -333,7 +352,11 @@ func (m *Member) tick(ctx context.Context) {
 	}
 	if err != nil {
 		if !m.dbDown {
-			m.log.Error("check-in failed", "err", err)
+			if cuttle.IsKind(err, cuttle.KindConflict) {
+				m.log.Error("check-in refused: another process registered this node's name since; this process can no longer serve as the node", "err", err)
+			} else {
+				m.log.Error("check-in failed", "err", err)
+			}
 			m.dbDown = true
 		}
 		return // a leader's trust lapses by itself; its watchdog cancels the leadership
@@ -353,9 +376,59 @@ func (m *Member) tick(ctx context.Context) {
 	m.lead(opCtx, node, settings)
 }
 
-// lead runs one step of the leadership state machine.
+// renew extends the lease of the term this node leads, or of the term whose
+// trust lapsed if nobody took the lease since. A refusal ends the term: the
+// node steps down and resigns, which clears the row if the refusal came from
+// a drain (ResignLease changes nothing if the term moved on).
+func (m *Member) renew(ctx context.Context, nodeID int64, d time.Duration) {
+	m.mu.Lock()
+	term := m.term
+	if term == 0 {
+		term = m.lapsed
+	}
+	m.mu.Unlock()
+	if term == 0 {
+		return
+	}
+	start := time.Now()
+	_, err := m.store.RenewLease(ctx, nodeID, term, d)
+	switch {
+	case err == nil:
+		m.renewed(term, start, d)
+	case cuttle.IsKind(err, cuttle.KindConflict):
+		m.mu.Lock()
+		if m.lapsed == term {
+			m.lapsed = 0
+		}
+		m.mu.Unlock()
+		m.stepDown("lease lost to another node, or this node is draining")
+		if err := m.resign(ctx, term); err != nil {
+			m.log.Warn("resigning leadership failed; the lease will lapse", "err", err)
+		}
+	default:
+		m.log.Warn("renewing the leader lease failed", "term", term, "err", err)
+	}
+}
+
+// renewed extends the trust in term after a renewal of it that started at
+// start. If the trust had lapsed meanwhile (the renewal was slow, or came on
+// the tick after the lapse), the node takes the term up again, provided the
+// renewal is recent enough to trust: nobody else can have led that term,
+// since the database kept it for this node.
+func (m *Member) renewed(term int64, start time.Time, d time.Duration) {
+	m.mu.Lock()
+	lapsed := m.term == 0 && m.lapsed == term
+	m.mu.Unlock()
+	if !lapsed {
+		m.trust(term, start, d)
+	} else if time.Now().Before(start.Add(d - d/6)) {
+		m.becomeLeader(term, start, d)
+	}
+}
+
+// lead runs one step of the leadership state machine after a check-in: a
+// leader that drains or stops resigns; a follower bids.
 func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.ClusterSettings) {
-	d := settings.LeaseDuration()
 	m.mu.Lock()
 	term := m.term
 	m.mu.Unlock()
@@ -367,17 +440,6 @@ func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.Clu
 			if err := m.resign(ctx, term); err != nil {
 				m.log.Error("resigning leadership failed; the lease will lapse", "err", err)
 			}
-			return
-		}
-		start := time.Now()
-		_, err := m.store.RenewLease(ctx, node.ID, term, d)
-		switch {
-		case err == nil:
-			m.trust(term, start, d)
-		case cuttle.IsKind(err, cuttle.KindConflict):
-			m.stepDown("lease lost to another node")
-		default:
-			m.log.Warn("renewing the leader lease failed", "term", term, "err", err)
 		}
 		return
 	}
@@ -385,6 +447,7 @@ func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.Clu
 	if node.IsInMaintenanceMode || node.IsOffline || stopping {
 		return
 	}
+	d := settings.LeaseDuration()
 	start := time.Now()
 	lease, won, err := m.store.BidLease(ctx, node.ID, d)
 	if err != nil {
@@ -402,7 +465,7 @@ func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.Clu
 
 func (m *Member) becomeLeader(term int64, start time.Time, d time.Duration) {
 	m.mu.Lock()
-	m.term = term
+	m.term, m.lapsed = term, 0
 	m.leaderCtx, m.leaderCancel = context.WithCancel(context.Background())
 	m.mu.Unlock()
 	m.trust(term, start, d)
@@ -425,7 +488,14 @@ func (m *Member) trust(term int64, start time.Time, d time.Duration) {
 	if m.watchdog != nil {
 		m.watchdog.Stop()
 	}
-	m.watchdog = time.AfterFunc(time.Until(until), func() { m.stepDownTerm(term, "leader lease not renewed in time") })
+	m.watchdog = time.AfterFunc(time.Until(until), func() {
+		if m.stepDownTerm(term, "leader lease not renewed in time") {
+			m.mu.Lock()
+			m.lapsed = term
+			m.mu.Unlock()
+			m.Refresh() // renew it now, while the lease has not yet expired in the database
+		}
+	})
 }
 
 // stepDown stops leading, whatever the term, and returns the term it led (0 if none).
@@ -439,13 +509,15 @@ func (m *Member) stepDown(reason string) int64 {
 	return term
 }
 
-func (m *Member) stepDownTerm(term int64, reason string) {
+// stepDownTerm stops leading term and reports whether this node led it.
+func (m *Member) stepDownTerm(term int64, reason string) bool {
 	m.mu.Lock()
 	if m.term != term {
 		m.mu.Unlock()
-		return
+		return false
 	}
 	m.term = 0
+	m.lapsed = 0
 	m.trustUntil = time.Time{}
 	m.leaderCancel()
 	if m.watchdog != nil {
@@ -454,6 +526,7 @@ func (m *Member) stepDownTerm(term int64, reason string) {
 	m.mu.Unlock()
 	m.publish(func(s *State) { s.Term, s.trustUntil = 0, time.Time{} })
 	m.log.Info("no longer leading the cluster", "term", term, "reason", reason)
+	return true
 }
 
 // resign gives up the lease of term and tells the other nodes at once.

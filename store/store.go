@@ -41,13 +41,24 @@ type Store interface {
 
 	// RegisterNode creates the node of that name, or takes over the existing
 	// row of that name (keeping its id, cap and drain unless reg.TaskCap is
-	// set), records the registration's facts, and checks it in.
+	// set), records the registration's facts, and checks it in. Each
+	// registration starts a new incarnation of the node (Node.Incarnation one
+	// more), which ends the one before: a late check-in of an older
+	// incarnation changes nothing.
 	RegisterNode(ctx context.Context, reg cuttle.NodeRegistration) (cuttle.Node, error)
-	// CheckIn sets the node's last seen to the database's now, marks it
-	// online, and returns it. KindNotFound if the node was removed.
-	CheckIn(ctx context.Context, id int64) (cuttle.Node, error)
-	// SetOffline marks the node offline at once (a clean stop).
-	SetOffline(ctx context.Context, id int64) error
+	// CheckIn sets the node's last seen to the database's now and returns
+	// it, if ref is the node's live incarnation. KindNotFound if the node was
+	// removed; KindConflict if that incarnation ended (a clean stop, or a
+	// later registration of the node), since a check-in that lost its
+	// context may commit after the stop (DESIGN.md invariant 9).
+	CheckIn(ctx context.Context, ref cuttle.NodeRef) (cuttle.Node, error)
+	// SetOffline ends the incarnation ref at once (a clean stop): the node is
+	// offline from then on, and the leader lease is resigned if the node
+	// holds it, in the same transaction, so that a bid still in flight cannot
+	// leave a stopped node leading. It reports whether it resigned the
+	// lease. An incarnation that already ended is left alone. KindNotFound
+	// if there is no such node.
+	SetOffline(ctx context.Context, ref cuttle.NodeRef) (resigned bool, err error)
 	// Nodes returns every node ordered by id, with IsOffline computed against
 	// the database clock and the stale timeout.
 	Nodes(ctx context.Context) ([]cuttle.Node, error)
@@ -230,8 +241,9 @@ type AgentStore interface {
 	UpdateMachine(ctx context.Context, m cuttle.Machine) (cuttle.Machine, error)
 	// DeleteMachine removes a machine. KindNotFound if there is none.
 	DeleteMachine(ctx context.Context, id int64) error
-	// SetMachineHealth records a health check's findings, dated now.
-	// KindNotFound if there is no such machine.
+	// SetMachineHealth records a health check's findings, dated now, unless
+	// the machine holds the findings of a later task (h.TaskID is lower than
+	// theirs): then it changes nothing. KindNotFound if there is no such machine.
 	SetMachineHealth(ctx context.Context, id int64, h cuttle.MachineHealth) error
 
 	// EnsureCommands queues each command unless its task already has one

@@ -416,7 +416,10 @@ func (e *Executor) write(batch []cuttle.TaskResult) {
 		cancel()
 		if err == nil {
 			for _, id := range lost {
-				e.log.Warn("a task result was not recorded: another node took the task over", "task", cuttle.FormatID(cuttle.TaskIDPrefix, id))
+				// Taken over by another node, or this result was written by an
+				// earlier attempt that failed here but committed there.
+				e.log.Warn("a task result was not recorded: the task had moved on (taken over, or an earlier attempt of this write committed)",
+					"task", cuttle.FormatID(cuttle.TaskIDPrefix, id))
 			}
 			for _, r := range batch {
 				e.forget(r.ID, r.Epoch)

@@ -97,6 +97,7 @@ func runHealth(ctx context.Context, x *Execution) error {
 		if !x.owns() {
 			return errLost // another node checks it now
 		}
+		h.TaskID = x.Task.ID
 		if err := x.e.store.SetMachineHealth(ctx, m.ID, h); err != nil {
 			return err
 		}

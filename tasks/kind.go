@@ -44,6 +44,9 @@ type Execution struct {
 	copiedOnce sync.Once
 	copied     tasklog.Cursor // the end of the log as this execution began
 	copiedErr  error
+
+	checkpointMu  sync.Mutex
+	checkpointErr error // the first failed checkpoint write, sticky
 }
 
 // owns reports whether this node may still act as the task's owner (as
@@ -62,12 +65,21 @@ func (x *Execution) copiedSoFar() (tasklog.Cursor, error) {
 
 // Checkpoint stores where a resumable task has got to, so that a node taking
 // it over resumes from there (x.Task.Checkpoint). KindConflict if this node
-// no longer owns the task.
+// no longer owns the task. Once a write fails, every later call returns its
+// error and writes nothing: a failed write may still commit in the database
+// (DESIGN.md invariant 9), and a later checkpoint must never be overtaken by
+// it, so the run ends instead and its next owner resumes from what is stored.
 func (x *Execution) Checkpoint(ctx context.Context, checkpoint []byte) error {
+	x.checkpointMu.Lock()
+	defer x.checkpointMu.Unlock()
+	if x.checkpointErr != nil {
+		return x.checkpointErr
+	}
 	err := x.e.store.SaveCheckpoint(ctx, x.ref, checkpoint)
 	if cuttle.IsKind(err, cuttle.KindConflict) {
 		x.e.cancelRun(x.Task.ID, errLost)
 	}
+	x.checkpointErr = err
 	return err
 }
 

@@ -280,18 +280,20 @@ func (s *Store) DeleteMachine(ctx context.Context, id int64) error {
 	return nil
 }
 
-// SetMachineHealth records a health check's findings, dated now.
+// SetMachineHealth records a health check's findings, dated now, unless a
+// later task's findings are stored.
 // KindNotFound if there is no such machine.
 func (s *Store) SetMachineHealth(ctx context.Context, id int64, h cuttle.MachineHealth) error {
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE machines SET health_status = $2, status_summary = $3, agent_version = $4, os = $5,
-			health_checked_at = clock_timestamp()
-		WHERE id = $1`, id, string(h.Status), h.StatusSummary, h.AgentVersion, h.OS)
+			health_checked_at = clock_timestamp(), health_task_id = $6
+		WHERE id = $1 AND health_task_id <= $6`, id, string(h.Status), h.StatusSummary, h.AgentVersion, h.OS, h.TaskID)
 	if err != nil {
 		return dbError(err, "recording the machine's health")
 	}
 	if tag.RowsAffected() == 0 {
-		return machineNotFound(id)
+		_, err := s.Machine(ctx, id)
+		return err
 	}
 	return nil
 }

@@ -118,7 +118,7 @@ const runningTasks = `(SELECT count(*) FROM tasks r WHERE r.owner_id = n.id AND 
 
 // nodeColumns are the columns scanNode reads, from nodes aliased n.
 var nodeColumns = `n.id, n.name, n.max_concurrent_tasks, n.draining, n.last_seen, ` + offline("n") + `,
-	n.version, n.os, n.addresses, n.key_fingerprint, n.started_at, ` + runningTasks
+	n.version, n.os, n.addresses, n.key_fingerprint, n.started_at, n.incarnation, ` + runningTasks
 
 func scanNode(row pgx.Row) (cuttle.Node, error) {
 	var (
@@ -126,7 +126,7 @@ func scanNode(row pgx.Row) (cuttle.Node, error) {
 		lastSeen, startedAt *time.Time
 	)
 	err := row.Scan(&n.ID, &n.Name, &n.MaxConcurrentTasks, &n.IsInMaintenanceMode, &lastSeen, &n.IsOffline,
-		&n.Version, &n.OS, &n.Addresses, &n.KeyFingerprint, &startedAt, &n.RunningTaskCount)
+		&n.Version, &n.OS, &n.Addresses, &n.KeyFingerprint, &startedAt, &n.Incarnation, &n.RunningTaskCount)
 	if err != nil {
 		return cuttle.Node{}, err
 	}
@@ -174,10 +174,11 @@ func (s *Store) RegisterNode(ctx context.Context, reg cuttle.NodeRegistration) (
 		taskCap = &c
 	}
 	row := s.pool.QueryRow(ctx, `
-		INSERT INTO nodes AS n (name, max_concurrent_tasks, last_seen, stopped, version, os, addresses, key_fingerprint, started_at)
-		VALUES ($1, coalesce($2::integer, $3), clock_timestamp(), false, $4, $5, $6, $7, clock_timestamp())
+		INSERT INTO nodes AS n (name, max_concurrent_tasks, last_seen, stopped, version, os, addresses, key_fingerprint, started_at, incarnation)
+		VALUES ($1, coalesce($2::integer, $3), clock_timestamp(), false, $4, $5, $6, $7, clock_timestamp(), 1)
 		ON CONFLICT (name) DO UPDATE SET
 			max_concurrent_tasks = coalesce($2::integer, n.max_concurrent_tasks),
+			incarnation = n.incarnation + 1,
 			last_seen = clock_timestamp(),
 			stopped = false,
 			version = excluded.version,
@@ -194,27 +195,56 @@ func (s *Store) RegisterNode(ctx context.Context, reg cuttle.NodeRegistration) (
 	return n, nil
 }
 
-// CheckIn sets the node's last seen to the database's now, marks it online,
-// and returns it. KindNotFound if the node was removed.
-func (s *Store) CheckIn(ctx context.Context, id int64) (cuttle.Node, error) {
+// CheckIn sets the node's last seen to the database's now and returns it,
+// if ref is its live incarnation. KindNotFound if the node was removed,
+// KindConflict if the incarnation ended.
+func (s *Store) CheckIn(ctx context.Context, ref cuttle.NodeRef) (cuttle.Node, error) {
 	row := s.pool.QueryRow(ctx, `
-		UPDATE nodes AS n SET last_seen = clock_timestamp(), stopped = false
-		WHERE n.id = $1
-		RETURNING `+nodeColumns, id)
-	return oneNode(row, id, "checking the node in")
+		UPDATE nodes AS n SET last_seen = clock_timestamp()
+		WHERE n.id = $1 AND n.incarnation = $2 AND NOT n.stopped
+		RETURNING `+nodeColumns, ref.ID, ref.Incarnation)
+	n, err := oneNode(row, ref.ID, "checking the node in")
+	if cuttle.IsKind(err, cuttle.KindNotFound) {
+		if _, err := s.Node(ctx, ref.ID); err != nil {
+			return cuttle.Node{}, err
+		}
+		return cuttle.Node{}, incarnationEnded(ref)
+	}
+	return n, err
 }
 
-// SetOffline marks the node offline at once (a clean stop) until its next
-// check-in or registration. KindNotFound if there is no such node.
-func (s *Store) SetOffline(ctx context.Context, id int64) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE nodes SET stopped = true WHERE id = $1`, id)
-	if err != nil {
-		return dbError(err, "marking the node offline")
-	}
-	if tag.RowsAffected() == 0 {
-		return nodeNotFound(id)
-	}
-	return nil
+func incarnationEnded(ref cuttle.NodeRef) error {
+	return cuttle.Errorf(cuttle.KindConflict, "Incarnation %d of the node %s has ended: it was stopped, or the node was started again.",
+		ref.Incarnation, cuttle.FormatID(cuttle.NodeIDPrefix, ref.ID))
+}
+
+// SetOffline ends the incarnation ref (a clean stop) and resigns the leader
+// lease if the node holds it, in one transaction, and reports whether it
+// resigned. An incarnation that already ended is left alone. KindNotFound if
+// there is no such node.
+//
+// The lease is cleared by a second statement, whose snapshot is taken after
+// the first has its row lock on the node: a bid still in flight either
+// locked the node row first (BidLease reads it FOR SHARE), so that its win
+// is visible to the second statement and resigned, or finds the node stopped.
+func (s *Store) SetOffline(ctx context.Context, ref cuttle.NodeRef) (resigned bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE nodes SET stopped = true WHERE id = $1 AND incarnation = $2`, ref.ID, ref.Incarnation)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			var one int
+			if err := tx.QueryRow(ctx, `SELECT 1 FROM nodes WHERE id = $1`, ref.ID).Scan(&one); errors.Is(err, pgx.ErrNoRows) {
+				return nodeNotFound(ref.ID)
+			}
+			return err
+		}
+		tag, err = tx.Exec(ctx, `UPDATE leader_lease SET node_id = NULL, expires_at = NULL WHERE id = 1 AND node_id = $1`, ref.ID)
+		resigned = tag.RowsAffected() == 1
+		return err
+	})
+	return resigned, dbError(err, "marking the node offline")
 }
 
 // Nodes returns every node ordered by id, with IsOffline computed against the
@@ -318,7 +348,10 @@ func (s *Store) Lease(ctx context.Context) (cuttle.Lease, time.Time, error) {
 //
 // The bid is one UPDATE of the lease row: under READ COMMITTED a concurrent
 // bid waits for the row and re-checks the expiry against the winner's
-// version, so two bids never both win.
+// version, so two bids never both win. It reads the node's row FOR SHARE,
+// so that it sees the latest committed version of it (a clean stop that
+// committed after the bid's snapshot) and holds off a stop until it ends
+// (see SetOffline).
 func (s *Store) BidLease(ctx context.Context, nodeID int64, d time.Duration) (cuttle.Lease, bool, error) {
 	l, err := scanLease(s.pool.QueryRow(ctx, `
 		UPDATE leader_lease SET
@@ -327,7 +360,7 @@ func (s *Store) BidLease(ctx context.Context, nodeID int64, d time.Duration) (cu
 			expires_at = clock_timestamp() + `+interval("$2::bigint")+`
 		WHERE id = 1
 			AND (node_id IS NULL OR expires_at IS NULL OR expires_at <= clock_timestamp())
-			AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = $1 AND NOT n.draining AND NOT `+offline("n")+`)
+			AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = $1 AND NOT n.draining AND NOT `+offline("n")+` FOR SHARE)
 		RETURNING `+leaseColumns, nodeID, d.Microseconds()))
 	if err == nil {
 		return l, true, nil

@@ -289,14 +289,19 @@ func (s *Store) DeleteMachine(ctx context.Context, id int64) error {
 	return dbError(affected(res, err, machineNotFound(id)), "deleting the machine")
 }
 
-// SetMachineHealth records a health check's findings, dated now.
+// SetMachineHealth records a health check's findings, dated now, unless a
+// later task's findings are stored.
 // KindNotFound if there is no such machine.
 func (s *Store) SetMachineHealth(ctx context.Context, id int64, h cuttle.MachineHealth) error {
 	res, err := s.db.ExecContext(ctx, `
 		UPDATE machines SET health_status = ?, status_summary = ?, agent_version = ?, os = ?,
-			health_checked_at = `+nowMS+`
-		WHERE id = ?`, string(h.Status), h.StatusSummary, h.AgentVersion, h.OS, id)
-	return dbError(affected(res, err, machineNotFound(id)), "recording the machine's health")
+			health_checked_at = `+nowMS+`, health_task_id = ?
+		WHERE id = ? AND health_task_id <= ?`, string(h.Status), h.StatusSummary, h.AgentVersion, h.OS, h.TaskID, id, h.TaskID)
+	k, err := rowsAffected(res, err)
+	if err == nil && k == 0 {
+		_, err = s.Machine(ctx, id)
+	}
+	return dbError(err, "recording the machine's health")
 }
 
 const commandColumns = `id, uid, machine_id, task_id, key, kind, payload, state,

@@ -108,7 +108,7 @@ const runningTasks = `(SELECT count(*) FROM tasks r WHERE r.owner_id = n.id AND 
 // nodeSelect selects the columns scanNode reads from nodes aliased n; the
 // query must carry defaultStale.
 var nodeSelect = `SELECT n.id, n.name, n.max_concurrent_tasks, n.draining, n.last_seen, ` + offline("n") + `,
-	n.version, n.os, n.addresses, n.key_fingerprint, n.started_at, ` + runningTasks + `
+	n.version, n.os, n.addresses, n.key_fingerprint, n.started_at, n.incarnation, ` + runningTasks + `
 	FROM nodes n`
 
 type scanner interface{ Scan(dest ...any) error }
@@ -120,7 +120,7 @@ func scanNode(row scanner) (cuttle.Node, error) {
 		addresses           string
 	)
 	err := row.Scan(&n.ID, &n.Name, &n.MaxConcurrentTasks, &n.IsInMaintenanceMode, &lastSeen, &n.IsOffline,
-		&n.Version, &n.OS, &addresses, &n.KeyFingerprint, &startedAt, &n.RunningTaskCount)
+		&n.Version, &n.OS, &addresses, &n.KeyFingerprint, &startedAt, &n.Incarnation, &n.RunningTaskCount)
 	if err != nil {
 		return cuttle.Node{}, err
 	}
@@ -147,6 +147,11 @@ func node(ctx context.Context, q queryRower, id int64) (cuttle.Node, error) {
 		return cuttle.Node{}, nodeNotFound(id)
 	}
 	return n, err
+}
+
+func incarnationEnded(ref cuttle.NodeRef) error {
+	return cuttle.Errorf(cuttle.KindConflict, "Incarnation %d of the node %s has ended: it was stopped, or the node was started again.",
+		ref.Incarnation, cuttle.FormatID(cuttle.NodeIDPrefix, ref.ID))
 }
 
 func nodeNotFound(id int64) error {
@@ -179,10 +184,11 @@ func (s *Store) RegisterNode(ctx context.Context, reg cuttle.NodeRegistration) (
 	err = s.inTx(ctx, "registering the node", func(tx *sql.Tx) error {
 		var id int64
 		err := tx.QueryRowContext(ctx, `
-			INSERT INTO nodes (name, max_concurrent_tasks, draining, last_seen, stopped, version, os, addresses, key_fingerprint, started_at)
-			VALUES (:name, COALESCE(:cap, :default_cap), 0, `+nowMS+`, 0, :version, :os, :addresses, :fingerprint, `+nowMS+`)
+			INSERT INTO nodes (name, max_concurrent_tasks, draining, last_seen, stopped, version, os, addresses, key_fingerprint, started_at, incarnation)
+			VALUES (:name, COALESCE(:cap, :default_cap), 0, `+nowMS+`, 0, :version, :os, :addresses, :fingerprint, `+nowMS+`, 1)
 			ON CONFLICT (name) DO UPDATE SET
 				max_concurrent_tasks = COALESCE(:cap, nodes.max_concurrent_tasks),
+				incarnation = nodes.incarnation + 1,
 				last_seen = excluded.last_seen,
 				stopped = 0,
 				version = excluded.version,
@@ -203,16 +209,21 @@ func (s *Store) RegisterNode(ctx context.Context, reg cuttle.NodeRegistration) (
 	return n, err
 }
 
-// CheckIn sets the node's last seen to the database's now, marks it online,
-// and returns it. KindNotFound if the node was removed.
-func (s *Store) CheckIn(ctx context.Context, id int64) (cuttle.Node, error) {
+// CheckIn sets the node's last seen to the database's now and returns it,
+// if ref is its live incarnation. KindNotFound if the node was removed,
+// KindConflict if the incarnation ended.
+func (s *Store) CheckIn(ctx context.Context, ref cuttle.NodeRef) (cuttle.Node, error) {
 	var n cuttle.Node
 	err := s.inTx(ctx, "checking the node in", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE nodes SET last_seen = `+nowMS+`, stopped = 0 WHERE id = ?`, id)
-		if err := affected(res, err, nodeNotFound(id)); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE nodes SET last_seen = `+nowMS+`
+			WHERE id = ? AND incarnation = ? AND stopped = 0`, ref.ID, ref.Incarnation)
+		k, err := rowsAffected(res, err)
+		if err != nil {
 			return err
 		}
-		n, err = node(ctx, tx, id)
+		if n, err = node(ctx, tx, ref.ID); err == nil && k == 0 {
+			err = incarnationEnded(ref)
+		}
 		return err
 	})
 	return n, err
@@ -220,6 +231,14 @@ func (s *Store) CheckIn(ctx context.Context, id int64) (cuttle.Node, error) {
 
 // affected returns err if the statement failed, and notFound if it changed no
 // row.
+// rowsAffected returns the rows res changed, or err.
+func rowsAffected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 func affected(res sql.Result, err error, notFound error) error {
 	if err != nil {
 		return err
@@ -234,11 +253,26 @@ func affected(res sql.Result, err error, notFound error) error {
 	return nil
 }
 
-// SetOffline marks the node offline at once (a clean stop) until its next
-// check-in or registration. KindNotFound if there is no such node.
-func (s *Store) SetOffline(ctx context.Context, id int64) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE nodes SET stopped = 1 WHERE id = ?`, id)
-	return dbError(affected(res, err, nodeNotFound(id)), "marking the node offline")
+// SetOffline ends the incarnation ref (a clean stop) and resigns the leader
+// lease if the node holds it, in one transaction, and reports whether it
+// resigned. An incarnation that already ended is left alone. KindNotFound if
+// there is no such node.
+func (s *Store) SetOffline(ctx context.Context, ref cuttle.NodeRef) (resigned bool, err error) {
+	err = s.inTx(ctx, "marking the node offline", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE nodes SET stopped = 1 WHERE id = ? AND incarnation = ?`, ref.ID, ref.Incarnation)
+		k, err := rowsAffected(res, err)
+		if err != nil || k == 0 {
+			if err == nil {
+				_, err = node(ctx, tx, ref.ID)
+			}
+			return err
+		}
+		res, err = tx.ExecContext(ctx, `UPDATE leader_lease SET node_id = NULL, expires_at = NULL WHERE id = 1 AND node_id = ?`, ref.ID)
+		k, err = rowsAffected(res, err)
+		resigned = k == 1
+		return err
+	})
+	return resigned, err
 }
 
 // Nodes returns every node ordered by id, with IsOffline computed against the

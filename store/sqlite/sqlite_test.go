@@ -84,7 +84,7 @@ func TestReopen(t *testing.T) {
 		}
 	}
 	// Both write.
-	if _, err := s2.CheckIn(ctx, n1.ID); err != nil {
+	if _, err := s2.CheckIn(ctx, n1.Ref()); err != nil {
 		t.Error(err)
 	}
 	if _, err := s3.CreateUser(ctx, "other", false); err != nil {

@@ -186,6 +186,17 @@ func testMachines(t *testing.T, s store.Store) {
 	wantKind(t, err, cuttle.KindNotFound, "UpdateMachine of a missing id")
 	wantKind(t, s.SetMachineHealth(ctx, 999, cuttle.MachineHealth{Status: cuttle.Healthy}), cuttle.KindNotFound, "SetMachineHealth of a missing id")
 
+	// A later task's findings stand against an earlier task's late write.
+	check(t, s.SetMachineHealth(ctx, updated.ID, cuttle.MachineHealth{TaskID: 7, Status: cuttle.Healthy}), "SetMachineHealth of task 7")
+	check(t, s.SetMachineHealth(ctx, updated.ID, cuttle.MachineHealth{TaskID: 6, Status: cuttle.Unavailable}), "SetMachineHealth of task 6")
+	if got, err := s.Machine(ctx, updated.ID); err != nil || got.HealthStatus != cuttle.Healthy {
+		t.Errorf("health after an earlier task's late write = %v, %v; want task 7's Healthy", got.HealthStatus, err)
+	}
+	check(t, s.SetMachineHealth(ctx, updated.ID, cuttle.MachineHealth{TaskID: 7, Status: cuttle.HasWarnings}), "SetMachineHealth of task 7 again")
+	if got, err := s.Machine(ctx, updated.ID); err != nil || got.HealthStatus != cuttle.HasWarnings {
+		t.Errorf("health after the same task wrote again = %v, %v; want HasWarnings", got.HealthStatus, err)
+	}
+
 	check(t, s.DeleteMachine(ctx, updated.ID), "DeleteMachine")
 	wantKind(t, s.DeleteMachine(ctx, updated.ID), cuttle.KindNotFound, "DeleteMachine twice")
 }

@@ -119,17 +119,15 @@ func testBidLeaseDraining(t *testing.T, s store.Store) {
 }
 
 func testBidLeaseOffline(t *testing.T, s store.Store) {
-	ctx := t.Context()
 	initCluster(t, s)
 	a := register(t, s, "a")
-	check(t, s.SetOffline(ctx, a.ID), "SetOffline")
+	setOffline(t, s, a)
 	l := bid(t, s, a.ID, time.Minute, false)
 	wantLease(t, "an offline node's bid", l, 0, 0)
 
-	_, err := s.CheckIn(ctx, a.ID)
-	check(t, err, "CheckIn")
+	a = register(t, s, a.Name)
 	l = bid(t, s, a.ID, time.Minute, true)
-	wantLease(t, "the bid after checking in", l, 1, a.ID)
+	wantLease(t, "the bid after starting again", l, 1, a.ID)
 }
 
 func testBidLeaseConcurrent(t *testing.T, s store.Store) {

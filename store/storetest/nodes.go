@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -65,7 +66,7 @@ func testRegisterNode(t *testing.T, s store.Store) {
 	// drain; new facts; checked in and online.
 	_, err = s.UpdateNode(ctx, n.ID, cuttle.NodeUpdate{MaxConcurrentTasks: ptr(2), IsInMaintenanceMode: ptr(true)})
 	check(t, err, "UpdateNode")
-	check(t, s.SetOffline(ctx, n.ID), "SetOffline")
+	setOffline(t, s, n)
 	waitPast(t, s, n.StartedAt)
 	reg2 := cuttle.NodeRegistration{Name: "node-a", Version: "1.2.4", OS: "windows", Addresses: []string{"10.0.0.2"}, KeyFingerprint: "fp-b"}
 	n2, err := s.RegisterNode(ctx, reg2)
@@ -126,7 +127,7 @@ func testCheckIn(t *testing.T, s store.Store) {
 	n := register(t, s, "a")
 
 	waitPast(t, s, n.LastSeen)
-	c, err := s.CheckIn(ctx, n.ID)
+	c, err := s.CheckIn(ctx, n.Ref())
 	check(t, err, "CheckIn")
 	if !c.LastSeen.After(n.LastSeen) {
 		t.Errorf("CheckIn: LastSeen = %v, want after %v", c.LastSeen, n.LastSeen)
@@ -138,7 +139,7 @@ func testCheckIn(t *testing.T, s store.Store) {
 		t.Errorf("Node: LastSeen = %v, want the check-in's %v", got.LastSeen, c.LastSeen)
 	}
 
-	_, err = s.CheckIn(ctx, n.ID+1000)
+	_, err = s.CheckIn(ctx, cuttle.NodeRef{ID: n.ID + 1000, Incarnation: 1})
 	wantKind(t, err, cuttle.KindNotFound, "CheckIn of an unknown node")
 }
 
@@ -148,7 +149,7 @@ func testSetOffline(t *testing.T, s store.Store) {
 	n := register(t, s, "a")
 	other := register(t, s, "b")
 
-	check(t, s.SetOffline(ctx, n.ID), "SetOffline")
+	setOffline(t, s, n)
 	if !node(t, s, n.ID).IsOffline {
 		t.Error("Node: not offline right after SetOffline")
 	}
@@ -163,19 +164,72 @@ func testSetOffline(t *testing.T, s store.Store) {
 		t.Error("SetOffline of one node took another offline")
 	}
 
-	c, err := s.CheckIn(ctx, n.ID)
-	check(t, err, "CheckIn")
-	if c.IsOffline {
-		t.Error("CheckIn returned the node offline")
-	}
-	if node(t, s, n.ID).IsOffline {
-		t.Error("Node: offline after CheckIn")
+	// A check-in of the stopped incarnation (one that lost its context
+	// before the stop and committed after it) is refused and changes nothing.
+	_, err = s.CheckIn(ctx, n.Ref())
+	wantKind(t, err, cuttle.KindConflict, "CheckIn of a stopped incarnation")
+	if got := node(t, s, n.ID); !got.IsOffline || !got.LastSeen.Equal(n.LastSeen) {
+		t.Errorf("Node after a check-in of the stopped incarnation = %+v; want offline, last seen %v", got, n.LastSeen)
 	}
 
-	// Registering again brings a stopped node online too.
-	check(t, s.SetOffline(ctx, n.ID), "SetOffline")
-	if r := register(t, s, "a"); r.IsOffline || node(t, s, n.ID).IsOffline {
-		t.Error("a stopped node that registered again is offline")
+	// Registering again starts a new incarnation, online; the old one can
+	// neither check in nor stop it.
+	r := register(t, s, "a")
+	if r.IsOffline || r.Incarnation != n.Incarnation+1 || r.ID != n.ID {
+		t.Errorf("a stopped node that registered again = %+v; want node %d online, incarnation %d", r, n.ID, n.Incarnation+1)
+	}
+	_, err = s.CheckIn(ctx, n.Ref())
+	wantKind(t, err, cuttle.KindConflict, "CheckIn of an incarnation that a registration ended")
+	if _, err := s.SetOffline(ctx, n.Ref()); err != nil {
+		t.Errorf("SetOffline of an ended incarnation: %v", err)
+	}
+	if node(t, s, n.ID).IsOffline {
+		t.Error("SetOffline of an ended incarnation took the new one offline")
+	}
+	if _, err := s.CheckIn(ctx, r.Ref()); err != nil {
+		t.Errorf("CheckIn of the live incarnation: %v", err)
+	}
+	_, err = s.SetOffline(ctx, cuttle.NodeRef{ID: n.ID + 1000, Incarnation: 1})
+	wantKind(t, err, cuttle.KindNotFound, "SetOffline of an unknown node")
+}
+
+func testSetOfflineResigns(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	initCluster(t, s)
+	a := register(t, s, "a")
+	b := register(t, s, "b")
+	bid(t, s, a.ID, time.Minute, true)
+
+	if resigned, err := s.SetOffline(ctx, b.Ref()); err != nil || resigned {
+		t.Errorf("SetOffline of a follower = %v, %v; want no resignation", resigned, err)
+	}
+	resigned, err := s.SetOffline(ctx, a.Ref())
+	check(t, err, "SetOffline")
+	if !resigned {
+		t.Error("SetOffline of the leader did not report a resignation")
+	}
+	l, _, err := s.Lease(ctx)
+	check(t, err, "Lease")
+	wantLease(t, "the lease after the leader stopped", l, 1, 0)
+}
+
+// testStopRacesBid stops nodes while their bids are in flight: whatever the
+// order in which the database applies the two, a stopped node never holds
+// the lease afterwards.
+func testStopRacesBid(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	initCluster(t, s)
+	for i := range 20 {
+		n := register(t, s, fmt.Sprintf("racer-%d", i))
+		var wg sync.WaitGroup
+		wg.Go(func() { s.BidLease(ctx, n.ID, time.Minute) })
+		wg.Go(func() { s.SetOffline(ctx, n.Ref()) })
+		wg.Wait()
+		l, _, err := s.Lease(ctx)
+		check(t, err, "Lease")
+		if l.NodeID == n.ID {
+			t.Fatalf("round %d: the stopped node holds the lease: %+v", i, l)
+		}
 	}
 }
 
@@ -220,7 +274,7 @@ func testStale(t *testing.T, s store.Store) {
 	}
 
 	// A check-in brings it back.
-	c, err := s.CheckIn(ctx, n.ID)
+	c, err := s.CheckIn(ctx, n.Ref())
 	check(t, err, "CheckIn")
 	if c.IsOffline {
 		t.Error("CheckIn of a stale node returned it offline")
@@ -309,7 +363,7 @@ func testDeleteNode(t *testing.T, s store.Store) {
 	wantKind(t, s.DeleteNode(ctx, n.ID), cuttle.KindConflict, "DeleteNode of an online node")
 	node(t, s, n.ID) // still there
 
-	check(t, s.SetOffline(ctx, n.ID), "SetOffline")
+	setOffline(t, s, n)
 	check(t, s.DeleteNode(ctx, n.ID), "DeleteNode of an offline node")
 	_, err := s.Node(ctx, n.ID)
 	wantKind(t, err, cuttle.KindNotFound, "Node after DeleteNode")
@@ -320,23 +374,23 @@ func testDeleteNode(t *testing.T, s store.Store) {
 	}
 
 	wantKind(t, s.DeleteNode(ctx, n.ID), cuttle.KindNotFound, "DeleteNode of a deleted node")
-	_, err = s.CheckIn(ctx, n.ID)
+	_, err = s.CheckIn(ctx, n.Ref())
 	wantKind(t, err, cuttle.KindNotFound, "CheckIn of a deleted node")
 }
 
 func testConcurrentCheckIns(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	initCluster(t, s)
-	var ids []int64
+	var nodes []cuttle.Node
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
-		ids = append(ids, register(t, s, name).ID)
+		nodes = append(nodes, register(t, s, name))
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, len(ids)*20)
-	for _, id := range ids {
+	errs := make(chan error, len(nodes)*20)
+	for _, n := range nodes {
 		wg.Go(func() {
 			for range 20 {
-				if _, err := s.CheckIn(ctx, id); err != nil {
+				if _, err := s.CheckIn(ctx, n.Ref()); err != nil {
 					errs <- err
 				}
 				if _, err := s.Nodes(ctx); err != nil {

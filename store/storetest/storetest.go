@@ -48,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RegisterNodeTaskCap", testRegisterNodeTaskCap},
 		{"CheckIn", testCheckIn},
 		{"SetOffline", testSetOffline},
+		{"SetOfflineResigns", testSetOfflineResigns},
+		{"StopRacesBid", testStopRacesBid},
 		{"Stale", testStale},
 		{"Nodes", testNodes},
 		{"UpdateNode", testUpdateNode},
@@ -173,6 +175,13 @@ func initCluster(t *testing.T, s store.Store) cuttle.Cluster {
 }
 
 // register registers a node with default facts.
+// setOffline ends the incarnation of n, as a clean stop does.
+func setOffline(t *testing.T, s store.Store, n cuttle.Node) {
+	t.Helper()
+	_, err := s.SetOffline(t.Context(), n.Ref())
+	check(t, err, "SetOffline "+n.Name)
+}
+
 func register(t *testing.T, s store.Store, name string) cuttle.Node {
 	t.Helper()
 	n, err := s.RegisterNode(t.Context(), cuttle.NodeRegistration{

@@ -112,7 +112,7 @@ func shortStale(t *testing.T, s store.Store) cuttle.ClusterSettings {
 
 // keepAlive checks the node in every 50 ms until the test ends or the
 // returned function is called, which returns once the check-ins stopped.
-func keepAlive(t *testing.T, s store.Store, id int64) (stop func()) {
+func keepAlive(t *testing.T, s store.Store, n cuttle.Node) (stop func()) {
 	quit := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -124,9 +124,9 @@ func keepAlive(t *testing.T, s store.Store, id int64) (stop func()) {
 			case <-quit:
 				return
 			case <-tick.C:
-				if _, err := s.CheckIn(t.Context(), id); err != nil {
+				if _, err := s.CheckIn(t.Context(), n.Ref()); err != nil {
 					if t.Context().Err() == nil { // not the test's end, which cancels its context before the cleanup stops this
-						t.Errorf("CheckIn %d: %v", id, err)
+						t.Errorf("CheckIn %s: %v", n.Name, err)
 					}
 					return
 				}
@@ -361,7 +361,7 @@ func testClaimTasksCap(t *testing.T, s store.Store) {
 			t.Errorf("Nodes: node %s runs %d tasks, want %d", n.Name, n.RunningTaskCount, want)
 		}
 	}
-	if c, err := s.CheckIn(ctx, a.ID); err != nil || c.RunningTaskCount != 2 {
+	if c, err := s.CheckIn(ctx, a.Ref()); err != nil || c.RunningTaskCount != 2 {
 		t.Errorf("CheckIn = RunningTaskCount %d, %v; want 2", c.RunningTaskCount, err)
 	}
 
@@ -407,15 +407,14 @@ func testClaimTasksUnavailableNode(t *testing.T, s store.Store) {
 	_, err = s.UpdateNode(ctx, a.ID, cuttle.NodeUpdate{IsInMaintenanceMode: ptr(false)})
 	check(t, err, "UpdateNode")
 
-	check(t, s.SetOffline(ctx, a.ID), "SetOffline")
+	setOffline(t, s, a)
 	if got := claim(t, s, a.ID, 5); len(got) != 0 {
 		t.Errorf("an offline node claimed %v", ids(got))
 	}
 
-	_, err = s.CheckIn(ctx, a.ID)
-	check(t, err, "CheckIn")
+	a = register(t, s, a.Name)
 	if got := claim(t, s, a.ID, 5); len(got) != 2 {
-		t.Errorf("an online node claimed %v, want both tasks", ids(got))
+		t.Errorf("a node started again claimed %v, want both tasks", ids(got))
 	}
 }
 
@@ -781,8 +780,8 @@ func testTakeOverTasks(t *testing.T, s store.Store) {
 	settings := shortStale(t, s)
 	a := register(t, s, "node-a") // stops checking in after the claims
 	b := register(t, s, "node-b")
-	stopA := keepAlive(t, s, a.ID)
-	keepAlive(t, s, b.ID)
+	stopA := keepAlive(t, s, a)
+	keepAlive(t, s, b)
 
 	resumable := createTask(t, s, cuttle.NewTask{Name: "Deploy", Resumable: true, QueueTimeout: time.Minute})
 	plain := createTask(t, s, cuttle.NewTask{Name: "AdHocScript"})
@@ -908,8 +907,8 @@ func testTakeOverTasksConcurrent(t *testing.T, s store.Store) {
 	if len(onA) != 30 || len(onD) != 1 {
 		t.Fatalf("claimed %d and %d tasks, want 30 and 1", len(onA), len(onD))
 	}
-	check(t, s.SetOffline(ctx, a.ID), "SetOffline")
-	check(t, s.SetOffline(ctx, d.ID), "SetOffline")
+	setOffline(t, s, a)
+	setOffline(t, s, d)
 	check(t, s.DeleteNode(ctx, d.ID), "DeleteNode")
 
 	const takers = 4
