@@ -148,26 +148,11 @@ func (s *Server) machineRoutes() {
 	s.handle("GET /api/configuration/certificates", user, s.handleCertificateList)
 }
 
-func slug(name string) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(name) {
-		if ('a' <= r && r <= 'z') || ('0' <= r && r <= '9') {
-			b.WriteRune(r)
-			dash = false
-		} else if !dash && b.Len() > 0 {
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	return strings.TrimSuffix(b.String(), "-")
-}
-
 func toEnvironmentResource(e cuttle.Environment) environmentResource {
 	id := cuttle.FormatID(cuttle.EnvironmentIDPrefix, e.ID)
 	self := "/api/" + DefaultSpaceID + "/environments/" + id
 	return environmentResource{
-		Id: id, Name: e.Name, Description: e.Description, Slug: slug(e.Name), SortOrder: e.SortOrder,
+		Id: id, Name: e.Name, Description: e.Description, Slug: cuttle.Slug(e.Name), SortOrder: e.SortOrder,
 		UseGuidedFailure: e.UseGuidedFailure, AllowDynamicInfrastructure: e.AllowDynamicInfrastructure, SpaceId: e.SpaceID,
 		EnvironmentTags: []string{}, ExtensionSettings: []json.RawMessage{},
 		Links: map[string]string{"Self": self, "Machines": "/api/" + DefaultSpaceID + "/machines?environmentIds=" + id},

@@ -62,6 +62,9 @@ func (s *Server) root(spaceID string) rootResource {
 		"MachineRoles":             "/api/Spaces-1/machineroles/all",
 		"CertificateConfiguration": "/api/configuration/certificates{/id}{?skip,take,ids,partialName}",
 	}
+	for k, v := range s.links {
+		links[k] = v
+	}
 	id := "Root"
 	if spaceID != "" {
 		id = spaceID

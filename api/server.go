@@ -32,6 +32,9 @@ type Server struct {
 	thumbprint string
 
 	ping atomic.Pointer[pingCache]
+	// links are the root documents' Links of the document collections,
+	// added as their routes are registered (serveDocs).
+	links map[string]string
 }
 
 // Config configures a Server.
@@ -54,7 +57,7 @@ func New(cfg Config) *Server {
 		log = slog.Default()
 	}
 	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, kinds: cfg.Kinds, logs: cfg.Logs, log: log, mux: http.NewServeMux(),
-		thumbprint: cfg.ClusterThumbprint}
+		thumbprint: cfg.ClusterThumbprint, links: map[string]string{}}
 	s.routes()
 	return s
 }
@@ -107,6 +110,7 @@ func (s *Server) routes() {
 	s.handle("PUT /api/cluster", admin, s.handleClusterUpdate)
 	s.taskRoutes()
 	s.machineRoutes()
+	s.documentRoutes()
 	s.rootRoutes()
 	s.handle("/api/", user, func(w http.ResponseWriter, r *http.Request) error {
 		return cuttle.Errorf(cuttle.KindNotFound, "There is no route %s %s.", r.Method, r.URL.Path)

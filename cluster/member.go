@@ -122,6 +122,8 @@ type Member struct {
 	// the lease meanwhile, so that a slow renewal does not hand leadership
 	// to another node.
 	lapsed int64
+	// renewedFor is the lease duration the last renewal asked for.
+	renewedFor time.Duration
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -386,6 +388,7 @@ func (m *Member) renew(ctx context.Context, nodeID int64, d time.Duration) {
 	if term == 0 {
 		term = m.lapsed
 	}
+	m.renewedFor = d
 	m.mu.Unlock()
 	if term == 0 {
 		return
@@ -434,12 +437,22 @@ func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.Clu
 	m.mu.Unlock()
 
 	stopping := m.State().Status == StatusStopping
+	d := settings.LeaseDuration()
 	if term != 0 {
 		if node.IsInMaintenanceMode || stopping {
 			m.stepDown("node draining or stopping")
 			if err := m.resign(ctx, term); err != nil {
 				m.log.Error("resigning leadership failed; the lease will lapse", "err", err)
 			}
+			return
+		}
+		m.mu.Lock()
+		changed := m.renewedFor != d
+		m.mu.Unlock()
+		if changed {
+			// The heartbeat changed: renew for the new lease now, or a longer
+			// heartbeat would outlast the trust of the last renewal.
+			m.renew(ctx, node.ID, d)
 		}
 		return
 	}
@@ -447,7 +460,6 @@ func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.Clu
 	if node.IsInMaintenanceMode || node.IsOffline || stopping {
 		return
 	}
-	d := settings.LeaseDuration()
 	start := time.Now()
 	lease, won, err := m.store.BidLease(ctx, node.ID, d)
 	if err != nil {
@@ -465,7 +477,7 @@ func (m *Member) lead(ctx context.Context, node cuttle.Node, settings cuttle.Clu
 
 func (m *Member) becomeLeader(term int64, start time.Time, d time.Duration) {
 	m.mu.Lock()
-	m.term, m.lapsed = term, 0
+	m.term, m.lapsed, m.renewedFor = term, 0, d
 	m.leaderCtx, m.leaderCancel = context.WithCancel(context.Background())
 	m.mu.Unlock()
 	m.trust(term, start, d)

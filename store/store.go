@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
 // Store is a cuttle database. Its methods are safe for concurrent use. A
@@ -91,6 +92,15 @@ type Store interface {
 	TaskStore
 	AgentStore
 
+	// Read runs fn with the document collections for reads outside a
+	// transaction (see package collection and package resources).
+	Read(ctx context.Context, fn func(tx *collection.Tx) error) error
+	// Update runs fn as one unit of work over the collections: a
+	// transaction that commits if fn returns nil, and only then publishes
+	// the notifications fn queued, so a rolled-back change notifies nobody
+	// (DESIGN.md invariant 10). It returns fn's error, or the database's.
+	Update(ctx context.Context, fn func(tx *collection.Tx) error) error
+
 	// CreateUser creates a user. KindConflict if the username is taken.
 	CreateUser(ctx context.Context, username string, admin bool) (cuttle.User, error)
 	// UserCount returns the number of users.
@@ -130,11 +140,14 @@ const (
 	// ChannelCommands: a command's output or state changed; payload: its id.
 	ChannelCommands = "cuttle_commands"
 	ChannelResync   = "cuttle_resync" // delivered locally after a reconnect
+	// ChannelDocuments: a document was created, changed or deleted;
+	// payload: its id. Units of work publish it after commit.
+	ChannelDocuments = collection.Channel
 )
 
 // Channels lists the channels a listener receives.
 var Channels = []string{ChannelLeader, ChannelNodes, ChannelSettings, ChannelTasks, ChannelCancel,
-	ChannelMachines, ChannelAgentWork, ChannelCommands}
+	ChannelMachines, ChannelAgentWork, ChannelCommands, ChannelDocuments}
 
 // Notification is one message from Notify.
 type Notification struct {

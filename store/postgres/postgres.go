@@ -18,7 +18,6 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -37,6 +36,7 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
 //go:embed migrations/*.sql
@@ -149,6 +149,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.syncCollections(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -206,19 +210,7 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 // dbError turns err into a *cuttle.Error: an *cuttle.Error stays as it is, a
 // database that cannot be reached gives KindUnavailable, anything else
 // KindInternal with what (what was being done) as its message.
-func dbError(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	var ce *cuttle.Error
-	if errors.As(err, &ce) {
-		return err
-	}
-	if unavailable(err) {
-		return &cuttle.Error{Kind: cuttle.KindUnavailable, Message: "The database is unavailable.", Err: fmt.Errorf("%s: %w", what, err)}
-	}
-	return &cuttle.Error{Kind: cuttle.KindInternal, Message: what, Err: err}
-}
+func dbError(err error, what string) error { return collection.Error(dialect{}, err, what) }
 
 // unavailable reports whether err means the database could not be reached
 // or could not serve, rather than that the request was wrong.

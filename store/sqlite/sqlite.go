@@ -41,10 +41,10 @@ import (
 
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
 //go:embed migrations/*.sql
@@ -110,6 +110,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := syncCollections(ctx, db); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -204,26 +208,9 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error
 	return nil
 }
 
-// dbError turns err into a *cuttle.Error: an *cuttle.Error passes unchanged,
-// a busy or locked database is KindUnavailable, anything else KindInternal
-// with the message what.
-func dbError(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	var ce *cuttle.Error
-	if errors.As(err, &ce) {
-		return err
-	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-			return &cuttle.Error{Kind: cuttle.KindUnavailable, Message: "The database is busy.", Err: fmt.Errorf("%s: %w", what, err)}
-		}
-	}
-	return &cuttle.Error{Kind: cuttle.KindInternal, Message: what, Err: err}
-}
+// dbError turns err into a *cuttle.Error (see collection.Error): a busy or
+// locked database, or an ended context, is KindUnavailable.
+func dbError(err error, what string) error { return collection.Error(dialect{}, err, what) }
 
 // isConstraint reports whether err is the SQLite constraint violation code,
 // an extended result code such as SQLITE_CONSTRAINT_UNIQUE.

@@ -87,6 +87,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListenClose", testListenClose},
 	}
 	tests = append(tests, agentTests()...)
+	for _, c := range collectionCases() {
+		tests = append(tests, namedTest{"Collection/" + c.name, c.run})
+	}
+	tests = append(tests, namedTest{"CollectionsCovered", testCollectionsCovered})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,323 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/store/collection"
+)
+
+// docs serves one document collection in the Octopus dialect, from its
+// declaration: the space-scoped and space-less routes, the root documents'
+// Link, the paged list, /all, get, create (201), modify (PUT of the whole
+// resource), delete (200), ids as A,B or repeated, name and partialName.
+// The hooks add what is particular to a resource; each may be nil.
+type docs[T any] struct {
+	def      *collection.Def[T]
+	path     string // the route's collection segment, such as "projectgroups"
+	link     string // the root documents' Link name, such as "ProjectGroups"
+	itemType string // the list's ItemType, such as "ProjectGroup"
+	// links returns the resource's Links but Self, which docs adds.
+	links func(doc *T) map[string]string
+	// lookup finds a document by something other than its id (a project's
+	// slug, say) when a GET by id finds nothing; it answers KindNotFound
+	// when that finds nothing either.
+	lookup func(ctx context.Context, tx *collection.Tx, space, key string) (T, error)
+	// check validates and completes a document about to be stored, inside
+	// the unit of work: old is nil for a create.
+	check func(ctx context.Context, tx *collection.Tx, doc, old *T) error
+	// created runs in the unit of work of a create, after the insert (to
+	// create what the document owns).
+	created func(ctx context.Context, tx *collection.Tx, doc *T) error
+	// deleting runs in the unit of work of a delete, before it (to refuse,
+	// or to delete what the document owns).
+	deleting func(ctx context.Context, tx *collection.Tx, doc *T) error
+}
+
+// serveDocs registers the routes of d.
+func serveDocs[T any](s *Server, d docs[T]) {
+	prefixes := []string{"/api"}
+	if d.def.Spaced {
+		prefixes = append(prefixes, "/api/"+DefaultSpaceID)
+		s.links[d.link] = "/api/" + DefaultSpaceID + "/" + d.path + "{/id}{?skip,take,ids,partialName,name}"
+	} else {
+		s.links[d.link] = "/api/" + d.path + "{/id}{?skip,take,ids,partialName,name}"
+	}
+	for _, p := range prefixes {
+		base := p + "/" + d.path
+		s.handle("GET "+base, user, d.list(s, false))
+		s.handle("GET "+base+"/all", user, d.list(s, true))
+		s.handle("GET "+base+"/{id}", user, d.get(s))
+		s.handle("POST "+base, admin, d.create(s))
+		s.handle("PUT "+base+"/{id}", admin, d.modify(s))
+		s.handle("DELETE "+base+"/{id}", admin, d.remove(s))
+	}
+}
+
+// space returns the request's space for a space-scoped collection, "" for
+// another. Routes exist for the one space only: any other is an unknown route.
+func (d docs[T]) space(r *http.Request) (string, error) {
+	if !d.def.Spaced {
+		return "", nil
+	}
+	return DefaultSpaceID, nil
+}
+
+// self returns the path of the document of id.
+func (d docs[T]) self(id string) string {
+	if d.def.Spaced {
+		return "/api/" + DefaultSpaceID + "/" + d.path + "/" + id
+	}
+	return "/api/" + d.path + "/" + id
+}
+
+// out completes doc for an answer: its Links.
+func (d docs[T]) out(doc *T) *T {
+	m := metaOf(doc)
+	links := map[string]string{}
+	if d.links != nil {
+		links = d.links(doc)
+	}
+	links["Self"] = d.self(m.ID)
+	m.Links = links
+	return doc
+}
+
+func metaOf[T any](doc *T) *cuttle.Resource {
+	return any(doc).(interface{ Meta() *cuttle.Resource }).Meta()
+}
+
+func (d docs[T]) list(s *Server, all bool) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		sp, err := d.space(r)
+		if err != nil {
+			return err
+		}
+		q := collection.Query{Space: sp, Take: -1, IDs: queryIDs(r), Name: r.URL.Query().Get("name"), PartialName: r.URL.Query().Get("partialName")}
+		if !all {
+			if q.Skip, q.Take, err = pageParams(r); err != nil {
+				return err
+			}
+		}
+		var (
+			items []T
+			total int
+		)
+		err = s.store.Read(r.Context(), func(tx *collection.Tx) (err error) {
+			items, total, err = d.def.List(r.Context(), tx, q)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i := range items {
+			d.out(&items[i])
+		}
+		if all {
+			writeJSON(w, http.StatusOK, items)
+			return nil
+		}
+		path := strings.TrimSuffix(d.self(""), "/")
+		writeJSON(w, http.StatusOK, newPage(d.itemType, path, items, total, q.Skip, q.Take))
+		return nil
+	}
+}
+
+// queryIDs returns the ids of the request's ids parameters, given as A,B or
+// repeated; nil when there are none.
+func queryIDs(r *http.Request) []string {
+	var ids []string
+	for _, v := range r.URL.Query()["ids"] {
+		for _, id := range strings.Split(v, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+// find returns the document the route's {id} names: by id, else by the
+// collection's lookup.
+func (d docs[T]) find(ctx context.Context, tx *collection.Tx, sp, key string, lock bool) (T, error) {
+	get := d.def.Get
+	if lock {
+		get = d.def.GetForUpdate
+	}
+	doc, err := get(ctx, tx, key)
+	if err == nil && d.def.Spaced && !strings.EqualFold(metaOf(&doc).SpaceID, sp) {
+		err = cuttle.Errorf(cuttle.KindNotFound, "There is no %s %q in the space %s.", d.def.Noun, key, sp)
+	}
+	if cuttle.IsKind(err, cuttle.KindNotFound) && d.lookup != nil {
+		doc, err = d.lookup(ctx, tx, sp, key)
+		if err == nil && lock {
+			doc, err = d.def.GetForUpdate(ctx, tx, metaOf(&doc).ID)
+		}
+	}
+	return doc, err
+}
+
+func (d docs[T]) get(s *Server) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		sp, err := d.space(r)
+		if err != nil {
+			return err
+		}
+		var doc T
+		err = s.store.Read(r.Context(), func(tx *collection.Tx) (err error) {
+			doc, err = d.find(r.Context(), tx, sp, r.PathValue("id"), false)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, d.out(&doc))
+		return nil
+	}
+}
+
+// body decodes the request body into a document. Fields that cuttle does
+// not keep are ignored, as Octopus ignores them (clients send back all
+// they read); a field of the wrong type is refused. hasVersion tells
+// whether the body named a Version.
+func (d docs[T]) body(w http.ResponseWriter, r *http.Request) (doc T, hasVersion bool, err error) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return doc, false, cuttle.Errorf(cuttle.KindTooLarge, "The request body is larger than %d bytes.", maxBodyBytes)
+		}
+		return doc, false, &cuttle.Error{Kind: cuttle.KindInvalid, Message: "The request body could not be read.", Err: err}
+	}
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		return doc, false, cuttle.Errorf(cuttle.KindInvalid, "The request body is empty; a JSON object was expected.")
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return doc, false, &cuttle.Error{Kind: cuttle.KindInvalid, Message: describeJSONError(err), Err: err}
+	}
+	var probe struct{ Version *int64 }
+	json.Unmarshal(raw, &probe)
+	return doc, probe.Version != nil, nil
+}
+
+// stamp records who changes doc, and when.
+func stamp(r *http.Request, doc *cuttle.Resource) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	doc.LastModifiedOn = &now
+	if u, ok := r.Context().Value(userKey{}).(cuttle.User); ok {
+		doc.LastModifiedBy = u.Username
+	}
+}
+
+func (d docs[T]) create(s *Server) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		sp, err := d.space(r)
+		if err != nil {
+			return err
+		}
+		doc, _, err := d.body(w, r)
+		if err != nil {
+			return err
+		}
+		m := metaOf(&doc)
+		if m.SpaceID != "" && d.def.Spaced && !strings.EqualFold(m.SpaceID, sp) {
+			return cuttle.Errorf(cuttle.KindInvalid, "SpaceId %q is not this route's space %s.", m.SpaceID, sp)
+		}
+		m.ID, m.SpaceID, m.Version = "", sp, 0
+		stamp(r, m)
+		err = s.store.Update(r.Context(), func(tx *collection.Tx) error {
+			if d.check != nil {
+				if err := d.check(r.Context(), tx, &doc, nil); err != nil {
+					return err
+				}
+			}
+			if err := d.def.Insert(r.Context(), tx, &doc); err != nil {
+				return err
+			}
+			if d.created != nil {
+				return d.created(r.Context(), tx, &doc)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, d.out(&doc))
+		return nil
+	}
+}
+
+func (d docs[T]) modify(s *Server) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		sp, err := d.space(r)
+		if err != nil {
+			return err
+		}
+		doc, hasVersion, err := d.body(w, r)
+		if err != nil {
+			return err
+		}
+		err = s.store.Update(r.Context(), func(tx *collection.Tx) error {
+			old, err := d.find(r.Context(), tx, sp, r.PathValue("id"), true)
+			if err != nil {
+				return err
+			}
+			om, m := metaOf(&old), metaOf(&doc)
+			if m.ID != "" && !strings.EqualFold(m.ID, om.ID) {
+				return cuttle.Errorf(cuttle.KindInvalid, "The body's Id %q is not the route's %s.", m.ID, om.ID)
+			}
+			if m.SpaceID != "" && !strings.EqualFold(m.SpaceID, om.SpaceID) {
+				return cuttle.Errorf(cuttle.KindInvalid, "SpaceId %q is not the %s's space %s: a %s cannot move between spaces.",
+					m.SpaceID, d.def.Noun, om.SpaceID, d.def.Noun)
+			}
+			m.ID, m.SpaceID = om.ID, om.SpaceID
+			if !hasVersion {
+				m.Version = om.Version // the client did not say which version it changes: the latest
+			}
+			stamp(r, m)
+			if d.check != nil {
+				if err := d.check(r.Context(), tx, &doc, &old); err != nil {
+					return err
+				}
+			}
+			return d.def.Update(r.Context(), tx, &doc)
+		})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, d.out(&doc))
+		return nil
+	}
+}
+
+func (d docs[T]) remove(s *Server) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		sp, err := d.space(r)
+		if err != nil {
+			return err
+		}
+		err = s.store.Update(r.Context(), func(tx *collection.Tx) error {
+			doc, err := d.find(r.Context(), tx, sp, r.PathValue("id"), true)
+			if err != nil {
+				return err
+			}
+			if d.deleting != nil {
+				if err := d.deleting(r.Context(), tx, &doc); err != nil {
+					return err
+				}
+			}
+			return d.def.Delete(r.Context(), tx, metaOf(&doc).ID)
+		})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+		return nil
+	}
+}

@@ -1,0 +1,632 @@
+package collection
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/cuttledeploy/cuttle"
+)
+
+// Channel is the notification channel of every change of a document:
+// payload its id. The unit of work queues it; it is published after commit.
+const Channel = "cuttle_documents"
+
+// Kind is the type of an extracted column.
+type Kind int
+
+const (
+	Text Kind = iota // a string
+	Int              // an int64 (or int)
+	Bool             // a bool
+	// IDs is a set of ids, such as the environments a lifecycle names,
+	// stored as ",A,B," so that a filter or a reference check finds one.
+	IDs
+)
+
+// Column is a field of a document extracted to a column of its table, for
+// filters, order, uniqueness and references.
+type Column[T any] struct {
+	Name  string      // SQL name
+	Kind  Kind        // default Text
+	Value func(*T) any // string, int, int64, bool or []string, by Kind
+	// Fold stores a Text column lower-cased, so that filters on it and its
+	// uniqueness ignore case (as Octopus's names do).
+	Fold bool
+	// Unique makes the column unique per space; a second document with the
+	// same value is refused with KindConflict.
+	Unique bool
+	// Refers names the collection whose ids a Text or IDs column holds:
+	// every id must exist when the document is written (KindInvalid
+	// otherwise), and a document it names cannot be deleted while this one
+	// names it (KindConflict). Label is what the referring document is
+	// called in that refusal; default the collection's noun.
+	Refers Table
+	Label  string
+}
+
+// Table is a declared collection, whatever its document type.
+type Table interface {
+	table() string
+	prefix() string
+	noun() string
+	columns() []columnInfo
+	bind(*Set)
+}
+
+// columnInfo is what Sync and reference checks need of a column.
+type columnInfo struct {
+	name   string
+	kind   Kind
+	unique bool
+	refers Table
+	label  string
+	value  func(doc []byte) (any, error) // the column's value of a stored document
+}
+
+// Def declares a collection of documents of type T, which must embed
+// cuttle.Resource. Declare it once (a package-level variable), add it to a
+// Set, and use its methods inside a unit of work (Tx).
+type Def[T any] struct {
+	Table  string // SQL table, such as "projects"
+	Prefix string // id prefix with its dash, such as "Projects-"
+	Noun   string // what one is called in messages, such as "project group"
+	// Spaced makes the collection space-scoped: each document belongs to
+	// the space of its SpaceId, which the caller sets.
+	Spaced bool
+	// ExplicitIDs makes the caller choose each document's id (its Id set
+	// before Insert), as for documents owned one-to-one by another, such as
+	// "deploymentprocess-Projects-7"; otherwise the database assigns them.
+	ExplicitIDs bool
+	Columns     []Column[T]
+	// Order is the ORDER BY of lists, over the table's columns (id,
+	// space_id, version and the extracted ones); default "id".
+	Order string
+
+	set *Set
+}
+
+func (d *Def[T]) table() string  { return d.Table }
+func (d *Def[T]) prefix() string { return d.Prefix }
+func (d *Def[T]) noun() string   { return d.Noun }
+func (d *Def[T]) bind(s *Set)    { d.set = s }
+
+func (d *Def[T]) columns() []columnInfo {
+	var out []columnInfo
+	for _, c := range d.Columns {
+		c := c
+		out = append(out, columnInfo{name: c.Name, kind: c.Kind, unique: c.Unique, refers: c.Refers, label: c.Label,
+			value: func(b []byte) (any, error) {
+				var doc T
+				if err := json.Unmarshal(b, &doc); err != nil {
+					return nil, err
+				}
+				return d.columnValue(c, &doc), nil
+			}})
+	}
+	return out
+}
+
+// Set is every collection of a database, so that a delete finds the
+// documents that refer to the one it removes.
+type Set struct{ tables []Table }
+
+// NewSet returns the set of the given collections and binds each to it. A
+// collection belongs to one set.
+func NewSet(tables ...Table) *Set {
+	s := &Set{tables: tables}
+	for _, t := range tables {
+		t.bind(s)
+	}
+	return s
+}
+
+// Tables returns the collections of the set, in order.
+func (s *Set) Tables() []Table { return s.tables }
+
+// meta returns the Resource that doc embeds.
+func meta[T any](doc *T) *cuttle.Resource {
+	m, ok := any(doc).(interface{ Meta() *cuttle.Resource })
+	if !ok {
+		panic(fmt.Sprintf("collection: %T does not embed cuttle.Resource", doc))
+	}
+	return m.Meta()
+}
+
+// Query selects documents of a collection. The zero Query selects every
+// document of the space-less collection; Take 0 means DefaultTake.
+type Query struct {
+	Space       string   // the space, for a space-scoped collection
+	IDs         []string // only these ids; an id of another collection selects nothing
+	Name        string   // the name column equals this, ignoring case
+	PartialName string   // the name column contains this, ignoring case
+	// Where filters extracted columns: Text, Int and Bool ones by
+	// equality, IDs ones by holding the value.
+	Where map[string]any
+	Skip  int
+	Take  int // at most this many; negative: all
+}
+
+// DefaultTake is the page size of a Query with Take 0.
+const DefaultTake = 30
+
+// Get returns the document of id. KindNotFound if there is none (an id of
+// another collection included).
+func (d *Def[T]) Get(ctx context.Context, tx *Tx, id string) (T, error) {
+	var zero T
+	n, err := d.parse(id)
+	if err != nil {
+		return zero, err
+	}
+	docs, _, err := d.list(ctx, tx, []string{"id = ?"}, []any{n}, -1, 0, "")
+	if err != nil {
+		return zero, err
+	}
+	if len(docs) == 0 {
+		return zero, d.notFound(id)
+	}
+	return docs[0], nil
+}
+
+// GetForUpdate is Get that also locks the document until the unit of work
+// ends, so that a read-modify-write cannot interleave with another.
+func (d *Def[T]) GetForUpdate(ctx context.Context, tx *Tx, id string) (T, error) {
+	var zero T
+	n, err := d.parse(id)
+	if err != nil {
+		return zero, err
+	}
+	docs, _, err := d.list(ctx, tx, []string{"id = ?"}, []any{n}, -1, 0, tx.D.UpdateLock())
+	if err != nil {
+		return zero, err
+	}
+	if len(docs) == 0 {
+		return zero, d.notFound(id)
+	}
+	return docs[0], nil
+}
+
+// List returns the page of documents q selects, in the collection's order,
+// and how many it selects in all.
+func (d *Def[T]) List(ctx context.Context, tx *Tx, q Query) ([]T, int, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if d.Spaced {
+		where, args = append(where, "space_id = ?"), append(args, q.Space)
+	}
+	if q.IDs != nil {
+		var ns []string
+		for _, id := range q.IDs {
+			if n, err := d.parse(id); err == nil {
+				ns = append(ns, strconv.FormatInt(n, 10))
+			}
+		}
+		if len(ns) == 0 {
+			return []T{}, 0, nil
+		}
+		where = append(where, "id IN ("+strings.Join(ns, ", ")+")")
+	}
+	if q.Name != "" {
+		where, args = append(where, "name = ?"), append(args, strings.ToLower(q.Name))
+	}
+	if q.PartialName != "" {
+		where, args = append(where, `name LIKE ? ESCAPE '\'`), append(args, "%"+likeEscape(strings.ToLower(q.PartialName))+"%")
+	}
+	for name, v := range q.Where {
+		c, ok := d.column(name)
+		if !ok {
+			return nil, 0, cuttle.Errorf(cuttle.KindInvalid, "A %s has no filter %q.", d.Noun, name)
+		}
+		if c.Kind == IDs {
+			where, args = append(where, name+` LIKE ? ESCAPE '\'`), append(args, "%,"+likeEscape(fmt.Sprint(v))+",%")
+			continue
+		}
+		if c.Fold {
+			v = strings.ToLower(fmt.Sprint(v))
+		}
+		where, args = append(where, name+" = ?"), append(args, v)
+	}
+	take := q.Take
+	if take == 0 {
+		take = DefaultTake
+	}
+	return d.list(ctx, tx, where, args, take, q.Skip, "")
+}
+
+// list runs the select of where (ANDed) with args and returns the page and
+// the total.
+func (d *Def[T]) list(ctx context.Context, tx *Tx, where []string, args []any, take, skip int, lock string) ([]T, int, error) {
+	query := "SELECT id, space_id, version, doc, count(*) OVER () FROM " + d.Table
+	if lock != "" {
+		// Window functions and row locks do not mix: a locking read is a Get.
+		query = "SELECT id, space_id, version, doc, 1 FROM " + d.Table
+	}
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	order := d.Order
+	if order == "" {
+		order = "id"
+	}
+	query += " ORDER BY " + order
+	if take >= 0 {
+		query += " LIMIT " + strconv.Itoa(take) + " OFFSET " + strconv.Itoa(max(skip, 0))
+	}
+	query += lock
+	rows, err := tx.Q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, 0, Error(tx.D, err, "reading "+d.Noun+"s")
+	}
+	defer rows.Close()
+	docs := []T{}
+	total := 0
+	for rows.Next() {
+		var (
+			id, version int64
+			space       string
+			raw         []byte
+		)
+		if err := rows.Scan(&id, &space, &version, &raw, &total); err != nil {
+			return nil, 0, Error(tx.D, err, "reading "+d.Noun+"s")
+		}
+		var doc T
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			return nil, 0, Error(tx.D, fmt.Errorf("%s%d: %w", d.Prefix, id, err), "reading "+d.Noun+"s")
+		}
+		m := meta(&doc)
+		m.ID, m.SpaceID, m.Version, m.Links = cuttle.FormatID(d.Prefix, id), space, version, nil
+		docs = append(docs, doc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, Error(tx.D, err, "reading "+d.Noun+"s")
+	}
+	rows.Close()
+	if len(docs) == 0 && skip > 0 && take != 0 {
+		// Past the last page: the window counted nothing.
+		count := "SELECT count(*) FROM " + d.Table
+		if len(where) > 0 {
+			count += " WHERE " + strings.Join(where, " AND ")
+		}
+		rows, err := tx.Q.Query(ctx, count, args...)
+		if err != nil {
+			return nil, 0, Error(tx.D, err, "counting "+d.Noun+"s")
+		}
+		defer rows.Close()
+		if rows.Next() {
+			if err := rows.Scan(&total); err != nil {
+				return nil, 0, Error(tx.D, err, "counting "+d.Noun+"s")
+			}
+		}
+	}
+	return docs, total, nil
+}
+
+// Insert stores a new document, sets its Id (unless the collection takes
+// explicit ids) and Version 0, and queues its notification. KindConflict
+// if a unique column's value is taken, KindInvalid if a reference names no
+// document.
+func (d *Def[T]) Insert(ctx context.Context, tx *Tx, doc *T) error {
+	m := meta(doc)
+	if err := d.checkSpace(m); err != nil {
+		return err
+	}
+	if err := d.checkRefs(ctx, tx, doc); err != nil {
+		return err
+	}
+	var explicit int64
+	if d.ExplicitIDs {
+		n, err := d.parse(m.ID)
+		if err != nil {
+			return cuttle.Errorf(cuttle.KindInvalid, "A %s needs an id of the form %sN.", d.Noun, d.Prefix)
+		}
+		explicit = n
+	} else {
+		m.ID = ""
+	}
+	m.Version = 0
+	raw, err := d.encode(doc)
+	if err != nil {
+		return err
+	}
+	cols := []string{"space_id", "version", "doc"}
+	args := []any{m.SpaceID, int64(0), raw}
+	if d.ExplicitIDs {
+		cols, args = append(cols, "id"), append(args, explicit)
+	}
+	for _, c := range d.Columns {
+		cols, args = append(cols, c.Name), append(args, d.columnValue(c, doc))
+	}
+	query := "INSERT INTO " + d.Table + " (" + strings.Join(cols, ", ") + ") VALUES (" +
+		strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ") RETURNING id"
+	rows, err := tx.Q.Query(ctx, query, args...)
+	if err != nil {
+		return d.writeError(tx, err, doc, "creating the "+d.Noun)
+	}
+	defer rows.Close()
+	var id int64
+	if rows.Next() {
+		err = rows.Scan(&id)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return d.writeError(tx, err, doc, "creating the "+d.Noun)
+	}
+	m.ID = cuttle.FormatID(d.Prefix, id)
+	tx.Notify(Channel, m.ID)
+	return nil
+}
+
+// Update replaces the document of doc's Id if its stored version is doc's
+// Version, and moves both on by one. KindNotFound if there is none,
+// KindConflict if the version is stale (nothing changes) or a unique value
+// is taken, KindInvalid for a reference to nothing.
+func (d *Def[T]) Update(ctx context.Context, tx *Tx, doc *T) error {
+	m := meta(doc)
+	n, err := d.parse(m.ID)
+	if err != nil {
+		return err
+	}
+	if err := d.checkSpace(m); err != nil {
+		return err
+	}
+	if err := d.checkRefs(ctx, tx, doc); err != nil {
+		return err
+	}
+	raw, err := d.encode(doc)
+	if err != nil {
+		return err
+	}
+	sets := []string{"version = version + 1", "doc = ?"}
+	args := []any{raw}
+	for _, c := range d.Columns {
+		sets, args = append(sets, c.Name+" = ?"), append(args, d.columnValue(c, doc))
+	}
+	args = append(args, n, m.Version)
+	k, err := tx.Q.Exec(ctx, "UPDATE "+d.Table+" SET "+strings.Join(sets, ", ")+" WHERE id = ? AND version = ?", args...)
+	if err != nil {
+		return d.writeError(tx, err, doc, "changing the "+d.Noun)
+	}
+	if k == 0 {
+		cur, err := d.Get(ctx, tx, m.ID)
+		if err != nil {
+			return err
+		}
+		return cuttle.Errorf(cuttle.KindConflict, "The %s %s was changed by someone else since version %d (it is at version %d now): read it again and repeat the change.",
+			d.Noun, m.ID, m.Version, meta(&cur).Version)
+	}
+	m.Version++
+	tx.Notify(Channel, m.ID)
+	return nil
+}
+
+// Delete removes the document of id and queues its notification.
+// KindNotFound if there is none, KindConflict while another document refers
+// to it (the refusal names one).
+func (d *Def[T]) Delete(ctx context.Context, tx *Tx, id string) error {
+	n, err := d.parse(id)
+	if err != nil {
+		return err
+	}
+	// Lock the row first, so that a reference written meanwhile either
+	// committed before the check below (which then sees it) or waits for
+	// this delete and then finds nothing to refer to.
+	if _, err := d.GetForUpdate(ctx, tx, id); err != nil {
+		return err
+	}
+	if err := d.checkReferrers(ctx, tx, id); err != nil {
+		return err
+	}
+	if _, err := tx.Q.Exec(ctx, "DELETE FROM "+d.Table+" WHERE id = ?", n); err != nil {
+		return Error(tx.D, err, "deleting the "+d.Noun)
+	}
+	tx.Notify(Channel, id)
+	return nil
+}
+
+// ParseID returns the number of an id of this collection. KindNotFound for
+// anything else.
+func (d *Def[T]) ParseID(id string) (int64, error) { return d.parse(id) }
+
+func (d *Def[T]) parse(id string) (int64, error) {
+	n, err := cuttle.ParseID(d.Prefix, id)
+	if err != nil {
+		return 0, d.notFound(id)
+	}
+	return n, nil
+}
+
+func (d *Def[T]) notFound(id string) error {
+	return cuttle.Errorf(cuttle.KindNotFound, "There is no %s with the id %q.", d.Noun, id)
+}
+
+func (d *Def[T]) column(name string) (Column[T], bool) {
+	for _, c := range d.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column[T]{}, false
+}
+
+func (d *Def[T]) checkSpace(m *cuttle.Resource) error {
+	if d.Spaced && m.SpaceID == "" {
+		return cuttle.Errorf(cuttle.KindInvalid, "A %s needs a SpaceId.", d.Noun)
+	}
+	if !d.Spaced {
+		m.SpaceID = ""
+	}
+	return nil
+}
+
+// encode returns the stored form of doc: its JSON without the links.
+func (d *Def[T]) encode(doc *T) ([]byte, error) {
+	m := meta(doc)
+	links := m.Links
+	m.Links = nil
+	raw, err := json.Marshal(doc)
+	m.Links = links
+	if err != nil {
+		return nil, cuttle.Wrap(err, "encoding the "+d.Noun)
+	}
+	return raw, nil
+}
+
+// columnValue returns the stored value of column c of doc.
+func (d *Def[T]) columnValue(c Column[T], doc *T) any {
+	v := c.Value(doc)
+	switch c.Kind {
+	case IDs:
+		ids, _ := v.([]string)
+		if len(ids) == 0 {
+			return ""
+		}
+		return "," + strings.Join(ids, ",") + ","
+	case Int:
+		switch n := v.(type) {
+		case int:
+			return int64(n)
+		case int32:
+			return int64(n)
+		}
+		return v
+	case Bool:
+		return v
+	default:
+		s := fmt.Sprint(v)
+		if c.Fold {
+			s = strings.ToLower(s)
+		}
+		return s
+	}
+}
+
+// checkRefs fails with KindInvalid unless every id that doc's referring
+// columns hold names a document, which it locks against a delete until the
+// unit of work ends.
+func (d *Def[T]) checkRefs(ctx context.Context, tx *Tx, doc *T) error {
+	for _, c := range d.Columns {
+		if c.Refers == nil {
+			continue
+		}
+		var ids []string
+		switch v := c.Value(doc).(type) {
+		case string:
+			if v != "" {
+				ids = []string{v}
+			}
+		case []string:
+			ids = v
+		}
+		for _, id := range ids {
+			n, err := cuttle.ParseID(c.Refers.prefix(), id)
+			if err == nil {
+				var rows Rows
+				rows, err = tx.Q.Query(ctx, "SELECT 1 FROM "+c.Refers.table()+" WHERE id = ?"+tx.D.ShareLock(), n)
+				if err != nil {
+					return Error(tx.D, err, "checking the "+c.Refers.noun()+" "+id)
+				}
+				found := rows.Next()
+				err = rows.Err()
+				rows.Close()
+				if err != nil {
+					return Error(tx.D, err, "checking the "+c.Refers.noun()+" "+id)
+				}
+				if found {
+					continue
+				}
+			}
+			return cuttle.Errorf(cuttle.KindInvalid, "There is no %s %q (%s of the %s).", c.Refers.noun(), id, c.Name, d.Noun)
+		}
+	}
+	return nil
+}
+
+// checkReferrers fails with KindConflict if a document of any collection of
+// the set refers to id.
+func (d *Def[T]) checkReferrers(ctx context.Context, tx *Tx, id string) error {
+	if d.set == nil {
+		return nil
+	}
+	for _, t := range d.set.tables {
+		for _, c := range t.columns() {
+			if c.refers == nil || c.refers.table() != d.Table {
+				continue
+			}
+			cond, arg := c.name+" = ?", any(id)
+			if c.kind == IDs {
+				cond, arg = c.name+` LIKE ? ESCAPE '\'`, "%,"+likeEscape(id)+",%"
+			}
+			rows, err := tx.Q.Query(ctx, "SELECT id FROM "+t.table()+" WHERE "+cond+" LIMIT 1", arg)
+			if err != nil {
+				return Error(tx.D, err, "looking for what uses the "+d.Noun+" "+id)
+			}
+			var n int64
+			found := rows.Next() && rows.Scan(&n) == nil
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return Error(tx.D, err, "looking for what uses the "+d.Noun+" "+id)
+			}
+			if found {
+				label := c.label
+				if label == "" {
+					label = t.noun()
+				}
+				return cuttle.Errorf(cuttle.KindConflict, "The %s %s is used by the %s %s: change or delete that first.",
+					d.Noun, id, label, cuttle.FormatID(t.prefix(), n))
+			}
+		}
+	}
+	return nil
+}
+
+// writeError classifies an error of an insert or update: a unique
+// violation is KindConflict naming the value taken.
+func (d *Def[T]) writeError(tx *Tx, err error, doc *T, what string) error {
+	constraint, ok := tx.D.UniqueViolation(err)
+	if !ok {
+		return Error(tx.D, err, what)
+	}
+	for _, c := range d.Columns {
+		if c.Unique && (strings.Contains(constraint, c.Name) || d.uniqueCount() == 1) {
+			return cuttle.Errorf(cuttle.KindConflict, "%s with the %s %q exists already.", article(d.Noun), c.Name, fmt.Sprint(c.Value(doc)))
+		}
+	}
+	if strings.Contains(constraint, "id") || strings.Contains(constraint, "PRIMARY") || strings.Contains(constraint, "pkey") {
+		return cuttle.Errorf(cuttle.KindConflict, "The %s %s exists already.", d.Noun, meta(doc).ID)
+	}
+	return cuttle.Errorf(cuttle.KindConflict, "%s like this one exists already.", article(d.Noun))
+}
+
+func (d *Def[T]) uniqueCount() int {
+	n := 0
+	for _, c := range d.Columns {
+		if c.Unique {
+			n++
+		}
+	}
+	return n
+}
+
+// article returns noun with its indefinite article, capitalized: "A project", "An environment".
+func article(noun string) string {
+	if noun != "" && strings.ContainsRune("aeiou", unicode.ToLower(rune(noun[0]))) {
+		return "An " + noun
+	}
+	return "A " + noun
+}
+
+// likeEscape escapes the wildcards of a LIKE pattern with \.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// TableName returns the SQL table of a declared collection.
+func TableName(t Table) string { return t.table() }
