@@ -30,8 +30,8 @@ const (
 // Column is a field of a document extracted to a column of its table, for
 // filters, order, uniqueness and references.
 type Column[T any] struct {
-	Name  string      // SQL name
-	Kind  Kind        // default Text
+	Name  string       // SQL name
+	Kind  Kind         // default Text
 	Value func(*T) any // string, int, int64, bool or []string, by Kind
 	// Fold stores a Text column lower-cased, so that filters on it and its
 	// uniqueness ignore case (as Octopus's names do).
