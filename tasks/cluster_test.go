@@ -904,8 +904,22 @@ func TestTaskLeaderJobsSurviveLeaderKill(t *testing.T) {
 	failover := time.Since(killed)
 	t.Logf("%s leads %v after SIGKILL of %s", next.Config.Name, failover, leader.Config.Name)
 	runs = waitRuns(len(runs)+3, 4*interval)
+	// queuer names the node whose log says it queued the task; on a loaded
+	// machine leadership may move again after the failover, fairly (the
+	// watch checks there is never more than one leader).
+	queuer := func(id string) string {
+		queued := regexp.MustCompile(`queued a scheduled job.*job=Retention.*task=` + id + `\b`)
+		for _, n := range c.Nodes {
+			if queued.MatchString(n.Log()) {
+				return n.Config.Name
+			}
+		}
+		return ""
+	}
+	by := map[string]string{}
 	for _, tk := range runs {
-		t.Logf("Retention %s queued %s, %s on %s", tk.Id, tk.QueueTime.Format("15:04:05.000"), tk.State, tk.ServerNode)
+		by[tk.Id] = queuer(tk.Id)
+		t.Logf("Retention %s queued %s by %s, %s on %s", tk.Id, tk.QueueTime.Format("15:04:05.000"), by[tk.Id], tk.State, tk.ServerNode)
 	}
 	const slack = 300 * time.Millisecond
 	for i := 1; i < len(runs); i++ {
@@ -914,18 +928,21 @@ func TestTaskLeaderJobsSurviveLeaderKill(t *testing.T) {
 			t.Errorf("Retention %s came %v after %s: twice in one interval", runs[i].Id, gap, runs[i-1].Id)
 		}
 		limit := interval + 2*testcluster.FastHeartbeat + slack
-		if runs[i-1].Id == last.Id {
+		switch {
+		case runs[i-1].Id == last.Id:
 			limit += failover
+		case by[runs[i].Id] != by[runs[i-1].Id]:
+			// Leadership moved without a kill: the lease expires, then a bid.
+			limit += 4 * testcluster.FastHeartbeat
 		}
 		if gap > limit {
 			t.Errorf("Retention %s came %v after %s; want at most %v", runs[i].Id, gap, runs[i-1].Id, limit)
 		}
 	}
-	// The first run after the kill was queued by the new leader.
+	// The first run after the kill was queued by a surviving node.
 	firstAfter := runs[slices.IndexFunc(runs, func(tk client.Task) bool { return tk.Id == last.Id })+1]
-	queuedBy := regexp.MustCompile(`queued a scheduled job.*job=Retention.*task=` + firstAfter.Id + `\b`)
-	if !queuedBy.MatchString(next.Log()) {
-		t.Errorf("the new leader %s did not log queuing %s", next.Config.Name, firstAfter.Id)
+	if q := by[firstAfter.Id]; q == "" || q == leader.Config.Name {
+		t.Errorf("%s was queued by %q; want a node that survived the kill (the new leader was %s)", firstAfter.Id, q, next.Config.Name)
 	}
 	for _, tk := range runs[:len(runs)-1] {
 		if tk := getTask(ctx, t, other.Client, tk.Id); tk.State != tsSuccess {
