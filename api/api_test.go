@@ -6,88 +6,67 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
-	"github.com/cuttledeploy/cuttle/api"
-	"github.com/cuttledeploy/cuttle/blob"
 	"github.com/cuttledeploy/cuttle/cluster"
+	"github.com/cuttledeploy/cuttle/server"
 	"github.com/cuttledeploy/cuttle/store"
-	"github.com/cuttledeploy/cuttle/store/sqlite"
-	"github.com/cuttledeploy/cuttle/tasklog"
-	"github.com/cuttledeploy/cuttle/tasks"
 )
 
-// env is one node served in-process on a fresh embedded database.
+// env is one node (package server, as `cuttle server` runs it) served
+// in-process on a fresh embedded database.
 type env struct {
-	t        testing.TB
-	srv      *httptest.Server
-	store    store.Store
-	member   *cluster.Member
-	adminKey string
-	userKey  string // a key of a user who is not an administrator
+	t           testing.TB
+	srv         testServer
+	node        *server.Node
+	store       store.Store
+	member      *cluster.Member
+	fingerprint string // the master key's
+	thumbprint  string // the cluster certificate's
+	adminKey    string
+	userKey     string // a key of a user who is not an administrator
 }
 
-const fingerprint = "0123456789abcdef0123456789abcdef"
+// testServer is where the env's node answers.
+type testServer struct{ URL string }
 
-// clusterThumbprint stands for the thumbprint of the cluster's certificate.
-const clusterThumbprint = "C0FFEE00C0FFEE00C0FFEE00C0FFEE00C0FFEE00C0FFEE00C0FFEE00C0FFEE00"
+// Client returns the HTTP client to call it with.
+func (testServer) Client() *http.Client { return http.DefaultClient }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cuttle.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	identity, err := st.InitCluster(ctx, fingerprint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, store: st, adminKey: cuttle.NewAPIKey(), userKey: cuttle.NewAPIKey()}
-	for _, u := range []struct {
-		name  string
-		admin bool
-		key   string
-	}{{"admin", true, e.adminKey}, {"viewer", false, e.userKey}} {
-		user, err := st.CreateUser(ctx, u.name, u.admin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.AddAPIKey(ctx, user.ID, "test", cuttle.HashAPIKey(u.key)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e := &env{t: t, adminKey: cuttle.NewAPIKey(), userKey: cuttle.NewAPIKey()}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e.member = cluster.New(cluster.Config{Store: st, Logger: quiet, Registration: cuttle.NodeRegistration{
-		Name: "node-1", Version: cuttle.Version, OS: "test", KeyFingerprint: fingerprint}})
-	layout := blob.NewLayout(t.TempDir(), "", "", "")
-	if err := layout.Create(); err != nil {
+	node, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", PollingListen: "127.0.0.1:0",
+		NodeName: "node-1", AdminAPIKey: e.adminKey, ShutdownGrace: time.Second, Logger: quiet, Stdout: io.Discard})
+	if err != nil {
 		t.Fatal(err)
 	}
-	kinds, logs := tasks.Builtin(layout), tasklog.Store{Root: layout.TaskLogs}
-	executor := tasks.New(tasks.Config{Store: st, Member: e.member, Logs: logs, Kinds: kinds, Logger: quiet})
-	if err := e.member.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	executor.Start(ctx)
-	if err := e.member.Sync(ctx); err != nil { // the first check-in, and the bid that makes it leader
+	if err := node.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		stop, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		executor.Stop(stop)
-		e.member.Stop(stop)
+		node.Stop(stop)
 	})
-	e.srv = httptest.NewServer(api.New(api.Config{Store: st, Member: e.member, Cluster: identity, Kinds: kinds, Logs: logs, Logger: quiet,
-		ClusterThumbprint: clusterThumbprint}))
-	t.Cleanup(e.srv.Close)
+	e.node, e.store, e.member = node, node.Store(), node.Member()
+	e.fingerprint, e.thumbprint = node.Cluster().KeyFingerprint, node.Thumbprint()
+	e.srv = testServer{URL: "http://" + node.Addr()}
+	viewer, err := e.store.CreateUser(ctx, "viewer", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.AddAPIKey(ctx, viewer.ID, "test", cuttle.HashAPIKey(e.userKey)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.member.Sync(ctx); err != nil { // the first check-in, and the bid that makes it leader
+		t.Fatal(err)
+	}
 	return e
 }
 
@@ -118,7 +97,7 @@ func (e *env) do(method, path, key, body string) (int, []byte) {
 func (e *env) registerNode(name string, online bool) cuttle.Node {
 	e.t.Helper()
 	ctx := context.Background()
-	n, err := e.store.RegisterNode(ctx, cuttle.NodeRegistration{Name: name, Version: cuttle.Version, KeyFingerprint: fingerprint})
+	n, err := e.store.RegisterNode(ctx, cuttle.NodeRegistration{Name: name, Version: cuttle.Version, KeyFingerprint: e.fingerprint})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -353,7 +332,7 @@ func TestClusterResource(t *testing.T) {
 		byName[s.Name] = i
 	}
 	me, old, odd := cl.Servers[byName["node-1"]], cl.Servers[byName["old"]], cl.Servers[byName["odd"]]
-	if me.HeartbeatStatus != "Current" || me.Rank != "Leader" || !me.VersionInSync || !me.MasterKeyInSync || len(me.Components) != 2 || me.OperatingSystem != "test" {
+	if me.HeartbeatStatus != "Current" || me.Rank != "Leader" || !me.VersionInSync || !me.MasterKeyInSync || len(me.Components) != 2 || me.OperatingSystem == "" {
 		t.Errorf("this node's row: %+v", me)
 	}
 	if old.HeartbeatStatus != "Stale" || old.Components[0].Status != "Offline" {

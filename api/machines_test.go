@@ -193,7 +193,7 @@ func TestClusterCertificate(t *testing.T) {
 	for _, path := range []string{"/api/certificates/certificate-global", "/api/configuration/certificates/certificate-global"} {
 		status, body := e.do("GET", path, e.userKey, "")
 		var c struct{ Id, Thumbprint string }
-		if status != http.StatusOK || json.Unmarshal(body, &c) != nil || c.Id != "certificate-global" || c.Thumbprint != clusterThumbprint {
+		if status != http.StatusOK || json.Unmarshal(body, &c) != nil || c.Id != "certificate-global" || c.Thumbprint != e.thumbprint {
 			t.Errorf("GET %s: %d %s", path, status, body)
 		}
 		if status, _ := e.do("GET", path, "", ""); status != http.StatusUnauthorized {

@@ -1,0 +1,331 @@
+// Package server is one cuttle node: it opens the database and shared
+// storage, joins the cluster, and serves the API, the task executor and the
+// agents' polling endpoint. `cuttle server` runs one; tests start real ones
+// in-process with the same wiring.
+//
+// A Node is made by New (which opens and checks everything and listens, but
+// serves nothing yet), run by Start, and stopped by Stop: ping answers 503
+// and leadership moves at once, running tasks get the grace period to
+// finish, then resumable ones go back to the queue and the others fail,
+// then the node leaves the cluster (DESIGN.md, Process: SIGTERM).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/api"
+	"github.com/cuttledeploy/cuttle/blob"
+	"github.com/cuttledeploy/cuttle/cluster"
+	"github.com/cuttledeploy/cuttle/comms"
+	"github.com/cuttledeploy/cuttle/host"
+	"github.com/cuttledeploy/cuttle/masterkey"
+	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/postgres"
+	"github.com/cuttledeploy/cuttle/store/sqlite"
+	"github.com/cuttledeploy/cuttle/tasklog"
+	"github.com/cuttledeploy/cuttle/tasks"
+)
+
+// Config configures a Node. The zero value of every field but NodeName
+// works: an embedded database in ./cuttle-data, HTTP on :8080, polling
+// agents on :10943.
+type Config struct {
+	DataDir string // default "./cuttle-data"
+	// DB is the PostgreSQL URL of the cluster to join; empty: embedded
+	// SQLite in DataDir.
+	DB            string
+	Listen        string // HTTP address of the API; default ":8080"
+	PollingListen string // address polling agents connect to; default ":10943"
+	NodeName      string // unique in the cluster; required
+	// TaskCap, when not nil, sets the node's task cap; otherwise a known
+	// node keeps its cap and a new one gets cuttle.DefaultTaskCap.
+	TaskCap *int
+	// MasterKey is the base64 master key; default the key in DataDir,
+	// generated at first start.
+	MasterKey string
+	// AdminAPIKey, when set, is made an administrator's API key.
+	AdminAPIKey string
+	// Storage is the shared storage root (default DataDir/storage);
+	// Packages, Artifacts and TaskLogs override its folders.
+	Storage, Packages, Artifacts, TaskLogs string
+	// ShutdownGrace is how long running tasks may finish at Stop; default 10 s.
+	ShutdownGrace time.Duration
+	// AgentPickup is how long a task waits for an agent to take a command;
+	// default comms.DefaultPickupTimeout.
+	AgentPickup time.Duration
+	Logger      *slog.Logger // default slog.Default()
+	// Stdout receives the administrator's API key generated at the first
+	// start of a cluster; default os.Stdout.
+	Stdout io.Writer
+}
+
+// Node is one running cuttle server.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	member   *cluster.Member
+	agents   *comms.Comms
+	executor *tasks.Executor
+	http     *http.Server
+	ln, pln  net.Listener
+	cluster  cuttle.Cluster
+	// thumbprint is the cluster certificate's, which agents pin.
+	thumbprint string
+	failed     chan error // the HTTP server's failure
+}
+
+// New opens the node's database and storage, checks its master key against
+// the cluster's (DESIGN.md invariant 8), makes sure an administrator can
+// sign in, and listens on its addresses. Nothing is served until Start.
+// On an error everything opened is closed again.
+func New(ctx context.Context, cfg Config) (n *Node, err error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "./cuttle-data"
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = ":8080"
+	}
+	if cfg.PollingListen == "" {
+		cfg.PollingListen = fmt.Sprintf(":%d", cuttle.DefaultPollingPort)
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = 10 * time.Second
+	}
+	if cfg.AgentPickup == 0 {
+		cfg.AgentPickup = comms.DefaultPickupTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	log := cfg.Logger
+	if cfg.NodeName == "" {
+		return nil, errors.New("--node-name is empty and the host name is unknown: name this node")
+	}
+	if cfg.AdminAPIKey != "" && !cuttle.ValidAPIKey(cfg.AdminAPIKey) {
+		return nil, errors.New("--admin-api-key must be API- followed by at least 20 upper-case letters and digits")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the data folder: %w", err)
+	}
+	key, generated, err := masterkey.Load(cfg.MasterKey, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if generated {
+		log.Info("generated a master key; every node of this cluster needs the same key (--master-key)", "file", filepath.Join(cfg.DataDir, masterkey.FileName))
+	}
+	storageRoot := cfg.Storage
+	if storageRoot == "" {
+		storageRoot = filepath.Join(cfg.DataDir, "storage")
+	}
+	layout := blob.NewLayout(storageRoot, cfg.Packages, cfg.Artifacts, cfg.TaskLogs)
+	if err := layout.Create(); err != nil {
+		return nil, err
+	}
+
+	n = &Node{cfg: cfg, log: log, failed: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	if n.store, err = openStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if n.cluster, err = n.store.InitCluster(ctx, key.Fingerprint()); err != nil {
+		return nil, fmt.Errorf("reading the cluster's identity: %w", err)
+	}
+	if n.cluster.KeyFingerprint != key.Fingerprint() {
+		return nil, fmt.Errorf("the master key does not match the cluster's (this node's key has fingerprint %s, the cluster's has %s): "+
+			"start this node with the key the other nodes use, with --master-key or CUTTLE_MASTER_KEY (it is in master.key in the first node's data folder)",
+			key.Fingerprint(), n.cluster.KeyFingerprint)
+	}
+	if err := ensureAdmin(ctx, n.store, cfg.AdminAPIKey, cfg.Stdout); err != nil {
+		return nil, err
+	}
+	identity, err := comms.LoadIdentity(ctx, n.store, key)
+	if err != nil {
+		return nil, fmt.Errorf("loading the cluster's certificate: %w", err)
+	}
+	n.thumbprint = identity.Thumbprint
+	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	if n.pln, err = net.Listen("tcp", cfg.PollingListen); err != nil {
+		return nil, fmt.Errorf("listening for polling agents on %s: %w", cfg.PollingListen, err)
+	}
+
+	logs := tasklog.Store{Root: layout.TaskLogs}
+	kinds := tasks.Builtin(layout)
+	n.member = cluster.New(cluster.Config{
+		Store: n.store,
+		Registration: cuttle.NodeRegistration{
+			Name: cfg.NodeName, Version: cuttle.Version, OS: host.OSDescription(), Addresses: host.Addresses(),
+			KeyFingerprint: key.Fingerprint(), TaskCap: cfg.TaskCap,
+		},
+		Logger: log,
+	})
+	n.agents = comms.New(comms.Config{Store: n.store, Member: n.member, Identity: identity, Storage: layout, Logger: log, PickupTimeout: cfg.AgentPickup})
+	n.executor = tasks.New(tasks.Config{Store: n.store, Member: n.member, Logs: logs, Kinds: kinds, Agents: n.agents, Logger: log})
+	n.http = &http.Server{
+		Handler: api.New(api.Config{Store: n.store, Member: n.member, Cluster: n.cluster, Kinds: kinds, Logs: logs, Logger: log,
+			ClusterThumbprint: identity.Thumbprint}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("cuttle server ready", "data", cfg.DataDir, "storage", storageRoot, "thumbprint", identity.Thumbprint)
+	return n, nil
+}
+
+// close releases what New opened.
+func (n *Node) close() {
+	if n.ln != nil {
+		n.ln.Close()
+	}
+	if n.pln != nil {
+		n.pln.Close()
+	}
+	if n.store != nil {
+		n.store.Close()
+	}
+}
+
+// Start joins the cluster and starts serving. It fails if the node cannot
+// register (for example when the database cannot be reached); then the node
+// is closed.
+func (n *Node) Start(ctx context.Context) error {
+	if err := n.member.Start(ctx); err != nil {
+		n.close()
+		return fmt.Errorf("joining the cluster: %w", err)
+	}
+	n.agents.Start(ctx)
+	n.executor.Start(ctx)
+	go func() {
+		if err := n.agents.Serve(n.pln); err != nil {
+			n.log.Error("the polling endpoint failed", "err", err)
+		}
+	}()
+	go func() {
+		if err := n.http.Serve(n.ln); !errors.Is(err, http.ErrServerClosed) {
+			n.failed <- err
+		}
+	}()
+	n.log.Info("cuttle server started", "listen", n.Addr(), "polling", n.PollingAddr(), "version", cuttle.Version)
+	return nil
+}
+
+// Failed delivers the error of an HTTP server that stopped serving by
+// itself; the caller then stops the node.
+func (n *Node) Failed() <-chan error { return n.failed }
+
+// Addr is the address the API listens on; PollingAddr polling agents'.
+func (n *Node) Addr() string        { return n.ln.Addr().String() }
+func (n *Node) PollingAddr() string { return n.pln.Addr().String() }
+
+// Store is the node's database.
+func (n *Node) Store() store.Store { return n.store }
+
+// Member is the node's membership of the cluster.
+func (n *Node) Member() *cluster.Member { return n.member }
+
+// Cluster is the identity of the cluster the node joined.
+func (n *Node) Cluster() cuttle.Cluster { return n.cluster }
+
+// Thumbprint is the thumbprint of the cluster certificate the node presents to agents.
+func (n *Node) Thumbprint() string { return n.thumbprint }
+
+// Stop stops the node cleanly: ping answers 503 and leadership moves at
+// once; running tasks get the shutdown grace to finish, then resumable ones
+// go back to the queue and the others fail; the node leaves the cluster
+// (offline at once) and closes. ctx bounds the last steps (leaving the
+// cluster, closing connections), not the grace.
+func (n *Node) Stop(ctx context.Context) {
+	n.member.BeginStop()
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), n.cfg.ShutdownGrace)
+	n.executor.Stop(graceCtx)
+	cancelGrace()
+	agentsCtx, cancelAgents := context.WithTimeout(ctx, time.Second)
+	n.agents.Stop(agentsCtx)
+	cancelAgents()
+	if err := n.member.Stop(ctx); err != nil {
+		n.log.Warn("leaving the cluster cleanly failed; the others will see this node go stale", "err", err)
+	}
+	if err := n.http.Shutdown(ctx); err != nil {
+		n.http.Close()
+	}
+	n.close()
+	n.log.Info("stopped")
+}
+
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	switch {
+	case cfg.DB == "":
+		path := filepath.Join(cfg.DataDir, "cuttle.db")
+		st, err := sqlite.Open(openCtx, path)
+		if err != nil {
+			return nil, fmt.Errorf("opening the embedded database %s: %w", path, err)
+		}
+		return st, nil
+	case strings.HasPrefix(cfg.DB, "postgres://"), strings.HasPrefix(cfg.DB, "postgresql://"):
+		st, err := postgres.Open(openCtx, cfg.DB)
+		if err != nil {
+			return nil, fmt.Errorf("opening the PostgreSQL database: %w", err)
+		}
+		return st, nil
+	default:
+		return nil, errors.New("--db must be a PostgreSQL URL (postgres://user:password@host:5432/database), or empty for the embedded database")
+	}
+}
+
+// ensureAdmin makes sure an administrator can sign in: it adds the key of
+// --admin-api-key, or, on a cluster with no user yet, generates a key and
+// prints it once.
+func ensureAdmin(ctx context.Context, st store.Store, key string, stdout io.Writer) error {
+	const name = "admin"
+	if key == "" {
+		n, err := st.UserCount(ctx)
+		if err != nil || n > 0 {
+			return err
+		}
+	}
+	u, err := st.CreateUser(ctx, name, true)
+	created := err == nil
+	if cuttle.IsKind(err, cuttle.KindConflict) {
+		if key == "" {
+			return nil // another node created the first user at the same moment, and printed its key
+		}
+		u, err = st.UserByName(ctx, name)
+	}
+	if err != nil {
+		return fmt.Errorf("creating the administrator: %w", err)
+	}
+	printed := key == ""
+	if printed {
+		key = cuttle.NewAPIKey()
+	}
+	if err := st.AddAPIKey(ctx, u.ID, "administrator", cuttle.HashAPIKey(key)); err != nil {
+		return fmt.Errorf("adding the administrator's API key: %w", err)
+	}
+	if printed && created {
+		fmt.Fprintf(stdout, "\nGenerated the administrator's API key. It is shown only this once; keep it safe:\n\n    %s\n\n", key)
+	}
+	return nil
+}
