@@ -90,7 +90,7 @@ type Node struct {
 // the cluster's (DESIGN.md invariant 8), makes sure an administrator can
 // sign in, and listens on its addresses. Nothing is served until Start.
 // On an error everything opened is closed again.
-func New(ctx context.Context, cfg Config) (n *Node, err error) {
+func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = "./cuttle-data"
 	}
@@ -138,7 +138,7 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 
-	n = &Node{cfg: cfg, log: log, failed: make(chan error, 1)}
+	n := &Node{cfg: cfg, log: log, failed: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			n.close()
