@@ -27,7 +27,11 @@ var ProjectGroups = &collection.Def[cuttle.ProjectGroup]{
 }
 
 // All is every collection, in the order their tables are made.
-var All = collection.NewSet(ProjectGroups)
+var All = collection.NewSet(
+	ProjectGroups,
+	Lifecycles,
+	MachinePolicies,
+)
 
 // Seed creates the documents every installation starts with (the "Default
 // Project Group" of the default space, and so on) where they are missing.
@@ -52,6 +56,8 @@ var seeds = []func(ctx context.Context, tx *collection.Tx) error{
 			Slug: cuttle.Slug(cuttle.DefaultProjectGroupName), EnvironmentIds: []string{},
 		})
 	},
+	seedDefaultLifecycle,
+	seedDefaultMachinePolicy,
 }
 
 // seedNamed inserts doc unless its collection has a document of its name

@@ -30,6 +30,7 @@ func collectionCases() []collectionCase {
 		namedCase(resources.ProjectGroups, func(t *testing.T, s store.Store, name string) cuttle.ProjectGroup {
 			return cuttle.ProjectGroup{Resource: cuttle.Resource{SpaceID: space}, Name: name, EnvironmentIds: []string{}}
 		}, func(g *cuttle.ProjectGroup) *string { return &g.Name }),
+		lifecycleCase(), machinePolicyCase(),
 	}
 }
 
