@@ -14,7 +14,7 @@ import (
 func lifecycleCase() collectionCase {
 	make := func(name string, envs ...string) cuttle.Lifecycle {
 		return cuttle.Lifecycle{Resource: cuttle.Resource{SpaceID: space}, Name: name,
-			Phases: []cuttle.Phase{{ID: "p1", Name: "Only", AutomaticDeploymentTargets: envs, OptionalDeploymentTargets: []string{}}},
+			Phases:                 []cuttle.Phase{{ID: "p1", Name: "Only", AutomaticDeploymentTargets: envs, OptionalDeploymentTargets: []string{}}},
 			ReleaseRetentionPolicy: cuttle.KeepForever(), TentacleRetentionPolicy: cuttle.KeepForever()}
 	}
 	named := namedCase(resources.Lifecycles, func(t *testing.T, s store.Store, name string) cuttle.Lifecycle {
