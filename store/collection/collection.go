@@ -241,11 +241,7 @@ func (d *Def[T]) List(ctx context.Context, tx *Tx, q Query) ([]T, int, error) {
 // list runs the select of where (ANDed) with args and returns the page and
 // the total.
 func (d *Def[T]) list(ctx context.Context, tx *Tx, where []string, args []any, take, skip int, lock string) ([]T, int, error) {
-	query := "SELECT id, space_id, version, doc, count(*) OVER () FROM " + d.Table
-	if lock != "" {
-		// Window functions and row locks do not mix: a locking read is a Get.
-		query = "SELECT id, space_id, version, doc, 1 FROM " + d.Table
-	}
+	query := "SELECT id, space_id, version, doc FROM " + d.Table
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -271,7 +267,7 @@ func (d *Def[T]) list(ctx context.Context, tx *Tx, where []string, args []any, t
 			space       string
 			raw         []byte
 		)
-		if err := rows.Scan(&id, &space, &version, &raw, &total); err != nil {
+		if err := rows.Scan(&id, &space, &version, &raw); err != nil {
 			return nil, 0, Error(tx.D, err, "reading "+d.Noun+"s")
 		}
 		var doc T
@@ -286,8 +282,11 @@ func (d *Def[T]) list(ctx context.Context, tx *Tx, where []string, args []any, t
 		return nil, 0, Error(tx.D, err, "reading "+d.Noun+"s")
 	}
 	rows.Close()
-	if len(docs) == 0 && skip > 0 && take != 0 {
-		// Past the last page: the window counted nothing.
+	total = max(skip, 0) + len(docs)
+	if take >= 0 && (len(docs) == take || (len(docs) == 0 && skip > 0)) && lock == "" {
+		// A full page, or one past the end: there may be more than it shows.
+		// A statement of its own, so that the page itself can come from an
+		// index in order, never from sorting every row.
 		count := "SELECT count(*) FROM " + d.Table
 		if len(where) > 0 {
 			count += " WHERE " + strings.Join(where, " AND ")
