@@ -526,14 +526,7 @@ func (d *Def[T]) checkRefs(ctx context.Context, tx *Tx, doc *T) error {
 		for _, id := range ids {
 			n, err := cuttle.ParseID(c.Refers.prefix(), id)
 			if err == nil {
-				var rows Rows
-				rows, err = tx.Q.Query(ctx, "SELECT 1 FROM "+c.Refers.table()+" WHERE id = ?"+tx.D.ShareLock(), n)
-				if err != nil {
-					return Error(tx.D, err, "checking the "+c.Refers.noun()+" "+id)
-				}
-				found := rows.Next()
-				err = rows.Err()
-				rows.Close()
+				found, err := Exists(ctx, tx.Q, "SELECT 1 FROM "+c.Refers.table()+" WHERE id = ?"+tx.D.ShareLock(), n)
 				if err != nil {
 					return Error(tx.D, err, "checking the "+c.Refers.noun()+" "+id)
 				}

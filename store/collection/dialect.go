@@ -23,6 +23,17 @@ type Rows interface {
 	Close()
 }
 
+// Exists reports whether query, run through q, returns a row.
+func Exists(ctx context.Context, q Querier, query string, args ...any) (bool, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
+}
+
 // Dialect is what differs between the engines for collections and for the
 // error classification they share.
 type Dialect interface {

@@ -36,14 +36,8 @@ func (dialect) Type(k collection.Kind) string {
 }
 
 func (dialect) HasColumn(ctx context.Context, q collection.Querier, table, column string) (bool, error) {
-	rows, err := q.Query(ctx, `SELECT 1 FROM information_schema.columns
+	return collection.Exists(ctx, q, `SELECT 1 FROM information_schema.columns
 		WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?`, table, column)
-	if err != nil {
-		return false, err
-	}
-	defer rows.Close()
-	found := rows.Next()
-	return found, rows.Err()
 }
 
 func (dialect) UniqueViolation(err error) (string, bool) {

@@ -31,13 +31,7 @@ func (dialect) Type(k collection.Kind) string {
 }
 
 func (dialect) HasColumn(ctx context.Context, q collection.Querier, table, column string) (bool, error) {
-	rows, err := q.Query(ctx, `SELECT 1 FROM pragma_table_info(?) WHERE name = ?`, table, column)
-	if err != nil {
-		return false, err
-	}
-	defer rows.Close()
-	found := rows.Next()
-	return found, rows.Err()
+	return collection.Exists(ctx, q, `SELECT 1 FROM pragma_table_info(?) WHERE name = ?`, table, column)
 }
 
 func (dialect) UniqueViolation(err error) (string, bool) {
