@@ -284,6 +284,9 @@ func (s *Server) handleEnvironmentDelete(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return err
 	}
+	if err := s.environmentInUse(r.Context(), cuttle.FormatID(cuttle.EnvironmentIDPrefix, id)); err != nil {
+		return err
+	}
 	if err := s.store.DeleteEnvironment(r.Context(), id); err != nil {
 		return err
 	}
@@ -326,7 +329,9 @@ func osFamily(os string) string {
 	return "Unknown"
 }
 
-func toMachineResource(m cuttle.Machine) machineResource {
+// toMachineResource returns the resource of m, which follows the machine
+// policy of policyID (the default one: cuttle keeps no other per machine).
+func toMachineResource(m cuttle.Machine, policyID string) machineResource {
 	id := cuttle.FormatID(cuttle.MachineIDPrefix, m.ID)
 	envs := []string{}
 	for _, e := range m.EnvironmentIDs {
@@ -339,7 +344,7 @@ func toMachineResource(m cuttle.Machine) machineResource {
 	return machineResource{
 		Id: id, Name: m.Name, SpaceId: m.SpaceID, EnvironmentIds: envs, Roles: append([]string{}, m.Roles...),
 		TenantedDeploymentParticipation: "Untenanted", TenantIds: []string{}, TenantTags: []string{},
-		MachinePolicyId: "MachinePolicies-1", IsDisabled: m.IsDisabled, HealthStatus: m.HealthStatus, Status: machineStatus(m),
+		MachinePolicyId: policyID, IsDisabled: m.IsDisabled, HealthStatus: m.HealthStatus, Status: machineStatus(m),
 		StatusSummary: m.StatusSummary, HasLatestCalamari: true, OperatingSystem: osFamily(m.OS), ShellName: "Bash",
 		ShellVersion: shellVersion, Architecture: "Tentacle", Thumbprint: m.Thumbprint, Uri: m.URI,
 		Endpoint: endpointResource{
@@ -388,16 +393,17 @@ func endpointOf(e *endpointBody) (cuttle.CommunicationStyle, string, string, err
 		cuttle.Listening, cuttle.Polling, e.CommunicationStyle)
 }
 
-// machineOf checks a body and returns the machine it describes.
-func machineOf(b machineBody, spaceID string) (cuttle.Machine, error) {
+// machineOf checks a body and returns the machine it describes. Every
+// machine follows the default machine policy, of policyID.
+func machineOf(b machineBody, spaceID, policyID string) (cuttle.Machine, error) {
 	if b.SpaceId != "" && !strings.EqualFold(b.SpaceId, spaceID) {
 		return cuttle.Machine{}, cuttle.Errorf(cuttle.KindInvalid, "SpaceId %q is not this route's space %s.", b.SpaceId, spaceID)
 	}
 	if len(b.TenantIds) > 0 || len(b.TenantTags) > 0 || (b.TenantedDeploymentParticipation != "" && b.TenantedDeploymentParticipation != "Untenanted") {
 		return cuttle.Machine{}, cuttle.Errorf(cuttle.KindInvalid, "cuttle has no tenants: leave TenantIds and TenantTags empty and TenantedDeploymentParticipation Untenanted.")
 	}
-	if b.MachinePolicyId != "" && b.MachinePolicyId != "MachinePolicies-1" {
-		return cuttle.Machine{}, cuttle.Errorf(cuttle.KindInvalid, "cuttle has one machine policy, MachinePolicies-1; %q does not exist.", b.MachinePolicyId)
+	if b.MachinePolicyId != "" && !strings.EqualFold(b.MachinePolicyId, policyID) {
+		return cuttle.Machine{}, cuttle.Errorf(cuttle.KindInvalid, "cuttle's deployment targets all follow the default machine policy, %s; MachinePolicyId %q is not it.", policyID, b.MachinePolicyId)
 	}
 	style, uri, thumbprint, err := endpointOf(b.Endpoint)
 	if err != nil {
@@ -487,9 +493,13 @@ func (s *Server) machines(r *http.Request) ([]machineResource, error) {
 	if err != nil {
 		return nil, err
 	}
+	policy, err := s.defaultMachinePolicyID(r.Context())
+	if err != nil {
+		return nil, err
+	}
 	out := []machineResource{}
 	for _, m := range ms {
-		out = append(out, toMachineResource(m))
+		out = append(out, toMachineResource(m, policy))
 	}
 	return out, nil
 }
@@ -520,7 +530,11 @@ func (s *Server) handleMachineGet(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toMachineResource(m))
+	policy, err := s.defaultMachinePolicyID(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toMachineResource(m, policy))
 	return nil
 }
 
@@ -541,7 +555,11 @@ func (s *Server) handleMachineCreate(w http.ResponseWriter, r *http.Request) err
 	if err := decodeJSON(w, r, &b); err != nil {
 		return err
 	}
-	m, err := machineOf(b, spaceID)
+	policy, err := s.defaultMachinePolicyID(r.Context())
+	if err != nil {
+		return err
+	}
+	m, err := machineOf(b, spaceID, policy)
 	if err != nil {
 		return err
 	}
@@ -551,7 +569,7 @@ func (s *Server) handleMachineCreate(w http.ResponseWriter, r *http.Request) err
 	s.machineChanged(r, m.ID)
 	s.log.Info("registered a deployment target", "machine", cuttle.FormatID(cuttle.MachineIDPrefix, m.ID), "name", m.Name,
 		"style", m.Style, "uri", m.URI, "thumbprint", m.Thumbprint)
-	writeJSON(w, http.StatusCreated, toMachineResource(m))
+	writeJSON(w, http.StatusCreated, toMachineResource(m, policy))
 	return nil
 }
 
@@ -567,7 +585,11 @@ func (s *Server) handleMachineUpdate(w http.ResponseWriter, r *http.Request) err
 	if err := sameID(b.Id, cuttle.MachineIDPrefix, id); err != nil {
 		return err
 	}
-	m, err := machineOf(b, DefaultSpaceID)
+	policy, err := s.defaultMachinePolicyID(r.Context())
+	if err != nil {
+		return err
+	}
+	m, err := machineOf(b, DefaultSpaceID, policy)
 	if err != nil {
 		return err
 	}
@@ -576,7 +598,7 @@ func (s *Server) handleMachineUpdate(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	s.machineChanged(r, m.ID)
-	writeJSON(w, http.StatusOK, toMachineResource(m))
+	writeJSON(w, http.StatusOK, toMachineResource(m, policy))
 	return nil
 }
 

@@ -24,4 +24,6 @@ func (s *Server) documentRoutes() {
 			}
 			return nil
 		}})
+	s.serveLifecycles()
+	s.serveMachinePolicies()
 }
