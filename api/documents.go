@@ -23,6 +23,13 @@ type docs[T any] struct {
 	path     string // the route's collection segment, such as "projectgroups"
 	link     string // the root documents' Link name, such as "ProjectGroups"
 	itemType string // the list's ItemType, such as "ProjectGroup"
+	// template is the root documents' Link when it is not the usual
+	// path{/id}{?skip,take,ids,partialName,name}: what follows the path,
+	// such as "{/id}{?skip,take,ids}".
+	template string
+	// owner, when set, names what the documents live and die with (such
+	// as "project"): users change them, and cannot create or delete them.
+	owner string
 	// links returns the resource's Links but Self, which docs adds.
 	links func(doc *T) map[string]string
 	// lookup finds a document by something other than its id (a project's
@@ -43,22 +50,41 @@ type docs[T any] struct {
 // serveDocs registers the routes of d.
 func serveDocs[T any](s *Server, d docs[T]) {
 	prefixes := []string{"/api"}
+	template := d.template
+	if template == "" {
+		template = "{/id}{?skip,take,ids,partialName,name}"
+	}
 	if d.def.Spaced {
 		prefixes = append(prefixes, "/api/"+DefaultSpaceID)
-		s.links[d.link] = "/api/" + DefaultSpaceID + "/" + d.path + "{/id}{?skip,take,ids,partialName,name}"
+		s.links[d.link] = "/api/" + DefaultSpaceID + "/" + d.path + template
 	} else {
-		s.links[d.link] = "/api/" + d.path + "{/id}{?skip,take,ids,partialName,name}"
+		s.links[d.link] = "/api/" + d.path + template
+	}
+	create, remove := d.create(s), d.remove(s)
+	if d.owner != "" {
+		create = func(w http.ResponseWriter, r *http.Request) error {
+			return cuttle.Errorf(cuttle.KindInvalid, "%s is created with its %s and cannot be created alone.", collection.Article(d.def.Noun), d.owner)
+		}
+		remove = func(w http.ResponseWriter, r *http.Request) error {
+			return cuttle.Errorf(cuttle.KindInvalid, "%s is deleted with its %s and cannot be deleted alone.", collection.Article(d.def.Noun), d.owner)
+		}
 	}
 	for _, p := range prefixes {
 		base := p + "/" + d.path
-		s.handle("GET "+base, user, d.list(s, false))
-		s.handle("GET "+base+"/all", user, d.list(s, true))
+		s.handle("GET "+base, user, d.list(s, false, nil))
+		s.handle("GET "+base+"/all", user, d.list(s, true, nil))
 		s.handle("GET "+base+"/{id}", user, d.get(s))
-		s.handle("POST "+base, admin, d.create(s))
+		s.handle("POST "+base, admin, create)
 		s.handle("PUT "+base+"/{id}", admin, d.modify(s))
-		s.handle("DELETE "+base+"/{id}", admin, d.remove(s))
+		s.handle("DELETE "+base+"/{id}", admin, remove)
 	}
 }
+
+// scope narrows a list to the documents of one owner, inside the list's
+// unit of work: it returns the filter on the collection's columns and the
+// list's own path (for the page links), or KindNotFound for an unknown
+// owner.
+type scope func(ctx context.Context, tx *collection.Tx, r *http.Request) (where map[string]any, path string, err error)
 
 // space returns the request's space for a space-scoped collection, "" for
 // another. Routes exist for the one space only: any other is an unknown route.
@@ -93,7 +119,9 @@ func metaOf[T any](doc *T) *cuttle.Resource {
 	return any(doc).(interface{ Meta() *cuttle.Resource }).Meta()
 }
 
-func (d docs[T]) list(s *Server, all bool) handler {
+// list serves the paged list (or with all, the bare array) of the
+// documents; within, when not nil, narrows it to an owner's.
+func (d docs[T]) list(s *Server, all bool, within scope) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		sp, err := d.space(r)
 		if err != nil {
@@ -109,7 +137,13 @@ func (d docs[T]) list(s *Server, all bool) handler {
 			items []T
 			total int
 		)
+		path := strings.TrimSuffix(d.self(""), "/")
 		err = s.store.Read(r.Context(), func(tx *collection.Tx) (err error) {
+			if within != nil {
+				if q.Where, path, err = within(r.Context(), tx, r); err != nil {
+					return err
+				}
+			}
 			items, total, err = d.def.List(r.Context(), tx, q)
 			return err
 		})
@@ -123,7 +157,6 @@ func (d docs[T]) list(s *Server, all bool) handler {
 			writeJSON(w, http.StatusOK, items)
 			return nil
 		}
-		path := strings.TrimSuffix(d.self(""), "/")
 		writeJSON(w, http.StatusOK, newPage(d.itemType, path, items, total, q.Skip, q.Take))
 		return nil
 	}

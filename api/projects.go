@@ -26,4 +26,5 @@ func (s *Server) documentRoutes() {
 		}})
 	s.serveLifecycles()
 	s.serveMachinePolicies()
+	s.serveProjects()
 }

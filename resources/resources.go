@@ -31,6 +31,7 @@ var All = collection.NewSet(
 	ProjectGroups,
 	Lifecycles,
 	MachinePolicies,
+	Projects, Channels, DeploymentProcesses, VariableSets,
 )
 
 // Seed creates the documents every installation starts with (the "Default

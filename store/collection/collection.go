@@ -81,7 +81,11 @@ type Def[T any] struct {
 	// before Insert), as for documents owned one-to-one by another, such as
 	// "deploymentprocess-Projects-7"; otherwise the database assigns them.
 	ExplicitIDs bool
-	Columns     []Column[T]
+	// Derive, when set, completes a new document from the id Insert gave
+	// it (a project's "deploymentprocess-Projects-7", say); the document
+	// is stored with what it sets, at version 0.
+	Derive  func(doc *T)
+	Columns []Column[T]
 	// Order is the ORDER BY of lists, over the table's columns (id,
 	// space_id, version and the extracted ones); default "id".
 	Order string
@@ -354,12 +358,37 @@ func (d *Def[T]) Insert(ctx context.Context, tx *Tx, doc *T) error {
 	if err == nil {
 		err = rows.Err()
 	}
+	rows.Close()
 	if err != nil {
 		return d.writeError(tx, err, doc, "creating the "+d.Noun)
 	}
 	m.ID = cuttle.FormatID(d.Prefix, id)
+	if d.Derive != nil {
+		d.Derive(doc)
+		sets, args, err := d.values(doc)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Q.Exec(ctx, "UPDATE "+d.Table+" SET "+strings.Join(sets, ", ")+" WHERE id = ?", append(args, id)...); err != nil {
+			return d.writeError(tx, err, doc, "creating the "+d.Noun)
+		}
+	}
 	tx.Notify(Channel, m.ID)
 	return nil
+}
+
+// values returns the assignments of the stored document and its columns,
+// for an UPDATE, with their arguments.
+func (d *Def[T]) values(doc *T) (sets []string, args []any, err error) {
+	raw, err := d.encode(doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	sets, args = []string{"doc = ?"}, []any{raw}
+	for _, c := range d.Columns {
+		sets, args = append(sets, c.Name+" = ?"), append(args, d.columnValue(c, doc))
+	}
+	return sets, args, nil
 }
 
 // Update replaces the document of doc's Id if its stored version is doc's
@@ -378,17 +407,12 @@ func (d *Def[T]) Update(ctx context.Context, tx *Tx, doc *T) error {
 	if err := d.checkRefs(ctx, tx, doc); err != nil {
 		return err
 	}
-	raw, err := d.encode(doc)
+	sets, args, err := d.values(doc)
 	if err != nil {
 		return err
 	}
-	sets := []string{"version = version + 1", "doc = ?"}
-	args := []any{raw}
-	for _, c := range d.Columns {
-		sets, args = append(sets, c.Name+" = ?"), append(args, d.columnValue(c, doc))
-	}
 	args = append(args, n, m.Version)
-	k, err := tx.Q.Exec(ctx, "UPDATE "+d.Table+" SET "+strings.Join(sets, ", ")+" WHERE id = ? AND version = ?", args...)
+	k, err := tx.Q.Exec(ctx, "UPDATE "+d.Table+" SET version = version + 1, "+strings.Join(sets, ", ")+" WHERE id = ? AND version = ?", args...)
 	if err != nil {
 		return d.writeError(tx, err, doc, "changing the "+d.Noun)
 	}
@@ -588,13 +612,13 @@ func (d *Def[T]) writeError(tx *Tx, err error, doc *T, what string) error {
 	}
 	for _, c := range d.Columns {
 		if c.Unique && (strings.Contains(constraint, c.Name) || d.uniqueCount() == 1) {
-			return cuttle.Errorf(cuttle.KindConflict, "%s with the %s %q exists already.", article(d.Noun), c.Name, fmt.Sprint(c.Value(doc)))
+			return cuttle.Errorf(cuttle.KindConflict, "%s with the %s %q exists already.", Article(d.Noun), c.Name, fmt.Sprint(c.Value(doc)))
 		}
 	}
 	if strings.Contains(constraint, "id") || strings.Contains(constraint, "PRIMARY") || strings.Contains(constraint, "pkey") {
 		return cuttle.Errorf(cuttle.KindConflict, "The %s %s exists already.", d.Noun, meta(doc).ID)
 	}
-	return cuttle.Errorf(cuttle.KindConflict, "%s like this one exists already.", article(d.Noun))
+	return cuttle.Errorf(cuttle.KindConflict, "%s like this one exists already.", Article(d.Noun))
 }
 
 func (d *Def[T]) uniqueCount() int {
@@ -607,8 +631,8 @@ func (d *Def[T]) uniqueCount() int {
 	return n
 }
 
-// article returns noun with its indefinite article, capitalized: "A project", "An environment".
-func article(noun string) string {
+// Article returns noun with its indefinite article, capitalized: "A project", "An environment".
+func Article(noun string) string {
 	if noun != "" && strings.ContainsRune("aeiou", unicode.ToLower(rune(noun[0]))) {
 		return "An " + noun
 	}

@@ -31,6 +31,10 @@ func collectionCases() []collectionCase {
 			return cuttle.ProjectGroup{Resource: cuttle.Resource{SpaceID: space}, Name: name, EnvironmentIds: []string{}}
 		}, func(g *cuttle.ProjectGroup) *string { return &g.Name }),
 		lifecycleCase(), machinePolicyCase(),
+		projectsCase(),
+		channelsCase(),
+		processesCase(),
+		variableSetsCase(),
 	}
 }
 
