@@ -72,7 +72,13 @@ func request(t *testing.T, method, url, key, body string) (int, map[string]any) 
 func TestConcurrentCreatesOfOneName(t *testing.T) {
 	t.Parallel()
 	a, b, key := twoNodes(t)
-	for _, collection := range []string{"projectgroups"} {
+	_, groups := request(t, "GET", a+"/api/Spaces-1/projectgroups?name=Default%20Project%20Group", key, "")
+	group := groups["Items"].([]any)[0].(map[string]any)["Id"].(string)
+	extra := map[string]string{
+		"projectgroups": "",
+		"projects":      fmt.Sprintf(`, "LifecycleId": "Lifecycles-1", "ProjectGroupId": %q`, group),
+	}
+	for _, collection := range []string{"projectgroups", "projects"} {
 		for round := range 10 {
 			name := fmt.Sprintf("Same %s %d", collection, round)
 			var (
@@ -83,7 +89,7 @@ func TestConcurrentCreatesOfOneName(t *testing.T) {
 			for i, base := range []string{a, b} {
 				wg.Go(func() {
 					<-start
-					statuses[i], _ = request(t, "POST", base+"/api/Spaces-1/"+collection, key, fmt.Sprintf(`{"Name": %q}`, name))
+					statuses[i], _ = request(t, "POST", base+"/api/Spaces-1/"+collection, key, fmt.Sprintf(`{"Name": %q%s}`, name, extra[collection]))
 				})
 			}
 			close(start)
@@ -94,15 +100,15 @@ func TestConcurrentCreatesOfOneName(t *testing.T) {
 			}
 		}
 
-		status, doc := request(t, "POST", a+"/api/Spaces-1/"+collection, key, `{"Name": "Versioned"}`)
+		status, doc := request(t, "POST", a+"/api/Spaces-1/"+collection, key, `{"Name": "Versioned"`+extra[collection]+`}`)
 		if status != http.StatusCreated {
 			t.Fatalf("create: %d %v", status, doc)
 		}
 		id := doc["Id"].(string)
-		if status, doc := request(t, "PUT", a+"/api/Spaces-1/"+collection+"/"+id, key, `{"Name": "Changed", "Version": 0}`); status != http.StatusOK {
+		if status, doc := request(t, "PUT", a+"/api/Spaces-1/"+collection+"/"+id, key, `{"Name": "Changed", "Version": 0`+extra[collection]+`}`); status != http.StatusOK {
 			t.Fatalf("PUT at version 0: %d %v", status, doc)
 		}
-		if status, doc := request(t, "PUT", b+"/api/Spaces-1/"+collection+"/"+id, key, `{"Name": "Lost", "Version": 0}`); status != http.StatusConflict {
+		if status, doc := request(t, "PUT", b+"/api/Spaces-1/"+collection+"/"+id, key, `{"Name": "Lost", "Version": 0`+extra[collection]+`}`); status != http.StatusConflict {
 			t.Fatalf("PUT at the stale version through the other node: %d %v; want 409", status, doc)
 		}
 		if _, doc := request(t, "GET", b+"/api/Spaces-1/"+collection+"/"+id, key, ""); doc["Name"] != "Changed" || doc["Version"] != float64(1) {
