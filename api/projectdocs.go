@@ -36,10 +36,10 @@ func (s *Server) serveProjects() {
 	serveDocs(s, channels)
 	// A process or a variable set is also found by its project's id or
 	// slug, which serves the routes under a project.
-	byProject := func(ctx context.Context, tx *collection.Tx, sp, key string, id func(*cuttle.Project) string) (string, error) {
+	byProject := func(ctx context.Context, tx *collection.Tx, sp, key, noun string, id func(*cuttle.Project) string) (string, error) {
 		p, err := projects.find(ctx, tx, sp, key, false)
 		if cuttle.IsKind(err, cuttle.KindNotFound) {
-			return "", cuttle.Errorf(cuttle.KindNotFound, "There is no project and nothing of a project with the id %q.", key)
+			return "", cuttle.Errorf(cuttle.KindNotFound, "There is no %s with the id %q, nor a project of that id or slug.", noun, key)
 		}
 		return id(&p), err
 	}
@@ -50,7 +50,7 @@ func (s *Server) serveProjects() {
 				"Template": spacePath("deploymentprocesses/" + p.ID + "/template{?channel,releaseId}")}
 		},
 		lookup: func(ctx context.Context, tx *collection.Tx, sp, key string) (cuttle.DeploymentProcess, error) {
-			id, err := byProject(ctx, tx, sp, key, func(p *cuttle.Project) string { return p.DeploymentProcessId })
+			id, err := byProject(ctx, tx, sp, key, "deployment process", func(p *cuttle.Project) string { return p.DeploymentProcessId })
 			if err != nil {
 				return cuttle.DeploymentProcess{}, err
 			}
@@ -68,7 +68,7 @@ func (s *Server) serveProjects() {
 	variables := docs[cuttle.VariableSet]{def: resources.VariableSets, path: "variables", link: "Variables",
 		itemType: "VariableSet", template: "{/id}{?ids}", owner: "project",
 		lookup: func(ctx context.Context, tx *collection.Tx, sp, key string) (cuttle.VariableSet, error) {
-			id, err := byProject(ctx, tx, sp, key, func(p *cuttle.Project) string { return p.VariableSetId })
+			id, err := byProject(ctx, tx, sp, key, "variable set", func(p *cuttle.Project) string { return p.VariableSetId })
 			if err != nil {
 				return cuttle.VariableSet{}, err
 			}
@@ -99,7 +99,9 @@ func (s *Server) serveProjects() {
 	}
 	for _, prefix := range []string{"/api", "/api/" + DefaultSpaceID} {
 		s.handle("GET "+prefix+"/projectgroups/{id}/projects", user, projects.list(s, false, groupsProjects))
+		s.handle("GET "+prefix+"/projectgroups/{id}/projects/all", user, projects.list(s, true, groupsProjects))
 		s.handle("GET "+prefix+"/projects/{id}/channels", user, channels.list(s, false, projectsChannels))
+		s.handle("GET "+prefix+"/projects/{id}/channels/all", user, channels.list(s, true, projectsChannels))
 		s.handle("GET "+prefix+"/projects/{id}/deploymentprocesses", user, processes.get(s))
 		s.handle("PUT "+prefix+"/projects/{id}/deploymentprocesses", admin, processes.modify(s))
 		s.handle("GET "+prefix+"/projects/{id}/variables", user, variables.get(s))

@@ -104,6 +104,14 @@ func TestProjectsOfficialClient(t *testing.T) {
 		t.Fatalf("GetChannels: %+v, %v", chs, err)
 	}
 	def := chs[0]
+	if status, body := e.do("GET", "/api/Spaces-1/projects/web-site/channels/all", e.adminKey, ""); status != http.StatusOK ||
+		!strings.HasPrefix(string(body), `[{"Id":"`+def.ID+`"`) {
+		t.Fatalf("GET the project's channels/all: %d %s", status, body)
+	}
+	if status, body := e.do("GET", "/api/Spaces-1/projectgroups/"+group+"/projects/all", e.adminKey, ""); status != http.StatusOK ||
+		strings.Count(string(body), `"Id":"Projects-`) != 2 {
+		t.Fatalf("GET the group's projects/all: %d %s", status, body)
+	}
 	if got, err := c.Channels.GetByID(def.ID); err != nil || got.Name != "Default" {
 		t.Fatalf("Channels.GetByID: %+v, %v", got, err)
 	}
