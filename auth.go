@@ -4,18 +4,97 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
+	"time"
 )
 
-// User is someone, or some automation, that calls the API.
+// User is someone, or some automation, that calls the API: a document of
+// the users collection. Until permissions arrive, a user is an
+// administrator while a member of the AdministratorsTeam, and may read
+// everything otherwise.
 type User struct {
-	ID              int64
-	Username        string
-	IsAdministrator bool
+	Resource
+	Username            string // unique, ignoring case
+	DisplayName         string // defaults to the username
+	EmailAddress        string
+	IsActive            bool // an inactive user's API keys are refused
+	IsService           bool // automation: signs in with API keys only
+	IsRequestor         bool
+	CanPasswordBeEdited bool
+	Identities          []json.RawMessage
+	// IsAdministrator is found at sign-in (membership of the
+	// AdministratorsTeam), never stored or answered.
+	IsAdministrator bool `json:"-"`
+}
+
+// Check validates a user about to be stored and completes it: a trimmed
+// username of printable characters, a display name (the username if
+// none), empty identities. Errors are KindInvalid.
+func (u *User) Check() error {
+	u.Username = strings.TrimSpace(u.Username)
+	switch {
+	case u.Username == "":
+		return Errorf(KindInvalid, "A user needs a Username.")
+	case len([]rune(u.Username)) > 200:
+		return Errorf(KindInvalid, "A Username must be at most 200 characters.")
+	case strings.IndexFunc(u.Username+u.DisplayName+u.EmailAddress, func(r rune) bool { return r < ' ' }) >= 0:
+		return Errorf(KindInvalid, "A user's Username, DisplayName and EmailAddress cannot hold control characters.")
+	case len(u.Identities) > 0:
+		return Errorf(KindInvalid, "cuttle has no external identities; leave Identities empty.")
+	}
+	if u.DisplayName = strings.TrimSpace(u.DisplayName); u.DisplayName == "" {
+		u.DisplayName = u.Username
+	}
+	u.Identities = []json.RawMessage{}
+	return nil
 }
 
 // UserIDPrefix is the prefix of a user's API id.
 const UserIDPrefix = "Users-"
+
+// APIKey is an API key of a user: a document of the api keys collection,
+// which stores the key's digest, never the key.
+type APIKey struct {
+	Resource
+	UserID  string `json:"UserId"`
+	Purpose string
+	Created time.Time
+	Expires *time.Time // nil: never
+	// Digest is HashAPIKey of the key; Hint its first characters, so that
+	// its owner can tell keys apart. Neither is ever answered whole.
+	Digest string
+	Hint   string
+}
+
+// APIKeyHint returns what a list may show of key: its prefix and first
+// four characters.
+func APIKeyHint(key string) string {
+	if len(key) <= len(APIKeyPrefix)+4 {
+		return APIKeyPrefix
+	}
+	return key[:len(APIKeyPrefix)+4]
+}
+
+// Team is a group of users; with permissions (later) it carries their
+// roles. Teams are not space-scoped. The built-in teams (Everyone, of every
+// user implicitly, and the AdministratorsTeam) cannot be deleted or
+// renamed.
+type Team struct {
+	Resource
+	Name                   string
+	Description            string
+	MemberUserIds          []string
+	ExternalSecurityGroups []json.RawMessage
+	// What users may change of the team; the server sets them.
+	CanBeDeleted, CanBeRenamed, CanChangeMembers, CanChangeRoles bool
+}
+
+// Names of the built-in teams.
+const (
+	EveryoneTeam       = "Everyone"
+	AdministratorsTeam = "Octopus Administrators"
+)
 
 // APIKeyPrefix starts every API key.
 const APIKeyPrefix = "API-"

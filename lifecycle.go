@@ -214,8 +214,8 @@ func (l Lifecycle) EffectivePhases(envs []Environment) []Phase {
 	phases := []Phase{}
 	for _, e := range sorted {
 		phases = append(phases, Phase{
-			ID: FormatID(EnvironmentIDPrefix, e.ID), Name: e.Name,
-			AutomaticDeploymentTargets: []string{}, OptionalDeploymentTargets: []string{FormatID(EnvironmentIDPrefix, e.ID)},
+			ID: e.ID, Name: e.Name,
+			AutomaticDeploymentTargets: []string{}, OptionalDeploymentTargets: []string{e.ID},
 		})
 	}
 	return phases

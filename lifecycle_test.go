@@ -11,10 +11,10 @@ import (
 // sort order, then name.
 func TestEffectivePhases(t *testing.T) {
 	envs := []cuttle.Environment{
-		{ID: 3, Name: "Production", SortOrder: 3},
-		{ID: 1, Name: "dev", SortOrder: 1},
-		{ID: 2, Name: "Staging", SortOrder: 2},
-		{ID: 4, Name: "Canary", SortOrder: 2},
+		{Resource: cuttle.Resource{ID: "Environments-3"}, Name: "Production", SortOrder: 3},
+		{Resource: cuttle.Resource{ID: "Environments-1"}, Name: "dev", SortOrder: 1},
+		{Resource: cuttle.Resource{ID: "Environments-2"}, Name: "Staging", SortOrder: 2},
+		{Resource: cuttle.Resource{ID: "Environments-4"}, Name: "Canary", SortOrder: 2},
 	}
 	var none cuttle.Lifecycle
 	var got []string

@@ -15,15 +15,29 @@ const (
 )
 
 // Environment is a stage that deployment targets belong to, such as
-// Production.
+// Production: a document of the environments collection. Machines name
+// environments by their number (Machine.EnvironmentIDs); ParseID gives it.
 type Environment struct {
-	ID                         int64
-	SpaceID                    string
-	Name                       string // unique in its space
+	Resource
+	Name                       string // unique in its space, ignoring case
 	Description                string
-	SortOrder                  int
+	SortOrder                  int // environments are listed by it, then by name
 	UseGuidedFailure           bool
 	AllowDynamicInfrastructure bool
+	// EnvironmentTags and ExtensionSettings exist for clients that send
+	// them back; cuttle keeps no tags or extensions, so both are empty.
+	EnvironmentTags   []string
+	ExtensionSettings []json.RawMessage
+}
+
+// MarshalJSON writes the environment with its Slug, which is always the
+// slug of its name (cuttle keeps no other).
+func (e Environment) MarshalJSON() ([]byte, error) {
+	type plain Environment
+	return json.Marshal(struct {
+		plain
+		Slug string
+	}{plain(e), Slug(e.Name)})
 }
 
 // CommunicationStyle says which side of an agent's connection dials.
@@ -228,17 +242,25 @@ func (q MachineQuery) Matches(m Machine) bool {
 	return true
 }
 
-// Validate returns a KindInvalid error unless the environment has a name,
-// its texts hold no NUL, and its sort order is a 32-bit number.
-func (e Environment) Validate() error {
+// Check validates an environment about to be stored and completes it: a
+// trimmed name, no NUL in its texts, a 32-bit sort order, no extension
+// settings; empty tags. old is the stored environment for a change, nil
+// for a create. Errors are KindInvalid.
+func (e *Environment) Check(old *Environment) error {
+	if err := CheckName(&e.Name, "environment"); err != nil {
+		return err
+	}
 	switch {
-	case strings.TrimSpace(e.Name) == "":
-		return Errorf(KindInvalid, "An environment needs a name.")
 	case strings.ContainsRune(e.Name+e.Description, 0):
 		return Errorf(KindInvalid, "An environment's Name and Description cannot hold a NUL character.")
 	case e.SortOrder < math.MinInt32 || e.SortOrder > math.MaxInt32:
 		return Errorf(KindInvalid, "An environment's SortOrder must be between %d and %d.", math.MinInt32, math.MaxInt32)
+	case len(e.ExtensionSettings) > 0:
+		return Errorf(KindInvalid, "cuttle has no environment extensions; leave ExtensionSettings empty.")
+	case len(e.EnvironmentTags) > 0:
+		return Errorf(KindInvalid, "cuttle has no environment tags yet; leave EnvironmentTags empty.")
 	}
+	e.EnvironmentTags, e.ExtensionSettings = []string{}, []json.RawMessage{}
 	return nil
 }
 

@@ -12,8 +12,10 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/cluster"
+	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/server"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
 // env is one node (package server, as `cuttle server` runs it) served
@@ -57,11 +59,16 @@ func newEnv(t testing.TB) *env {
 	e.node, e.store, e.member = node, node.Store(), node.Member()
 	e.fingerprint, e.thumbprint = node.Cluster().KeyFingerprint, node.Thumbprint()
 	e.srv = testServer{URL: "http://" + node.Addr()}
-	viewer, err := e.store.CreateUser(ctx, "viewer", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.store.AddAPIKey(ctx, viewer.ID, "test", cuttle.HashAPIKey(e.userKey)); err != nil {
+	// The viewer is no administrator: created past the API, which would
+	// make them one.
+	if err := e.store.Update(ctx, func(tx *collection.Tx) error {
+		viewer := cuttle.User{Username: "viewer", IsActive: true}
+		if err := resources.CreateUser(ctx, tx, &viewer, false); err != nil {
+			return err
+		}
+		_, err := resources.AddAPIKey(ctx, tx, viewer.ID, "test", e.userKey)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.member.Sync(ctx); err != nil { // the first check-in, and the bid that makes it leader

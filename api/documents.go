@@ -27,6 +27,13 @@ type docs[T any] struct {
 	// path{/id}{?skip,take,ids,partialName,name}: what follows the path,
 	// such as "{/id}{?skip,take,ids}".
 	template string
+	// inSpaces serves a collection that is not space-scoped under the
+	// space's routes too (Octopus's teams: system teams are listed in
+	// every space).
+	inSpaces bool
+	// filter makes lists take filter as another name of partialName, as
+	// Octopus's users do.
+	filter bool
 	// owner, when set, names what the documents live and die with (such
 	// as "project"): users change them, and cannot create or delete them.
 	owner string
@@ -54,8 +61,10 @@ func serveDocs[T any](s *Server, d docs[T]) {
 	if template == "" {
 		template = "{/id}{?skip,take,ids,partialName,name}"
 	}
-	if d.def.Spaced {
+	if d.def.Spaced || d.inSpaces {
 		prefixes = append(prefixes, "/api/"+DefaultSpaceID)
+	}
+	if d.def.Spaced {
 		s.links[d.link] = "/api/" + DefaultSpaceID + "/" + d.path + template
 	} else {
 		s.links[d.link] = "/api/" + d.path + template
@@ -128,6 +137,9 @@ func (d docs[T]) list(s *Server, all bool, within scope) handler {
 			return err
 		}
 		q := collection.Query{Space: sp, Take: -1, IDs: queryIDs(r), Name: r.URL.Query().Get("name"), PartialName: r.URL.Query().Get("partialName")}
+		if d.filter && q.PartialName == "" {
+			q.PartialName = r.URL.Query().Get("filter")
+		}
 		if !all {
 			if q.Skip, q.Take, err = pageParams(r); err != nil {
 				return err

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,35 +14,6 @@ import (
 	"github.com/cuttledeploy/cuttle/certs"
 	"github.com/cuttledeploy/cuttle/store"
 )
-
-// environmentResource is the Environment resource.
-type environmentResource struct {
-	Id                         string
-	Name                       string
-	Description                string
-	Slug                       string
-	SortOrder                  int
-	UseGuidedFailure           bool
-	AllowDynamicInfrastructure bool
-	SpaceId                    string
-	EnvironmentTags            []string
-	ExtensionSettings          []json.RawMessage
-	Links                      map[string]string
-}
-
-// environmentBody is what POST and PUT take. Fields the Octopus clients
-// send that cuttle does not keep are accepted and ignored.
-type environmentBody struct {
-	Id, Name, Description, Slug, SpaceId string
-	SortOrder                            int
-	UseGuidedFailure                     bool
-	AllowDynamicInfrastructure           bool
-	EnvironmentTags                      []string
-	ExtensionSettings                    []json.RawMessage
-	LastModifiedBy                       string
-	LastModifiedOn                       *time.Time
-	Links                                map[string]string
-}
 
 // machineResource is the deployment target (Machine) resource. Lists are
 // never null: the official Go client panics on a null one.
@@ -129,12 +99,6 @@ type certificateResource struct {
 
 func (s *Server) machineRoutes() {
 	for _, prefix := range []string{"/api", "/api/" + DefaultSpaceID} {
-		s.handle("GET "+prefix+"/environments", user, s.handleEnvironmentList)
-		s.handle("GET "+prefix+"/environments/all", user, s.handleEnvironmentAll)
-		s.handle("GET "+prefix+"/environments/{id}", user, s.handleEnvironmentGet)
-		s.handle("POST "+prefix+"/environments", admin, s.handleEnvironmentCreate)
-		s.handle("PUT "+prefix+"/environments/{id}", admin, s.handleEnvironmentUpdate)
-		s.handle("DELETE "+prefix+"/environments/{id}", admin, s.handleEnvironmentDelete)
 		s.handle("GET "+prefix+"/machines", user, s.handleMachineList)
 		s.handle("GET "+prefix+"/machines/all", user, s.handleMachineAll)
 		s.handle("GET "+prefix+"/machines/{id}", user, s.handleMachineGet)
@@ -148,150 +112,12 @@ func (s *Server) machineRoutes() {
 	s.handle("GET /api/configuration/certificates", user, s.handleCertificateList)
 }
 
-func toEnvironmentResource(e cuttle.Environment) environmentResource {
-	id := cuttle.FormatID(cuttle.EnvironmentIDPrefix, e.ID)
-	self := "/api/" + DefaultSpaceID + "/environments/" + id
-	return environmentResource{
-		Id: id, Name: e.Name, Description: e.Description, Slug: cuttle.Slug(e.Name), SortOrder: e.SortOrder,
-		UseGuidedFailure: e.UseGuidedFailure, AllowDynamicInfrastructure: e.AllowDynamicInfrastructure, SpaceId: e.SpaceID,
-		EnvironmentTags: []string{}, ExtensionSettings: []json.RawMessage{},
-		Links: map[string]string{"Self": self, "Machines": "/api/" + DefaultSpaceID + "/machines?environmentIds=" + id},
-	}
-}
-
-// environmentOf checks a body and returns the environment it describes.
-func environmentOf(b environmentBody, spaceID string) (cuttle.Environment, error) {
-	if b.SpaceId != "" && !strings.EqualFold(b.SpaceId, spaceID) {
-		return cuttle.Environment{}, cuttle.Errorf(cuttle.KindInvalid, "SpaceId %q is not this route's space %s.", b.SpaceId, spaceID)
-	}
-	if len(b.ExtensionSettings) > 0 {
-		return cuttle.Environment{}, cuttle.Errorf(cuttle.KindInvalid, "cuttle has no environment extensions; leave ExtensionSettings empty.")
-	}
-	e := cuttle.Environment{SpaceID: spaceID, Name: strings.TrimSpace(b.Name), Description: b.Description, SortOrder: b.SortOrder,
-		UseGuidedFailure: b.UseGuidedFailure, AllowDynamicInfrastructure: b.AllowDynamicInfrastructure}
-	return e, e.Validate()
-}
-
-func (s *Server) environments(r *http.Request) ([]environmentResource, error) {
-	if _, err := space(r); err != nil {
-		return nil, err
-	}
-	envs, err := s.store.Environments(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	q := r.URL.Query()
-	ids, err := idFilter(r, cuttle.EnvironmentIDPrefix)
-	if err != nil {
-		return nil, err
-	}
-	name, partial := q.Get("name"), strings.ToLower(q.Get("partialName"))
-	out := []environmentResource{}
-	for _, e := range envs {
-		res := toEnvironmentResource(e)
-		if (ids == nil || ids[res.Id]) && (name == "" || strings.EqualFold(name, e.Name)) &&
-			(partial == "" || strings.Contains(strings.ToLower(e.Name), partial)) {
-			out = append(out, res)
-		}
-	}
-	return out, nil
-}
-
-func (s *Server) handleEnvironmentList(w http.ResponseWriter, r *http.Request) error {
-	envs, err := s.environments(r)
-	if err != nil {
-		return err
-	}
-	return writePage(w, r, "Environment", "/api/"+DefaultSpaceID+"/environments", envs)
-}
-
-func (s *Server) handleEnvironmentAll(w http.ResponseWriter, r *http.Request) error {
-	envs, err := s.environments(r)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, envs)
-	return nil
-}
-
 // pathID returns the numeric id of the {id} path value, which must have prefix.
 func pathID(r *http.Request, prefix string) (int64, error) {
 	if _, err := space(r); err != nil {
 		return 0, err
 	}
 	return cuttle.ParseID(prefix, r.PathValue("id"))
-}
-
-func (s *Server) handleEnvironmentGet(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, cuttle.EnvironmentIDPrefix)
-	if err != nil {
-		return err
-	}
-	e, err := s.store.Environment(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, toEnvironmentResource(e))
-	return nil
-}
-
-func (s *Server) handleEnvironmentCreate(w http.ResponseWriter, r *http.Request) error {
-	spaceID, err := space(r)
-	if err != nil {
-		return err
-	}
-	var b environmentBody
-	if err := decodeJSON(w, r, &b); err != nil {
-		return err
-	}
-	e, err := environmentOf(b, spaceID)
-	if err != nil {
-		return err
-	}
-	if e, err = s.store.CreateEnvironment(r.Context(), e); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, toEnvironmentResource(e))
-	return nil
-}
-
-func (s *Server) handleEnvironmentUpdate(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, cuttle.EnvironmentIDPrefix)
-	if err != nil {
-		return err
-	}
-	var b environmentBody
-	if err := decodeJSON(w, r, &b); err != nil {
-		return err
-	}
-	if err := sameID(b.Id, cuttle.EnvironmentIDPrefix, id); err != nil {
-		return err
-	}
-	e, err := environmentOf(b, DefaultSpaceID)
-	if err != nil {
-		return err
-	}
-	e.ID = id
-	if e, err = s.store.UpdateEnvironment(r.Context(), e); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, toEnvironmentResource(e))
-	return nil
-}
-
-func (s *Server) handleEnvironmentDelete(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, cuttle.EnvironmentIDPrefix)
-	if err != nil {
-		return err
-	}
-	if err := s.environmentInUse(r.Context(), cuttle.FormatID(cuttle.EnvironmentIDPrefix, id)); err != nil {
-		return err
-	}
-	if err := s.store.DeleteEnvironment(r.Context(), id); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, struct{}{})
-	return nil
 }
 
 // sameID refuses a body whose Id names another resource than the route.

@@ -24,6 +24,7 @@ func (s *Server) documentRoutes() {
 			}
 			return nil
 		}})
+	s.serveEnvironments()
 	s.serveLifecycles()
 	s.serveMachinePolicies()
 	s.serveProjects()

@@ -111,6 +111,7 @@ func (s *Server) routes() {
 	s.taskRoutes()
 	s.machineRoutes()
 	s.documentRoutes()
+	s.peopleRoutes()
 	s.rootRoutes()
 	s.handle("/api/", user, func(w http.ResponseWriter, r *http.Request) error {
 		return cuttle.Errorf(cuttle.KindNotFound, "There is no route %s %s.", r.Method, r.URL.Path)

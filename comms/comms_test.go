@@ -31,7 +31,9 @@ import (
 	"github.com/cuttledeploy/cuttle/cluster"
 	"github.com/cuttledeploy/cuttle/comms"
 	"github.com/cuttledeploy/cuttle/masterkey"
+	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
 	"github.com/cuttledeploy/cuttle/store/sqlite"
 	"github.com/cuttledeploy/cuttle/testcluster"
 )
@@ -62,7 +64,7 @@ type node struct {
 	addr    string // of the polling endpoint
 	storage blob.Layout
 	log     *logBuffer
-	env     cuttle.Environment
+	env     int64 // the environment Production
 	task    cuttle.Task
 }
 
@@ -127,7 +129,11 @@ func newNode(t *testing.T) *node {
 		c.Stop(stop)
 		member.Stop(stop)
 	})
-	env, err := st.CreateEnvironment(ctx, cuttle.Environment{SpaceID: "Spaces-1", Name: "Production"})
+	prod := cuttle.Environment{Resource: cuttle.Resource{SpaceID: "Spaces-1"}, Name: "Production"}
+	if err := st.Update(ctx, func(tx *collection.Tx) error { return resources.Environments.Insert(ctx, tx, &prod) }); err != nil {
+		t.Fatal(err)
+	}
+	env, err := resources.Environments.ParseID(prod.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +170,7 @@ func (n *node) polling(t *testing.T, name string) *agent {
 	subscriptions.n++
 	sub := fmt.Sprintf("poll://%020d/", subscriptions.n)
 	subscriptions.Unlock()
-	m, err := n.store.CreateMachine(context.Background(), cuttle.Machine{SpaceID: "Spaces-1", Name: name, EnvironmentIDs: []int64{n.env.ID},
+	m, err := n.store.CreateMachine(context.Background(), cuttle.Machine{SpaceID: "Spaces-1", Name: name, EnvironmentIDs: []int64{n.env},
 		Style: cuttle.Polling, URI: sub, Thumbprint: id.Thumbprint})
 	if err != nil {
 		t.Fatal(err)

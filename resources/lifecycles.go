@@ -8,13 +8,14 @@ import (
 )
 
 // Lifecycles are the lifecycles. Their phases' environments are extracted
-// to environment_ids, so that an environment's delete finds the lifecycles
-// that name it (environments are not a collection, so no Refers).
+// to environment_ids, which refers to Environments: each must exist, and
+// an environment that a lifecycle names cannot be deleted.
 var Lifecycles = &collection.Def[cuttle.Lifecycle]{
 	Table: "lifecycles", Prefix: "Lifecycles-", Noun: "lifecycle", Spaced: true,
 	Columns: []collection.Column[cuttle.Lifecycle]{
 		name(func(l *cuttle.Lifecycle) string { return l.Name }),
-		{Name: LifecycleEnvironments, Kind: collection.IDs, Value: func(l *cuttle.Lifecycle) any { return l.EnvironmentIDs() }},
+		{Name: LifecycleEnvironments, Kind: collection.IDs, Refers: Environments,
+			Value: func(l *cuttle.Lifecycle) any { return l.EnvironmentIDs() }},
 	},
 	Order: "name",
 }

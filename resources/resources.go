@@ -28,6 +28,8 @@ var ProjectGroups = &collection.Def[cuttle.ProjectGroup]{
 
 // All is every collection, in the order their tables are made.
 var All = collection.NewSet(
+	Environments,
+	Users, APIKeys, Teams,
 	ProjectGroups,
 	Lifecycles,
 	MachinePolicies,
@@ -59,6 +61,7 @@ var seeds = []func(ctx context.Context, tx *collection.Tx) error{
 	},
 	seedDefaultLifecycle,
 	seedDefaultMachinePolicy,
+	seedTeams,
 }
 
 // seedNamed inserts doc unless its collection has a document of its name

@@ -30,7 +30,9 @@ import (
 	"github.com/cuttledeploy/cuttle/comms"
 	"github.com/cuttledeploy/cuttle/host"
 	"github.com/cuttledeploy/cuttle/masterkey"
+	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
 	"github.com/cuttledeploy/cuttle/store/postgres"
 	"github.com/cuttledeploy/cuttle/store/sqlite"
 	"github.com/cuttledeploy/cuttle/tasklog"
@@ -296,36 +298,46 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 }
 
 // ensureAdmin makes sure an administrator can sign in: it adds the key of
-// --admin-api-key, or, on a cluster with no user yet, generates a key and
-// prints it once.
+// --admin-api-key (to the user "admin", created if missing), or, on a
+// cluster with no user yet, creates "admin" with a generated key and
+// prints the key once. Nodes starting together may race: the loser of the
+// username's uniqueness tries again and finds the winner's user.
 func ensureAdmin(ctx context.Context, st store.Store, key string, stdout io.Writer) error {
 	const name = "admin"
-	if key == "" {
-		n, err := st.UserCount(ctx)
-		if err != nil || n > 0 {
+	var printed string
+	try := func() error {
+		printed = ""
+		return st.Update(ctx, func(tx *collection.Tx) error {
+			_, n, err := resources.Users.List(ctx, tx, collection.Query{Take: 1})
+			if err != nil || (key == "" && n > 0) {
+				return err
+			}
+			u, err := resources.UserNamed(ctx, tx, name)
+			if cuttle.IsKind(err, cuttle.KindNotFound) {
+				u = cuttle.User{Username: name, DisplayName: "Administrator", IsActive: true, IsService: true}
+				err = resources.CreateUser(ctx, tx, &u, true)
+			}
+			if err != nil {
+				return err
+			}
+			k := key
+			if k == "" {
+				k = cuttle.NewAPIKey()
+				printed = k
+			}
+			_, err = resources.AddAPIKey(ctx, tx, u.ID, "administrator", k)
 			return err
-		}
+		})
 	}
-	u, err := st.CreateUser(ctx, name, true)
-	created := err == nil
+	err := try()
 	if cuttle.IsKind(err, cuttle.KindConflict) {
-		if key == "" {
-			return nil // another node created the first user at the same moment, and printed its key
-		}
-		u, err = st.UserByName(ctx, name)
+		err = try()
 	}
 	if err != nil {
-		return fmt.Errorf("creating the administrator: %w", err)
+		return fmt.Errorf("creating the administrator and their API key: %w", err)
 	}
-	printed := key == ""
-	if printed {
-		key = cuttle.NewAPIKey()
-	}
-	if err := st.AddAPIKey(ctx, u.ID, "administrator", cuttle.HashAPIKey(key)); err != nil {
-		return fmt.Errorf("adding the administrator's API key: %w", err)
-	}
-	if printed && created {
-		fmt.Fprintf(stdout, "\nGenerated the administrator's API key. It is shown only this once; keep it safe:\n\n    %s\n\n", key)
+	if printed != "" {
+		fmt.Fprintf(stdout, "\nGenerated the administrator's API key. It is shown only this once; keep it safe:\n\n    %s\n\n", printed)
 	}
 	return nil
 }

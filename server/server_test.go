@@ -74,13 +74,20 @@ func TestConcurrentCreatesOfOneName(t *testing.T) {
 	a, b, key := twoNodes(t)
 	_, groups := request(t, "GET", a+"/api/Spaces-1/projectgroups?name=Default%20Project%20Group", key, "")
 	group := groups["Items"].([]any)[0].(map[string]any)["Id"].(string)
-	extra := map[string]string{
-		"projectgroups": "",
-		"projects":      fmt.Sprintf(`, "LifecycleId": "Lifecycles-1", "ProjectGroupId": %q`, group),
+	kinds := []struct {
+		path, name, extra string // the collection's route, its name field, its other fields
+	}{
+		{"/api/Spaces-1/projectgroups", "Name", ""},
+		{"/api/Spaces-1/projects", "Name", fmt.Sprintf(`, "LifecycleId": "Lifecycles-1", "ProjectGroupId": %q`, group)},
+		{"/api/Spaces-1/environments", "Name", ""},
+		{"/api/users", "Username", `, "IsActive": true`},
 	}
-	for _, collection := range []string{"projectgroups", "projects"} {
+	for _, kind := range kinds {
+		body := func(name, version string) string {
+			return fmt.Sprintf(`{%q: %q%s%s}`, kind.name, name, version, kind.extra)
+		}
 		for round := range 10 {
-			name := fmt.Sprintf("Same %s %d", collection, round)
+			name := fmt.Sprintf("Same %s %d", kind.path, round)
 			var (
 				wg       sync.WaitGroup
 				statuses [2]int
@@ -89,30 +96,76 @@ func TestConcurrentCreatesOfOneName(t *testing.T) {
 			for i, base := range []string{a, b} {
 				wg.Go(func() {
 					<-start
-					statuses[i], _ = request(t, "POST", base+"/api/Spaces-1/"+collection, key, fmt.Sprintf(`{"Name": %q%s}`, name, extra[collection]))
+					statuses[i], _ = request(t, "POST", base+kind.path, key, body(name, ""))
 				})
 			}
 			close(start)
 			wg.Wait()
 			if !(statuses[0] == http.StatusCreated && statuses[1] == http.StatusConflict) &&
 				!(statuses[0] == http.StatusConflict && statuses[1] == http.StatusCreated) {
-				t.Fatalf("%s round %d: statuses %v; want one 201 and one 409", collection, round, statuses)
+				t.Fatalf("%s round %d: statuses %v; want one 201 and one 409", kind.path, round, statuses)
 			}
 		}
 
-		status, doc := request(t, "POST", a+"/api/Spaces-1/"+collection, key, `{"Name": "Versioned"`+extra[collection]+`}`)
+		status, doc := request(t, "POST", a+kind.path, key, body("Versioned", ""))
 		if status != http.StatusCreated {
 			t.Fatalf("create: %d %v", status, doc)
 		}
 		id := doc["Id"].(string)
-		if status, doc := request(t, "PUT", a+"/api/Spaces-1/"+collection+"/"+id, key, `{"Name": "Changed", "Version": 0`+extra[collection]+`}`); status != http.StatusOK {
+		if status, doc := request(t, "PUT", a+kind.path+"/"+id, key, body("Changed", `, "Version": 0`)); status != http.StatusOK {
 			t.Fatalf("PUT at version 0: %d %v", status, doc)
 		}
-		if status, doc := request(t, "PUT", b+"/api/Spaces-1/"+collection+"/"+id, key, `{"Name": "Lost", "Version": 0`+extra[collection]+`}`); status != http.StatusConflict {
+		if status, doc := request(t, "PUT", b+kind.path+"/"+id, key, body("Lost", `, "Version": 0`)); status != http.StatusConflict {
 			t.Fatalf("PUT at the stale version through the other node: %d %v; want 409", status, doc)
 		}
-		if _, doc := request(t, "GET", b+"/api/Spaces-1/"+collection+"/"+id, key, ""); doc["Name"] != "Changed" || doc["Version"] != float64(1) {
+		if _, doc := request(t, "GET", b+kind.path+"/"+id, key, ""); doc[kind.name] != "Changed" || doc["Version"] != float64(1) {
 			t.Fatalf("after the stale PUT: %v; want Changed at version 1", doc)
 		}
+	}
+}
+
+// TestDeletedKeyRefusedOnEveryNode: an API key deleted through one node is
+// refused by the other at once (keys are looked up in the shared database
+// on every request; no node caches them), and so is the key of a user
+// deactivated through the other node.
+func TestDeletedKeyRefusedOnEveryNode(t *testing.T) {
+	t.Parallel()
+	a, b, admin := twoNodes(t)
+	newKey := func(user string) (id, key string) {
+		t.Helper()
+		status, doc := request(t, "POST", a+"/api/users/"+user+"/apikeys", admin, `{"Purpose": "test"}`)
+		if status != http.StatusCreated {
+			t.Fatalf("creating a key: %d %v", status, doc)
+		}
+		return doc["Id"].(string), doc["ApiKey"].(string)
+	}
+	status, user := request(t, "POST", a+"/api/users", admin, `{"Username": "deployer", "IsActive": true}`)
+	if status != http.StatusCreated {
+		t.Fatalf("creating a user: %d %v", status, user)
+	}
+	userID := user["Id"].(string)
+
+	id, key := newKey(userID)
+	if status, _ := request(t, "GET", b+"/api/users/me", key, ""); status != http.StatusOK {
+		t.Fatalf("the new key on node b: %d", status)
+	}
+	if status, doc := request(t, "DELETE", a+"/api/users/"+userID+"/apikeys/"+id, admin, ""); status != http.StatusOK {
+		t.Fatalf("deleting the key: %d %v", status, doc)
+	}
+	if status, _ := request(t, "GET", b+"/api/users/me", key, ""); status != http.StatusUnauthorized {
+		t.Fatalf("the deleted key on node b: %d; want 401", status)
+	}
+
+	_, key = newKey(userID)
+	if status, _ := request(t, "GET", a+"/api/users/me", key, ""); status != http.StatusOK {
+		t.Fatalf("the second key on node a: %d", status)
+	}
+	user["IsActive"] = false
+	body, _ := json.Marshal(user)
+	if status, doc := request(t, "PUT", b+"/api/users/"+userID, admin, string(body)); status != http.StatusOK {
+		t.Fatalf("deactivating the user through node b: %d %v", status, doc)
+	}
+	if status, _ := request(t, "GET", a+"/api/users/me", key, ""); status != http.StatusUnauthorized {
+		t.Fatalf("the key of a deactivated user on node a: %d; want 401", status)
 	}
 }

@@ -101,19 +101,6 @@ type Store interface {
 	// (DESIGN.md invariant 10). It returns fn's error, or the database's.
 	Update(ctx context.Context, fn func(tx *collection.Tx) error) error
 
-	// CreateUser creates a user. KindConflict if the username is taken.
-	CreateUser(ctx context.Context, username string, admin bool) (cuttle.User, error)
-	// UserCount returns the number of users.
-	UserCount(ctx context.Context) (int, error)
-	// UserByName returns the user of that name. KindNotFound if there is none.
-	UserByName(ctx context.Context, username string) (cuttle.User, error)
-	// AddAPIKey stores the digest of a key for the user; adding a digest that
-	// exists already does nothing.
-	AddAPIKey(ctx context.Context, userID int64, purpose, digest string) error
-	// UserByAPIKey returns the user owning the key with that digest.
-	// KindUnauthorized if no key has that digest.
-	UserByAPIKey(ctx context.Context, digest string) (cuttle.User, error)
-
 	// Notify publishes a notification to every listener of every node. A
 	// payload is small: an id, never a document (PostgreSQL caps it near 8 kB).
 	Notify(ctx context.Context, channel, payload string) error
@@ -219,26 +206,20 @@ type TaskStore interface {
 const AbandonAfter = time.Hour
 
 // AgentStore holds what agent traffic needs: the cluster's certificate,
-// environments, machines, and the queue of agent commands with their output
+// machines, and the queue of agent commands with their output
 // (see package comms for the command state machine).
 type AgentStore interface {
 	// InitClusterCertificate stores c if the cluster has no certificate yet,
 	// and returns the one the database holds.
 	InitClusterCertificate(ctx context.Context, c cuttle.ClusterCertificate) (cuttle.ClusterCertificate, error)
 
-	// CreateEnvironment creates an environment and returns it with its id.
-	// KindConflict if its space has one of that name (ignoring case).
-	CreateEnvironment(ctx context.Context, e cuttle.Environment) (cuttle.Environment, error)
-	// Environment returns one environment. KindNotFound if there is none.
-	Environment(ctx context.Context, id int64) (cuttle.Environment, error)
-	// Environments returns every environment, by sort order, then name.
-	Environments(ctx context.Context) ([]cuttle.Environment, error)
-	// UpdateEnvironment replaces the environment of e.ID. KindNotFound if
-	// there is none, KindConflict if the new name is taken.
-	UpdateEnvironment(ctx context.Context, e cuttle.Environment) (cuttle.Environment, error)
-	// DeleteEnvironment removes an environment. KindNotFound if there is
-	// none, KindConflict while machines belong to it.
-	DeleteEnvironment(ctx context.Context, id int64) error
+	// MachineOfEnvironment returns the id and name of a machine of the
+	// environment numbered envID (environments are the collection
+	// resources.Environments), read in the unit of work tx; found is false
+	// if it has none. The caller locks the environment first
+	// (GetForUpdate): CreateMachine and UpdateMachine share that lock, so a
+	// machine cannot join an environment while it is being deleted.
+	MachineOfEnvironment(ctx context.Context, tx *collection.Tx, envID int64) (id int64, name string, found bool, err error)
 
 	// CreateMachine creates a machine and returns it with its id, health
 	// Unknown. KindConflict if its space has a machine of that name or its

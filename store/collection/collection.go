@@ -1,6 +1,7 @@
 package collection
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -579,12 +580,15 @@ func (d *Def[T]) checkReferrers(ctx context.Context, tx *Tx, id string) error {
 			if c.kind == IDs {
 				cond, arg = c.name+` LIKE ? ESCAPE '\'`, "%,"+likeEscape(id)+",%"
 			}
-			rows, err := tx.Q.Query(ctx, "SELECT id FROM "+t.table()+" WHERE "+cond+" LIMIT 1", arg)
+			rows, err := tx.Q.Query(ctx, "SELECT id, doc FROM "+t.table()+" WHERE "+cond+" LIMIT 1", arg)
 			if err != nil {
 				return Error(tx.D, err, "looking for what uses the "+d.Noun+" "+id)
 			}
-			var n int64
-			found := rows.Next() && rows.Scan(&n) == nil
+			var (
+				n   int64
+				raw []byte
+			)
+			found := rows.Next() && rows.Scan(&n, &raw) == nil
 			err = rows.Err()
 			rows.Close()
 			if err != nil {
@@ -595,12 +599,23 @@ func (d *Def[T]) checkReferrers(ctx context.Context, tx *Tx, id string) error {
 				if label == "" {
 					label = t.noun()
 				}
-				return cuttle.Errorf(cuttle.KindConflict, "The %s %s is used by the %s %s: change or delete that first.",
-					d.Noun, id, label, cuttle.FormatID(t.prefix(), n))
+				return cuttle.Errorf(cuttle.KindConflict, "The %s %s is used by the %s %s%s: change or delete that first.",
+					d.Noun, id, label, cuttle.FormatID(t.prefix(), n), calledIn(raw))
 			}
 		}
 	}
 	return nil
+}
+
+// calledIn returns " (its name)" of a stored document with a Name or a
+// Username, "" for another.
+func calledIn(doc []byte) string {
+	var named struct{ Name, Username string }
+	json.Unmarshal(doc, &named) // a document that is no object has no name
+	if n := cmp.Or(named.Name, named.Username); n != "" {
+		return " (" + n + ")"
+	}
+	return ""
 }
 
 // writeError classifies an error of an insert or update: a unique

@@ -34,6 +34,23 @@ func Exists(ctx context.Context, q Querier, query string, args ...any) (bool, er
 	return found, rows.Err()
 }
 
+// ScanOne runs query through q and scans the first row it returns into
+// dest; found is false, and dest untouched, when it returns none.
+func ScanOne(ctx context.Context, q Querier, query string, args []any, dest ...any) (found bool, err error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	if rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	return false, rows.Err()
+}
+
 // Dialect is what differs between the engines for collections and for the
 // error classification they share.
 type Dialect interface {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
 // InitClusterCertificate stores c if the cluster has no certificate yet, and
@@ -36,94 +37,14 @@ func (s *Store) InitClusterCertificate(ctx context.Context, c cuttle.ClusterCert
 	return got, dbError(err, "reading the cluster certificate")
 }
 
-const environmentColumns = `id, space_id, name, description, sort_order, use_guided_failure, allow_dynamic_infrastructure`
-
-func scanEnvironment(row pgx.Row) (cuttle.Environment, error) {
-	var e cuttle.Environment
-	err := row.Scan(&e.ID, &e.SpaceID, &e.Name, &e.Description, &e.SortOrder, &e.UseGuidedFailure, &e.AllowDynamicInfrastructure)
-	return e, err
-}
-
-func environmentNotFound(id int64) error {
-	return cuttle.Errorf(cuttle.KindNotFound, "There is no environment with the id %q.", cuttle.FormatID(cuttle.EnvironmentIDPrefix, id))
-}
-
-func environmentNameTaken(name string) error {
-	return cuttle.Errorf(cuttle.KindConflict, "An environment named %q exists already.", name)
-}
-
-// CreateEnvironment creates an environment. KindInvalid without a name,
-// KindConflict if its space has one of that name (ignoring case).
-func (s *Store) CreateEnvironment(ctx context.Context, e cuttle.Environment) (cuttle.Environment, error) {
-	if err := e.Validate(); err != nil {
-		return cuttle.Environment{}, err
-	}
-	got, err := scanEnvironment(s.pool.QueryRow(ctx, `
-		INSERT INTO environments (space_id, name, description, sort_order, use_guided_failure, allow_dynamic_infrastructure)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+environmentColumns,
-		e.SpaceID, e.Name, e.Description, e.SortOrder, e.UseGuidedFailure, e.AllowDynamicInfrastructure))
-	if pgCode(err) == codeUniqueViolation {
-		return cuttle.Environment{}, environmentNameTaken(e.Name)
-	}
-	return got, dbError(err, "creating the environment")
-}
-
-// Environment returns one environment. KindNotFound if there is none.
-func (s *Store) Environment(ctx context.Context, id int64) (cuttle.Environment, error) {
-	e, err := scanEnvironment(s.pool.QueryRow(ctx, `SELECT `+environmentColumns+` FROM environments WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return cuttle.Environment{}, environmentNotFound(id)
-	}
-	return e, dbError(err, "reading the environment")
-}
-
-// Environments returns every environment, by sort order, then name.
-func (s *Store) Environments(ctx context.Context) ([]cuttle.Environment, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+environmentColumns+` FROM environments ORDER BY sort_order, lower(name), id`)
-	if err != nil {
-		return nil, dbError(err, "listing the environments")
-	}
-	envs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cuttle.Environment, error) { return scanEnvironment(r) })
-	return envs, dbError(err, "listing the environments")
-}
-
-// UpdateEnvironment replaces the environment of e.ID. KindInvalid without a
-// name, KindNotFound if there is none, KindConflict if the name is taken.
-func (s *Store) UpdateEnvironment(ctx context.Context, e cuttle.Environment) (cuttle.Environment, error) {
-	if err := e.Validate(); err != nil {
-		return cuttle.Environment{}, err
-	}
-	got, err := scanEnvironment(s.pool.QueryRow(ctx, `
-		UPDATE environments SET name = $2, description = $3, sort_order = $4, use_guided_failure = $5,
-			allow_dynamic_infrastructure = $6
-		WHERE id = $1 RETURNING `+environmentColumns,
-		e.ID, e.Name, e.Description, e.SortOrder, e.UseGuidedFailure, e.AllowDynamicInfrastructure))
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return cuttle.Environment{}, environmentNotFound(e.ID)
-	case pgCode(err) == codeUniqueViolation:
-		return cuttle.Environment{}, environmentNameTaken(e.Name)
-	}
-	return got, dbError(err, "updating the environment")
-}
-
-// DeleteEnvironment removes an environment. KindNotFound if there is none,
-// KindConflict while machines belong to it.
-func (s *Store) DeleteEnvironment(ctx context.Context, id int64) error {
-	var deleted, used bool
-	err := s.pool.QueryRow(ctx, `
-		WITH used AS (SELECT EXISTS (SELECT 1 FROM machines WHERE $1 = ANY (environment_ids)) AS used),
-		gone AS (DELETE FROM environments WHERE id = $1 AND NOT (SELECT used FROM used) RETURNING 1)
-		SELECT EXISTS (SELECT 1 FROM gone), (SELECT used FROM used)`, id).Scan(&deleted, &used)
-	switch {
-	case err != nil:
-		return dbError(err, "deleting the environment")
-	case used:
-		return cuttle.Errorf(cuttle.KindConflict, "The environment %s has deployment targets; move or delete them first.", cuttle.FormatID(cuttle.EnvironmentIDPrefix, id))
-	case !deleted:
-		return environmentNotFound(id)
-	}
-	return nil
+// MachineOfEnvironment returns the id and name of a machine of the
+// environment of envID, read in tx; found is false if it has none. The
+// caller holds the environment's row locked (GetForUpdate), and
+// checkMachine shares that lock, so that no machine joins an environment
+// being deleted.
+func (s *Store) MachineOfEnvironment(ctx context.Context, tx *collection.Tx, envID int64) (id int64, name string, found bool, err error) {
+	found, err = collection.ScanOne(ctx, tx.Q, `SELECT id, name FROM machines WHERE ? = ANY (environment_ids) ORDER BY id LIMIT 1`, []any{envID}, &id, &name)
+	return id, name, found, dbError(err, "finding the environment's machines")
 }
 
 const machineColumns = `id, space_id, name, roles, environment_ids, style, uri, thumbprint, is_disabled,
@@ -152,21 +73,27 @@ func machineNotFound(id int64) error {
 }
 
 // checkMachine validates m and that its environments exist, in q.
-func checkMachine(ctx context.Context, q querier, m cuttle.Machine) error {
+func checkMachine(ctx context.Context, q pgx.Tx, m cuttle.Machine) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
 	if len(m.EnvironmentIDs) == 0 {
 		return nil
 	}
-	var missing []int64
-	if err := q.QueryRow(ctx, `
-		SELECT coalesce(array_agg(want ORDER BY want), '{}') FROM unnest($1::bigint[]) AS want
-		WHERE NOT EXISTS (SELECT 1 FROM environments e WHERE e.id = want)`, m.EnvironmentIDs).Scan(&missing); err != nil {
+	// FOR SHARE: an environment's delete locks its row, then looks for its
+	// machines; this waits for it, or makes it wait and find this machine.
+	rows, err := q.Query(ctx, `SELECT id FROM environments WHERE id = ANY ($1) FOR SHARE`, m.EnvironmentIDs)
+	if err != nil {
 		return err
 	}
-	if len(missing) > 0 {
-		return cuttle.Errorf(cuttle.KindInvalid, "There is no environment with the id %q.", cuttle.FormatID(cuttle.EnvironmentIDPrefix, missing[0]))
+	found, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	for _, want := range sortedIDs(m.EnvironmentIDs) {
+		if !slices.Contains(found, want) {
+			return cuttle.Errorf(cuttle.KindInvalid, "There is no environment with the id %q.", cuttle.FormatID(cuttle.EnvironmentIDPrefix, want))
+		}
 	}
 	return nil
 }

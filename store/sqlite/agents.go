@@ -16,6 +16,7 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
 // InitClusterCertificate stores c if the cluster has no certificate yet, and
@@ -37,100 +38,13 @@ func (s *Store) InitClusterCertificate(ctx context.Context, c cuttle.ClusterCert
 	return got, err
 }
 
-const environmentColumns = `id, space_id, name, description, sort_order, use_guided_failure, allow_dynamic_infrastructure`
-
-func scanEnvironment(row scanner) (cuttle.Environment, error) {
-	var e cuttle.Environment
-	err := row.Scan(&e.ID, &e.SpaceID, &e.Name, &e.Description, &e.SortOrder, &e.UseGuidedFailure, &e.AllowDynamicInfrastructure)
-	return e, err
-}
-
-func environmentNotFound(id int64) error {
-	return cuttle.Errorf(cuttle.KindNotFound, "There is no environment with the id %q.", cuttle.FormatID(cuttle.EnvironmentIDPrefix, id))
-}
-
-func environmentNameTaken(name string) error {
-	return cuttle.Errorf(cuttle.KindConflict, "An environment named %q exists already.", name)
-}
-
-// CreateEnvironment creates an environment. KindInvalid without a name,
-// KindConflict if its space has one of that name (ignoring case).
-func (s *Store) CreateEnvironment(ctx context.Context, e cuttle.Environment) (cuttle.Environment, error) {
-	if err := e.Validate(); err != nil {
-		return cuttle.Environment{}, err
-	}
-	got, err := scanEnvironment(s.db.QueryRowContext(ctx, `
-		INSERT INTO environments (space_id, name, description, sort_order, use_guided_failure, allow_dynamic_infrastructure)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING `+environmentColumns,
-		e.SpaceID, e.Name, e.Description, e.SortOrder, e.UseGuidedFailure, e.AllowDynamicInfrastructure))
-	if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
-		return cuttle.Environment{}, environmentNameTaken(e.Name)
-	}
-	return got, dbError(err, "creating the environment")
-}
-
-// Environment returns one environment. KindNotFound if there is none.
-func (s *Store) Environment(ctx context.Context, id int64) (cuttle.Environment, error) {
-	e, err := scanEnvironment(s.rdb.QueryRowContext(ctx, `SELECT `+environmentColumns+` FROM environments WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return cuttle.Environment{}, environmentNotFound(id)
-	}
-	return e, dbError(err, "reading the environment")
-}
-
-// Environments returns every environment, by sort order, then name.
-func (s *Store) Environments(ctx context.Context) ([]cuttle.Environment, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+environmentColumns+` FROM environments ORDER BY sort_order, lower(name), id`)
-	if err != nil {
-		return nil, dbError(err, "listing the environments")
-	}
-	defer rows.Close()
-	var envs []cuttle.Environment
-	for rows.Next() {
-		e, err := scanEnvironment(rows)
-		if err != nil {
-			return nil, dbError(err, "listing the environments")
-		}
-		envs = append(envs, e)
-	}
-	return envs, dbError(rows.Err(), "listing the environments")
-}
-
-// UpdateEnvironment replaces the environment of e.ID. KindInvalid without a
-// name, KindNotFound if there is none, KindConflict if the name is taken.
-func (s *Store) UpdateEnvironment(ctx context.Context, e cuttle.Environment) (cuttle.Environment, error) {
-	if err := e.Validate(); err != nil {
-		return cuttle.Environment{}, err
-	}
-	got, err := scanEnvironment(s.db.QueryRowContext(ctx, `
-		UPDATE environments SET name = ?, description = ?, sort_order = ?, use_guided_failure = ?,
-			allow_dynamic_infrastructure = ?
-		WHERE id = ? RETURNING `+environmentColumns,
-		e.Name, e.Description, e.SortOrder, e.UseGuidedFailure, e.AllowDynamicInfrastructure, e.ID))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return cuttle.Environment{}, environmentNotFound(e.ID)
-	case isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE):
-		return cuttle.Environment{}, environmentNameTaken(e.Name)
-	}
-	return got, dbError(err, "updating the environment")
-}
-
-// DeleteEnvironment removes an environment. KindNotFound if there is none,
-// KindConflict while machines belong to it.
-func (s *Store) DeleteEnvironment(ctx context.Context, id int64) error {
-	return s.inTx(ctx, "deleting the environment", func(tx *sql.Tx) error {
-		var used bool
-		if err := tx.QueryRowContext(ctx, `
-			SELECT EXISTS (SELECT 1 FROM machines, json_each(machines.environment_ids) AS e WHERE e.value = ?)`, id).Scan(&used); err != nil {
-			return err
-		}
-		if used {
-			return cuttle.Errorf(cuttle.KindConflict, "The environment %s has deployment targets; move or delete them first.", cuttle.FormatID(cuttle.EnvironmentIDPrefix, id))
-		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM environments WHERE id = ?`, id)
-		return affected(res, err, environmentNotFound(id))
-	})
+// MachineOfEnvironment returns the id and name of a machine of the
+// environment of envID, read in tx; found is false if it has none. SQLite
+// has one writer, so no machine can join the environment before tx ends.
+func (s *Store) MachineOfEnvironment(ctx context.Context, tx *collection.Tx, envID int64) (id int64, name string, found bool, err error) {
+	found, err = collection.ScanOne(ctx, tx.Q, `
+		SELECT m.id, m.name FROM machines m, json_each(m.environment_ids) AS e WHERE e.value = ? ORDER BY m.id LIMIT 1`, []any{envID}, &id, &name)
+	return id, name, found, dbError(err, "finding the environment's machines")
 }
 
 const machineColumns = `id, space_id, name, roles, environment_ids, style, uri, thumbprint, is_disabled,

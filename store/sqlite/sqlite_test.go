@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
 	"github.com/cuttledeploy/cuttle/store/sqlite"
 	"github.com/cuttledeploy/cuttle/store/storetest"
 )
@@ -51,8 +53,8 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u1, err := s1.CreateUser(ctx, "admin", true)
-	if err != nil {
+	u1 := cuttle.User{Username: "admin", IsActive: true}
+	if err := s1.Update(ctx, func(tx *collection.Tx) error { return resources.CreateUser(ctx, tx, &u1, true) }); err != nil {
 		t.Fatal(err)
 	}
 	l1, won, err := s1.BidLease(ctx, n1.ID, time.Minute)
@@ -76,8 +78,9 @@ func TestReopen(t *testing.T) {
 		if n, err := s.Node(ctx, n1.ID); err != nil || n.Name != "a" || len(n.Addresses) != 1 {
 			t.Errorf("Node after reopening = %+v, %v", n, err)
 		}
-		if u, err := s.UserByName(ctx, "admin"); err != nil || u != u1 {
-			t.Errorf("UserByName after reopening = %+v, %v; want %+v", u, err, u1)
+		var u cuttle.User
+		if err := s.Read(ctx, func(tx *collection.Tx) (err error) { u, err = resources.UserNamed(ctx, tx, "admin"); return err }); err != nil || u.ID != u1.ID {
+			t.Errorf("UserNamed after reopening = %+v, %v; want %+v", u, err, u1)
 		}
 		if l, _, err := s.Lease(ctx); err != nil || l != l1 {
 			t.Errorf("Lease after reopening = %+v, %v; want %+v", l, err, l1)
@@ -87,11 +90,17 @@ func TestReopen(t *testing.T) {
 	if _, err := s2.CheckIn(ctx, n1.Ref()); err != nil {
 		t.Error(err)
 	}
-	if _, err := s3.CreateUser(ctx, "other", false); err != nil {
+	if err := s3.Update(ctx, func(tx *collection.Tx) error {
+		return resources.CreateUser(ctx, tx, &cuttle.User{Username: "other", IsActive: true}, false)
+	}); err != nil {
 		t.Error(err)
 	}
-	if n, err := s2.UserCount(ctx); err != nil || n != 2 {
-		t.Errorf("UserCount = %d, %v; want 2", n, err)
+	var n int
+	if err := s2.Read(ctx, func(tx *collection.Tx) (err error) {
+		_, n, err = resources.Users.List(ctx, tx, collection.Query{})
+		return err
+	}); err != nil || n != 2 {
+		t.Errorf("users = %d, %v; want 2", n, err)
 	}
 }
 

@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
 func agentTests() []namedTest {
 	return []namedTest{
 		{"ClusterCertificate", testClusterCertificate},
-		{"Environments", testEnvironments},
+		{"MachineOfEnvironment", testMachineOfEnvironment},
 		{"Machines", testMachines},
 		{"MachineQuery", testMachineQuery},
 		{"EnsureCommands", testEnsureCommands},
@@ -44,59 +46,79 @@ func testClusterCertificate(t *testing.T, s store.Store) {
 	}
 }
 
-func environment(t *testing.T, s store.Store, name string) cuttle.Environment {
+// environment creates an environment (a document of
+// resources.Environments) and returns it with the number that machines use.
+func environment(t *testing.T, s store.Store, name string) envRef {
 	t.Helper()
-	e, err := s.CreateEnvironment(t.Context(), cuttle.Environment{SpaceID: "Spaces-1", Name: name})
-	check(t, err, "CreateEnvironment "+name)
-	return e
+	e := cuttle.Environment{Resource: cuttle.Resource{SpaceID: space}, Name: name}
+	check(t, s.Update(t.Context(), func(tx *collection.Tx) error {
+		if err := e.Check(nil); err != nil {
+			return err
+		}
+		return resources.Environments.Insert(t.Context(), tx, &e)
+	}), "inserting the environment "+name)
+	n, err := resources.Environments.ParseID(e.ID)
+	check(t, err, "ParseID")
+	return envRef{e, n}
 }
 
-func testEnvironments(t *testing.T, s store.Store) {
+// envRef is an environment with its number.
+type envRef struct {
+	cuttle.Environment
+	ID int64
+}
+
+// sharedEnvironment returns the id of the environment "Shared", which it
+// creates if it is missing, for documents that must name one.
+func sharedEnvironment(t *testing.T, s store.Store) string {
+	t.Helper()
+	var id string
+	check(t, s.Read(t.Context(), func(tx *collection.Tx) error {
+		es, _, err := resources.Environments.List(t.Context(), tx, collection.Query{Space: space, Name: "Shared", Take: 1})
+		if len(es) > 0 {
+			id = es[0].Resource.ID
+		}
+		return err
+	}), "finding the shared environment")
+	if id == "" {
+		id = environment(t, s, "Shared").Resource.ID
+	}
+	return id
+}
+
+// testMachineOfEnvironment: the store finds a machine of an environment
+// inside a unit of work, which the API's delete of an environment asks.
+func testMachineOfEnvironment(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	want := cuttle.Environment{SpaceID: "Spaces-1", Name: "Production", Description: "live", SortOrder: 2, UseGuidedFailure: true, AllowDynamicInfrastructure: true}
-	prod, err := s.CreateEnvironment(ctx, want)
-	check(t, err, "CreateEnvironment")
-	if want.ID = prod.ID; prod.ID <= 0 || prod != want {
-		t.Errorf("CreateEnvironment = %+v, want %+v with an id", prod, want)
-	}
-	test := environment(t, s, "Test")
-	_, err = s.CreateEnvironment(ctx, cuttle.Environment{SpaceID: "Spaces-1", Name: "PRODUCTION"})
-	wantKind(t, err, cuttle.KindConflict, "CreateEnvironment with a taken name in other case")
-	_, err = s.CreateEnvironment(ctx, cuttle.Environment{SpaceID: "Spaces-1", Name: " "})
-	wantKind(t, err, cuttle.KindInvalid, "CreateEnvironment without a name")
-
-	got, err := s.Environment(ctx, prod.ID)
-	check(t, err, "Environment")
-	if got != prod {
-		t.Errorf("Environment = %+v, want %+v", got, prod)
-	}
-	_, err = s.Environment(ctx, 999)
-	wantKind(t, err, cuttle.KindNotFound, "Environment of a missing id")
-
-	all, err := s.Environments(ctx)
-	check(t, err, "Environments")
-	if len(all) != 2 || all[0].ID != test.ID || all[1].ID != prod.ID {
-		t.Errorf("Environments = %+v, want Test (sort order 0) then Production (2)", all)
-	}
-
-	prod.Name, prod.SortOrder = "Live", -1
-	updated, err := s.UpdateEnvironment(ctx, prod)
-	check(t, err, "UpdateEnvironment")
-	if updated != prod {
-		t.Errorf("UpdateEnvironment = %+v, want %+v", updated, prod)
-	}
-	prod.Name = "test"
-	_, err = s.UpdateEnvironment(ctx, prod)
-	wantKind(t, err, cuttle.KindConflict, "UpdateEnvironment to a taken name")
-	_, err = s.UpdateEnvironment(ctx, cuttle.Environment{ID: 999, Name: "x"})
-	wantKind(t, err, cuttle.KindNotFound, "UpdateEnvironment of a missing id")
-
-	// An environment with machines cannot be deleted.
-	m := machine(t, s, "web-1", []int64{test.ID}, cuttle.Polling)
-	wantKind(t, s.DeleteEnvironment(ctx, test.ID), cuttle.KindConflict, "DeleteEnvironment with a machine")
+	prod, test := environment(t, s, "Production"), environment(t, s, "Test")
+	m := machine(t, s, "web-1", []int64{prod.ID, test.ID}, cuttle.Polling)
+	machine(t, s, "web-2", []int64{test.ID}, cuttle.Polling)
+	empty := environment(t, s, "Empty")
+	check(t, s.Update(ctx, func(tx *collection.Tx) error {
+		id, name, found, err := s.MachineOfEnvironment(ctx, tx, prod.ID)
+		if err == nil && (!found || id != m.ID || name != "web-1") {
+			t.Errorf("MachineOfEnvironment(prod) = %d %q %v; want %d web-1", id, name, found, m.ID)
+		}
+		if id, _, found, err := s.MachineOfEnvironment(ctx, tx, test.ID); err != nil || !found || id != m.ID {
+			t.Errorf("MachineOfEnvironment(test) = %d %v %v; want the first machine, %d", id, found, err, m.ID)
+		}
+		if _, _, found, err := s.MachineOfEnvironment(ctx, tx, empty.ID); err != nil || found {
+			t.Errorf("MachineOfEnvironment(empty) = %v, %v; want none", found, err)
+		}
+		return err
+	}), "MachineOfEnvironment")
 	check(t, s.DeleteMachine(ctx, m.ID), "DeleteMachine")
-	check(t, s.DeleteEnvironment(ctx, test.ID), "DeleteEnvironment")
-	wantKind(t, s.DeleteEnvironment(ctx, test.ID), cuttle.KindNotFound, "DeleteEnvironment twice")
+	check(t, s.Update(ctx, func(tx *collection.Tx) error {
+		_, _, found, err := s.MachineOfEnvironment(ctx, tx, prod.ID)
+		if err == nil && found {
+			t.Error("MachineOfEnvironment finds a deleted machine")
+		}
+		return err
+	}), "MachineOfEnvironment after the delete")
+	// A machine cannot name an environment that does not exist.
+	_, err := s.CreateMachine(ctx, cuttle.Machine{SpaceID: space, Name: "orphan", EnvironmentIDs: []int64{empty.ID + 1000}, Style: cuttle.Polling,
+		URI: "poll://orphanorphanorphan1/", Thumbprint: "T"})
+	wantKind(t, err, cuttle.KindInvalid, "CreateMachine in an unknown environment")
 }
 
 var machineSeq struct {
@@ -575,14 +597,6 @@ func testCancelCommand(t *testing.T, s store.Store) {
 // alike, as bad input.
 func testAgentTextLimits(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	for _, e := range []cuttle.Environment{
-		{SpaceID: "Spaces-1", Name: "a\x00b"},
-		{SpaceID: "Spaces-1", Name: "ok", Description: "\x00"},
-		{SpaceID: "Spaces-1", Name: "big", SortOrder: 1 << 40},
-	} {
-		_, err := s.CreateEnvironment(ctx, e)
-		wantKind(t, err, cuttle.KindInvalid, fmt.Sprintf("CreateEnvironment(%+v)", e))
-	}
 	_, err := s.CreateMachine(ctx, cuttle.Machine{SpaceID: "Spaces-1", Name: "m", Roles: []string{"we\x00b"}, Style: cuttle.Polling,
 		URI: "poll://abcdefghij0123456789/", Thumbprint: "T"})
 	wantKind(t, err, cuttle.KindInvalid, "CreateMachine with a NUL in a role")

@@ -18,7 +18,7 @@ func lifecycleCase() collectionCase {
 			ReleaseRetentionPolicy: cuttle.KeepForever(), TentacleRetentionPolicy: cuttle.KeepForever()}
 	}
 	named := namedCase(resources.Lifecycles, func(t *testing.T, s store.Store, name string) cuttle.Lifecycle {
-		return make(name, "Environments-1")
+		return make(name, sharedEnvironment(t, s))
 	}, func(l *cuttle.Lifecycle) *string { return &l.Name })
 	return collectionCase{name: named.name, run: func(t *testing.T, s store.Store) {
 		ctx := t.Context()
@@ -44,31 +44,44 @@ func lifecycleCase() collectionCase {
 			return err
 		}), "List the Default Lifecycle")
 
-		a, b := make("Uses 12 and 3", "Environments-12", "Environments-3"), make("Uses 1")
-		b.Phases[0].OptionalDeploymentTargets = []string{"Environments-1"}
+		// Environments whose ids show that a filter on one matches no other
+		// that contains its digits.
+		env := map[string]string{}
+		for _, n := range []string{"1", "2", "3", "12"} {
+			env[n] = environment(t, s, "Env "+n).Resource.ID
+		}
+		a, b := make("Uses 12 and 3", env["12"], env["3"]), make("Uses 1")
+		b.Phases[0].OptionalDeploymentTargets = []string{env["1"]}
 		check(t, update(t, s, func(tx *collection.Tx) error {
 			if err := d.Insert(ctx, tx, &a); err != nil {
 				return err
 			}
 			return d.Insert(ctx, tx, &b)
 		}), "Insert")
-		for env, want := range map[string]string{"Environments-12": "Uses 12 and 3", "Environments-3": "Uses 12 and 3", "Environments-1": "Uses 1", "Environments-2": ""} {
-			if got := using(env); (want == "" && len(got) != 0) || (want != "" && (len(got) != 1 || got[0] != want)) {
-				t.Errorf("lifecycles using %s = %v, want %q", env, got, want)
+		for n, want := range map[string]string{"12": "Uses 12 and 3", "3": "Uses 12 and 3", "1": "Uses 1", "2": ""} {
+			if got := using(env[n]); (want == "" && len(got) != 0) || (want != "" && (len(got) != 1 || got[0] != want)) {
+				t.Errorf("lifecycles using %s = %v, want %q", env[n], got, want)
 			}
 		}
 		// A change of the phases moves the column with them.
-		a.Phases[0].AutomaticDeploymentTargets = []string{"Environments-2"}
+		a.Phases[0].AutomaticDeploymentTargets = []string{env["2"]}
 		check(t, update(t, s, func(tx *collection.Tx) error { return d.Update(ctx, tx, &a) }), "Update")
-		if got := using("Environments-12"); len(got) != 0 {
-			t.Errorf("after the update, lifecycles using Environments-12 = %v", got)
+		if got := using(env["12"]); len(got) != 0 {
+			t.Errorf("after the update, lifecycles using %s = %v", env["12"], got)
 		}
-		if got := using("Environments-2"); len(got) != 1 {
-			t.Errorf("after the update, lifecycles using Environments-2 = %v", got)
+		if got := using(env["2"]); len(got) != 1 {
+			t.Errorf("after the update, lifecycles using %s = %v", env["2"], got)
 		}
+		// An environment a lifecycle names cannot be deleted.
+		err := update(t, s, func(tx *collection.Tx) error { return resources.Environments.Delete(ctx, tx, env["2"]) })
+		wantKind(t, err, cuttle.KindConflict, "deleting an environment a lifecycle names")
+		// A lifecycle cannot name an environment that does not exist.
+		bad := make("Names nothing", resources.Environments.Prefix+"999999")
+		err = update(t, s, func(tx *collection.Tx) error { return d.Insert(ctx, tx, &bad) })
+		wantKind(t, err, cuttle.KindInvalid, "inserting a lifecycle that names no environment")
 		check(t, s.Read(ctx, func(tx *collection.Tx) error {
 			got, err := d.Get(ctx, tx, a.ID)
-			if err == nil && (len(got.Phases) != 1 || got.Phases[0].ID != "p1" || got.Phases[0].AutomaticDeploymentTargets[0] != "Environments-2") {
+			if err == nil && (len(got.Phases) != 1 || got.Phases[0].ID != "p1" || got.Phases[0].AutomaticDeploymentTargets[0] != env["2"]) {
 				t.Errorf("Get after the update = %+v", got)
 			}
 			return err

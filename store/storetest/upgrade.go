@@ -1,0 +1,101 @@
+package storetest
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/resources"
+	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
+)
+
+// What each engine's upgrade test writes with plain SQL into a database
+// of schema 4 (before the document collections), and CheckUpgradeFrom4
+// finds after the migrations:
+//
+//   - environments 1 "Production" (description "live", sort order 2,
+//     guided failure on) and 2 "Test" (sort order 1); 3 was created and
+//     deleted, so the next id is 4;
+//   - a polling machine "web-1" in both environments;
+//   - users 1 "admin" (an administrator) and 2 "viewer"; 3 was deleted;
+//   - the API keys V4AdminKey of admin and V4ViewerKey of viewer.
+const (
+	V4AdminKey  = "API-UPGRADEADMIN0000000000000000000"
+	V4ViewerKey = "API-UPGRADEVIEWER000000000000000000"
+)
+
+// CheckUpgradeFrom4 checks that s, opened on a database that held the
+// schema-4 fixture, holds it intact.
+func CheckUpgradeFrom4(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	check(t, s.Read(ctx, func(tx *collection.Tx) error {
+		envs, _, err := resources.Environments.List(ctx, tx, collection.Query{Space: space, Take: -1})
+		if err != nil {
+			return err
+		}
+		if len(envs) != 2 || envs[0].ID != "Environments-2" || envs[0].Name != "Test" || envs[0].SortOrder != 1 ||
+			envs[1].ID != "Environments-1" || envs[1].Name != "Production" || envs[1].Description != "live" ||
+			envs[1].SortOrder != 2 || !envs[1].UseGuidedFailure || envs[1].AllowDynamicInfrastructure || envs[1].EnvironmentTags == nil {
+			t.Errorf("environments after the upgrade: %+v", envs)
+		}
+		if _, n, err := resources.Environments.List(ctx, tx, collection.Query{Space: space, Name: "PRODUCTION"}); err != nil || n != 1 {
+			t.Errorf("the environment found by name ignoring case: %d, %v", n, err)
+		}
+
+		for _, c := range []struct {
+			key, user string
+			admin     bool
+		}{{V4AdminKey, "admin", true}, {V4ViewerKey, "viewer", false}} {
+			u, err := resources.Authenticate(ctx, tx, c.key)
+			if err != nil || u.Username != c.user || u.IsAdministrator != c.admin || !u.IsActive {
+				t.Errorf("the key of %s after the upgrade: %+v, %v; want administrator %v", c.user, u, err, c.admin)
+			}
+		}
+		ts, _, err := resources.Teams.List(ctx, tx, collection.Query{Take: -1})
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, tm := range ts {
+			names = append(names, tm.Name)
+			if tm.Name == cuttle.AdministratorsTeam && !slices.Equal(tm.MemberUserIds, []string{"Users-1"}) {
+				t.Errorf("the administrators after the upgrade: %v, want [Users-1]", tm.MemberUserIds)
+			}
+		}
+		if !slices.Contains(names, cuttle.EveryoneTeam) || !slices.Contains(names, cuttle.AdministratorsTeam) || len(names) != 2 {
+			t.Errorf("teams after the upgrade: %v", names)
+		}
+		return nil
+	}), "reading the upgraded documents")
+
+	ms, err := s.Machines(ctx, cuttle.MachineQuery{})
+	check(t, err, "Machines")
+	if len(ms) != 1 || ms[0].Name != "web-1" || !slices.Equal(ms[0].EnvironmentIDs, []int64{1, 2}) {
+		t.Errorf("machines after the upgrade: %+v", ms)
+	}
+
+	// Ids go on where they were, and the collections' rules hold.
+	env := cuttle.Environment{Resource: cuttle.Resource{SpaceID: space}, Name: "Staging"}
+	u := cuttle.User{Username: "newcomer", IsActive: true}
+	check(t, s.Update(ctx, func(tx *collection.Tx) error {
+		if err := resources.Environments.Insert(ctx, tx, &env); err != nil {
+			return err
+		}
+		return resources.CreateUser(ctx, tx, &u, false)
+	}), "creating after the upgrade")
+	if env.ID != "Environments-4" || u.ID != "Users-4" {
+		t.Errorf("new ids after the upgrade: %s and %s; want Environments-4 and Users-4 (no id given twice)", env.ID, u.ID)
+	}
+	err = s.Update(ctx, func(tx *collection.Tx) error {
+		return resources.CreateUser(ctx, tx, &cuttle.User{Username: "ADMIN", IsActive: true}, false)
+	})
+	wantKind(t, err, cuttle.KindConflict, "a username of the upgrade taken in another case")
+	check(t, s.Update(ctx, func(tx *collection.Tx) error {
+		_, _, found, err := s.MachineOfEnvironment(ctx, tx, 1)
+		if err == nil && !found {
+			t.Error("the upgraded machine is not found in its environment")
+		}
+		return err
+	}), "MachineOfEnvironment")
+}
