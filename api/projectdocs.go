@@ -156,10 +156,6 @@ func checkProject(ctx context.Context, tx *collection.Tx, p, old *cuttle.Project
 	if p.LifecycleId == "" {
 		return cuttle.Errorf(cuttle.KindInvalid, "A project needs a LifecycleId.")
 	}
-	// TODO(merge): check that the lifecycle exists (Refers: Lifecycles).
-	if _, err := cuttle.ParseID("Lifecycles-", p.LifecycleId); err != nil {
-		return cuttle.Errorf(cuttle.KindInvalid, "The LifecycleId %q is not the id of a lifecycle (Lifecycles-N).", p.LifecycleId)
-	}
 	if p.ProjectGroupId == "" {
 		return cuttle.Errorf(cuttle.KindInvalid, "A project needs a ProjectGroupId.")
 	}
@@ -283,12 +279,6 @@ func checkChannel(ctx context.Context, tx *collection.Tx, c, old *cuttle.Channel
 	case cuttle.ChannelTypeLifecycle:
 	default:
 		return cuttle.Errorf(cuttle.KindInvalid, "The channel Type %q is not supported: channels are of Type %q.", c.Type, cuttle.ChannelTypeLifecycle)
-	}
-	if c.LifecycleId != "" {
-		// TODO(merge): check that the lifecycle exists (Refers: Lifecycles).
-		if _, err := cuttle.ParseID("Lifecycles-", c.LifecycleId); err != nil {
-			return cuttle.Errorf(cuttle.KindInvalid, "The LifecycleId %q is not the id of a lifecycle (Lifecycles-N).", c.LifecycleId)
-		}
 	}
 	c.Rules, c.TenantTags = nonNil(c.Rules), nonNil(c.TenantTags)
 	for i := range c.Rules {

@@ -20,7 +20,7 @@ import (
 	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
-// The lifecycle of the tests' projects: only its form is checked so far.
+// The lifecycle of the tests' projects: the seeded Default Lifecycle.
 const testLifecycle = "Lifecycles-1"
 
 // defaultGroupID returns the id of the Default Project Group.
@@ -210,6 +210,7 @@ func TestProjectBadInput(t *testing.T) {
 		{"unknown group", "POST", "/api/Spaces-1/projects", fmt.Sprintf(`{"Name": "x", "LifecycleId": %q, "ProjectGroupId": "ProjectGroups-99"}`, testLifecycle), 400},
 		{"group id of another type", "POST", "/api/Spaces-1/projects", fmt.Sprintf(`{"Name": "x", "LifecycleId": %q, "ProjectGroupId": "Environments-1"}`, testLifecycle), 400},
 		{"lifecycle id of another type", "POST", "/api/Spaces-1/projects", fmt.Sprintf(`{"Name": "x", "LifecycleId": "Environments-1", "ProjectGroupId": %q}`, group), 400},
+		{"unknown lifecycle", "POST", "/api/Spaces-1/projects", fmt.Sprintf(`{"Name": "x", "LifecycleId": "Lifecycles-99", "ProjectGroupId": %q}`, group), 400},
 		{"duplicate name", "POST", "/api/Spaces-1/projects", strings.Replace(body(""), "Site", "SITE", 1), 409},
 		{"guided failure mode", "POST", "/api/Spaces-1/projects", strings.Replace(body(`, "DefaultGuidedFailureMode": "Maybe"`), "Site", "x", 1), 400},
 		{"tenanted", "POST", "/api/Spaces-1/projects", strings.Replace(body(`, "TenantedDeploymentMode": "Tenanted"`), "Site", "x", 1), 400},
@@ -225,6 +226,7 @@ func TestProjectBadInput(t *testing.T) {
 		{"rename to nothing", "PUT", "/api/Spaces-1/projects/" + id, strings.Replace(body(""), "Site", "", 1), 400},
 		{"another project's id in the body", "PUT", "/api/Spaces-1/projects/" + id, body(`, "Id": "Projects-77"`), 400},
 		{"delete the group in use", "DELETE", "/api/Spaces-1/projectgroups/" + group, ``, 409},
+		{"delete the lifecycle in use", "DELETE", "/api/Spaces-1/lifecycles/" + testLifecycle, ``, 409},
 		{"create a process", "POST", "/api/Spaces-1/deploymentprocesses", `{"ProjectId": "` + id + `"}`, 400},
 		{"delete a process", "DELETE", "/api/Spaces-1/deploymentprocesses/deploymentprocess-" + id, ``, 400},
 		{"create a variable set", "POST", "/api/Spaces-1/variables", `{"OwnerId": "` + id + `"}`, 400},
@@ -234,6 +236,7 @@ func TestProjectBadInput(t *testing.T) {
 		{"channel of an unknown project", "POST", "/api/Spaces-1/channels", `{"Name": "Beta", "ProjectId": "Projects-99"}`, 400},
 		{"channel of another type", "POST", "/api/Spaces-1/channels", `{"Name": "Beta", "ProjectId": "` + id + `", "Type": "EphemeralEnvironment"}`, 400},
 		{"channel with a bad lifecycle", "POST", "/api/Spaces-1/channels", `{"Name": "Beta", "ProjectId": "` + id + `", "LifecycleId": "Projects-1"}`, 400},
+		{"channel with an unknown lifecycle", "POST", "/api/Spaces-1/channels", `{"Name": "Beta", "ProjectId": "` + id + `", "LifecycleId": "Lifecycles-99"}`, 400},
 		{"channel name taken in the project", "POST", "/api/Spaces-1/channels", `{"Name": "default", "ProjectId": "` + id + `"}`, 409},
 	} {
 		status, answer := e.do(tc.method, tc.path, e.adminKey, tc.body)

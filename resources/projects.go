@@ -17,8 +17,7 @@ var Projects = &collection.Def[cuttle.Project]{
 		name(func(p *cuttle.Project) string { return p.Name }),
 		{Name: "slug", Fold: true, Value: func(p *cuttle.Project) any { return p.Slug }},
 		{Name: "project_group_id", Refers: ProjectGroups, Value: func(p *cuttle.Project) any { return p.ProjectGroupId }},
-		// TODO(merge): Refers: Lifecycles
-		{Name: "lifecycle_id", Value: func(p *cuttle.Project) any { return p.LifecycleId }},
+		{Name: "lifecycle_id", Refers: Lifecycles, Value: func(p *cuttle.Project) any { return p.LifecycleId }},
 	},
 	Order: "name",
 }
@@ -30,6 +29,8 @@ var Channels = &collection.Def[cuttle.Channel]{
 	Columns: []collection.Column[cuttle.Channel]{
 		{Name: "name", Fold: true, Value: func(c *cuttle.Channel) any { return c.Name }},
 		{Name: "project_id", Refers: Projects, Value: func(c *cuttle.Channel) any { return c.ProjectId }},
+		// A channel without a lifecycle follows its project's.
+		{Name: "lifecycle_id", Refers: Lifecycles, Value: func(c *cuttle.Channel) any { return c.LifecycleId }},
 		{Name: "project_name", Fold: true, Unique: true, Value: func(c *cuttle.Channel) any { return ChannelKey(c.ProjectId, c.Name) }},
 	},
 	Order: "name",
