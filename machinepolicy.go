@@ -57,7 +57,9 @@ type MachineConnectivityPolicy struct {
 type MachineHealthCheckPolicy struct {
 	PowerShellHealthCheckPolicy MachineScriptPolicy `json:"PowerShellHealthCheckPolicy"`
 	BashHealthCheckPolicy       MachineScriptPolicy `json:"BashHealthCheckPolicy"`
-	// HealthCheckInterval is the time between two health checks.
+	// HealthCheckInterval is the time between two health checks of a
+	// target, kept to within the cluster's HealthCheckInterval (package
+	// tasks, due).
 	HealthCheckInterval string `json:"HealthCheckInterval"`
 	// HealthCheckCron is Octopus's alternative schedule; cuttle schedules
 	// by the interval only, and keeps it empty.

@@ -34,8 +34,9 @@ type ClusterSettings struct {
 	// offline. Default 10 s; at least three heartbeats.
 	StaleTimeout time.Duration
 	// The intervals of the leader-only jobs: retention (default 1 h),
-	// package cache cleanup (1 h), health checks (1 h), package re-index
-	// (24 h). Each is between 1 s and 30 days.
+	// package cache cleanup (1 h), health checks (1 h: how often the
+	// leader checks the targets due under their machine policies), package
+	// re-index (24 h). Each is between 1 s and 30 days.
 	RetentionInterval      time.Duration
 	PackageCleanupInterval time.Duration
 	HealthCheckInterval    time.Duration

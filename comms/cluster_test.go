@@ -390,6 +390,54 @@ func TestHealthCheck(t *testing.T) {
 	}
 }
 
+// TestScheduledHealthFollowsThePolicy: with the leader looking every
+// second, a new machine is checked by the next scheduled health check, and
+// a machine checked already is not checked again before its machine
+// policy's interval (the default policy's hour) has passed.
+func TestScheduledHealthFollowsThePolicy(t *testing.T) {
+	t.Parallel()
+	c := testcluster.StartFastCluster(t, map[string]time.Duration{"HealthCheckIntervalSeconds": time.Second}, 5)
+	n := c.Nodes[0]
+	healthy := func(ag *testcluster.Agent) {
+		testcluster.Eventually(t, 30*time.Second, func() error {
+			if got := machineHealth(t, n.Client, ag.MachineID); got != "Healthy" {
+				return fmt.Errorf("%s is %s", ag, got)
+			}
+			return nil
+		})
+	}
+	first := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "first", Register: n, AdminKey: c.AdminKey})
+	healthy(first)
+	second := testcluster.StartAgent(t, testcluster.AgentConfig{Name: "second", Register: n, AdminKey: c.AdminKey})
+	healthy(second)
+	time.Sleep(3 * time.Second) // three more scheduled looks
+
+	ctx := testcluster.Context(t, time.Minute)
+	tasks, _, err := n.Client.Tasks(ctx, []string{"Success"}, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := map[string]int{}
+	var looks int
+	for _, tk := range tasks {
+		if tk.Name != "Health" {
+			continue
+		}
+		looks++
+		log, _ := testcluster.TaskLog(ctx, n.Client, tk.Id)
+		for line := range strings.Lines(log) {
+			for _, name := range []string{"first", "second"} {
+				if strings.Contains(line, name) && strings.Contains(line, "Healthy:") {
+					checked[name]++
+				}
+			}
+		}
+	}
+	if looks < 3 || checked["first"] != 1 || checked["second"] != 1 {
+		t.Errorf("in %d scheduled health checks, the machines were checked %v times; want each once", looks, checked)
+	}
+}
+
 // TestFileTransferResumes: a 1 GiB file sent to an agent arrives with the
 // right SHA-256; when every connection is cut in the middle, the transfer
 // resumes where it was instead of starting again.

@@ -70,6 +70,17 @@ func (k Kind) Description() string {
 	return p.Description
 }
 
+// scheduled returns the arguments and the description of the task a
+// leader queues when the kind is a scheduled job.
+func (k Kind) scheduled() (args json.RawMessage, description string) {
+	args = k.Scheduled
+	if args == nil {
+		args = json.RawMessage(`{}`)
+	}
+	p, _ := k.Prepare(args)
+	return args, p.Description
+}
+
 func countFiles(dir string) (n int, size int64) {
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {

@@ -214,3 +214,25 @@ func TestPrepareRefusesBadTasks(t *testing.T) {
 		}
 	}
 }
+
+// TestDue: a machine never checked is due; one checked is due again when
+// its policy's interval ends by the next scheduled look, not before.
+func TestDue(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		last     time.Time
+		interval time.Duration
+		next     time.Time
+		want     bool
+	}{
+		{time.Time{}, time.Hour, t0, true},
+		{t0, time.Hour, t0.Add(time.Hour - time.Second), false},
+		{t0, time.Hour, t0.Add(time.Hour), true},
+		{t0, 3 * time.Hour, t0.Add(2 * time.Hour), false},
+		{t0, time.Minute, t0.Add(time.Hour), true},
+	} {
+		if got := tasks.Due(c.last, c.interval, c.next); got != c.want {
+			t.Errorf("Due(%v, %v, %v) = %v, want %v", c.last, c.interval, c.next, got, c.want)
+		}
+	}
+}

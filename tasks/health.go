@@ -10,6 +10,8 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/agentapi"
+	"github.com/cuttledeploy/cuttle/resources"
+	"github.com/cuttledeploy/cuttle/store/collection"
 	"github.com/cuttledeploy/cuttle/tasklog"
 )
 
@@ -28,20 +30,26 @@ const (
 )
 
 // healthArgs are the arguments of a Health task: the machines to check
-// (every enabled machine if none) and how long to wait for each.
+// (every enabled machine if none), whether only those due (Due), and how
+// long to wait for each.
 type healthArgs struct {
-	MachineIds     []string `json:",omitempty"`
-	TimeoutSeconds int      `json:",omitempty"`
+	MachineIds []string `json:",omitempty"`
+	// Due leaves out the machines that are not due a check under their
+	// machine policy (see due). The leader's schedule sets it.
+	Due            bool `json:",omitempty"`
+	TimeoutSeconds int  `json:",omitempty"`
 }
 
 // healthKind checks machines' agents and records their health: Healthy,
 // HasWarnings (old agent version, low disk, clock skew), Unhealthy (the
 // agent answered with an error) or Unavailable (no answer in time). The
-// leader's HealthCheck job queues one for every machine.
+// leader's HealthCheck job queues one for the machines due a check every
+// cluster HealthCheckInterval.
 func healthKind() Kind {
 	return Kind{
 		Name:      cuttle.JobHealthCheck,
 		Resumable: true,
+		Scheduled: json.RawMessage(`{"Due": true}`),
 		Prepare: func(raw json.RawMessage) (Plan, error) {
 			var a healthArgs
 			if err := decodeArguments(cuttle.JobHealthCheck, raw, &a); err != nil {
@@ -53,8 +61,13 @@ func healthKind() Kind {
 			if a.TimeoutSeconds < 0 || time.Duration(a.TimeoutSeconds)*time.Second > maxHealthTimeout {
 				return Plan{}, cuttle.Errorf(cuttle.KindInvalid, "Health's TimeoutSeconds must be between 0 (the default, %v) and %d.", DefaultHealthTimeout, int(maxHealthTimeout.Seconds()))
 			}
-			if len(a.MachineIds) > 0 {
+			switch {
+			case len(a.MachineIds) > 0 && a.Due:
+				return Plan{Description: "Check the health of those of " + strings.Join(a.MachineIds, ", ") + " that are due a check"}, nil
+			case len(a.MachineIds) > 0:
 				return Plan{Description: "Check the health of " + strings.Join(a.MachineIds, ", ")}, nil
+			case a.Due:
+				return Plan{Description: "Check the health of the deployment targets due a check under their machine policy"}, nil
 			}
 			return Plan{Description: "Check the health of every deployment target"}, nil
 		},
@@ -71,12 +84,24 @@ func runHealth(ctx context.Context, x *Execution) error {
 	if a.TimeoutSeconds > 0 {
 		timeout = time.Duration(a.TimeoutSeconds) * time.Second
 	}
-	ms, err := x.targets(ctx, targetArgs{MachineIds: a.MachineIds})
+	targets := targetArgs{MachineIds: a.MachineIds}
+	if a.Due {
+		keep, err := x.dueForHealth(ctx)
+		if err != nil {
+			return err
+		}
+		targets.keep = keep
+	}
+	ms, err := x.targets(ctx, targets)
 	if err != nil {
 		return err
 	}
 	if len(ms) == 0 {
-		x.Log.Logf(tasklog.Info, "No enabled deployment targets are registered; nothing to check.")
+		if a.Due {
+			x.Log.Logf(tasklog.Info, "No enabled deployment target is due a health check; nothing to check.")
+		} else {
+			x.Log.Logf(tasklog.Info, "No enabled deployment targets are registered; nothing to check.")
+		}
 		return nil
 	}
 	x.Log.Logf(tasklog.Info, "Checking %d deployment target(s), waiting up to %v for each.", len(ms), timeout)
@@ -120,6 +145,45 @@ func runHealth(ctx context.Context, x *Execution) error {
 		return fmt.Errorf("the health of %d target(s) could not be recorded", len(failed))
 	}
 	return nil
+}
+
+// dueForHealth returns whether a machine is due a health check under its
+// machine policy: it never had one, or its last check and the policy's
+// HealthCheckInterval end before the leader's next scheduled check (one
+// cluster HealthCheckInterval from now, by the database clock), so that a
+// policy's interval is kept to within one cluster interval. Every machine
+// follows its space's default policy (package api).
+func (x *Execution) dueForHealth(ctx context.Context) (func(cuttle.Machine) bool, error) {
+	var (
+		interval time.Duration
+		now      time.Time
+	)
+	err := retryUnavailable(ctx, func() error {
+		return x.e.store.Read(ctx, func(tx *collection.Tx) error {
+			p, err := resources.DefaultMachinePolicy(ctx, tx, resources.DefaultSpaceID)
+			if err != nil {
+				return err
+			}
+			if interval, err = cuttle.ParseTimeSpan(p.MachineHealthCheckPolicy.HealthCheckInterval); err != nil {
+				return err
+			}
+			now, err = x.e.store.Now(ctx)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	next := now.Add(x.e.member.State().Settings.HealthCheckInterval)
+	return func(m cuttle.Machine) bool {
+		return due(m.HealthCheckedAt, interval, next)
+	}, nil
+}
+
+// due reports whether a check made last (zero: never) and repeated every
+// interval falls due by next.
+func due(last time.Time, interval time.Duration, next time.Time) bool {
+	return last.IsZero() || !last.Add(interval).After(next)
 }
 
 // checkHealth asks one machine's agent for its health and judges it.

@@ -25,6 +25,9 @@ type Kind struct {
 	// Prepare checks the arguments of a new task and returns its plan. Its
 	// errors are KindInvalid and say what is wrong.
 	Prepare func(args json.RawMessage) (Plan, error)
+	// Scheduled is the arguments of the task a leader queues when the kind
+	// is a scheduled job (cuttle.Jobs); nil means none, `{}`.
+	Scheduled json.RawMessage
 	// Run does the work. It returns nil for Success and an error, whose text
 	// becomes the task's error message, for Failed. ctx ends when the task is
 	// cancelled or this node loses it; Run must then stop promptly.

@@ -53,8 +53,9 @@ func (e *Executor) sweep(ctx context.Context, term int64) {
 	}
 	for _, job := range cuttle.Jobs {
 		k := e.kinds[job]
+		args, description := k.scheduled()
 		t, ok, err := e.store.RunJob(ctx, st.Node.ID, term, job, st.Settings.JobInterval(job), cuttle.NewTask{
-			SpaceID: "Spaces-1", Name: job, Description: k.Description(), Arguments: []byte(`{}`), Resumable: k.Resumable,
+			SpaceID: "Spaces-1", Name: job, Description: description, Arguments: args, Resumable: k.Resumable,
 		})
 		if err != nil {
 			e.log.Warn("queuing a scheduled job failed", "job", job, "err", err)

@@ -39,6 +39,8 @@ type targetArgs struct {
 	MachineIds     []string `json:",omitempty"`
 	TargetRoles    []string `json:",omitempty"`
 	EnvironmentIds []string `json:",omitempty"`
+	// keep, if set, leaves out the machines for which it is false.
+	keep func(cuttle.Machine) bool
 }
 
 func (a targetArgs) any() bool {
@@ -108,6 +110,9 @@ func (x *Execution) targets(ctx context.Context, a targetArgs) ([]cuttle.Machine
 			if !slices.ContainsFunc(ms, func(m cuttle.Machine) bool { return m.ID == want }) {
 				return nil, fmt.Errorf("there is no enabled machine %s", cuttle.FormatID(cuttle.MachineIDPrefix, want))
 			}
+		}
+		if a.keep != nil {
+			ms = slices.DeleteFunc(ms, func(m cuttle.Machine) bool { return !a.keep(m) })
 		}
 		cp.MachineIDs = []int64{}
 		for _, m := range ms {

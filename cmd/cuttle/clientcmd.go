@@ -249,7 +249,7 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 			{"stale-timeout", "StaleTimeoutSeconds", "how long a silent node stays online, such as 10s"},
 			{"retention-interval", "RetentionIntervalSeconds", "how often the leader applies retention policies"},
 			{"package-cleanup-interval", "PackageCacheCleanupIntervalSeconds", "how often the leader cleans the package cache"},
-			{"health-check-interval", "HealthCheckIntervalSeconds", "how often the leader starts health checks"},
+			{"health-check-interval", "HealthCheckIntervalSeconds", "how often the leader checks the targets due under their machine policies"},
 			{"reindex-interval", "PackageReindexIntervalSeconds", "how often the leader re-indexes the package repository"},
 		} {
 			settings[f.field] = new(time.Duration)

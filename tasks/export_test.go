@@ -1,0 +1,4 @@
+package tasks
+
+// Due is due, for the tests of package tasks_test.
+var Due = due
