@@ -55,6 +55,7 @@ type Table interface {
 	prefix() string
 	noun() string
 	columns() []columnInfo
+	order() string
 	bind(*Set)
 }
 
@@ -88,7 +89,9 @@ type Def[T any] struct {
 	Derive  func(doc *T)
 	Columns []Column[T]
 	// Order is the ORDER BY of lists, over the table's columns (id,
-	// space_id, version and the extracted ones); default "id".
+	// space_id, version and the extracted ones); default "id". An order of
+	// several columns has an index of its own, (space_id, Order), so that
+	// a page comes from it without sorting every row.
 	Order string
 
 	set *Set
@@ -97,6 +100,7 @@ type Def[T any] struct {
 func (d *Def[T]) table() string  { return d.Table }
 func (d *Def[T]) prefix() string { return d.Prefix }
 func (d *Def[T]) noun() string   { return d.Noun }
+func (d *Def[T]) order() string  { return d.Order }
 func (d *Def[T]) bind(s *Set)    { d.set = s }
 
 func (d *Def[T]) columns() []columnInfo {
@@ -296,15 +300,8 @@ func (d *Def[T]) list(ctx context.Context, tx *Tx, where []string, args []any, t
 		if len(where) > 0 {
 			count += " WHERE " + strings.Join(where, " AND ")
 		}
-		rows, err := tx.Q.Query(ctx, count, args...)
-		if err != nil {
+		if _, err := ScanOne(ctx, tx.Q, count, args, &total); err != nil {
 			return nil, 0, Error(tx.D, err, "counting "+d.Noun+"s")
-		}
-		defer rows.Close()
-		if rows.Next() {
-			if err := rows.Scan(&total); err != nil {
-				return nil, 0, Error(tx.D, err, "counting "+d.Noun+"s")
-			}
 		}
 	}
 	return docs, total, nil

@@ -68,6 +68,9 @@ type Dialect interface {
 	// transactions are serialized anyway.
 	ShareLock() string
 	UpdateLock() string
+	// SearchIndex returns the DDL of an index of table that serves
+	// `column LIKE '%text%'` (partialName), or "" if the engine has none.
+	SearchIndex(table, column string) string
 	// HasColumn reports whether table has the column.
 	HasColumn(ctx context.Context, q Querier, table, column string) (bool, error)
 	// UniqueViolation reports whether err is a violation of a unique

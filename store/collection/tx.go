@@ -97,6 +97,18 @@ func syncTable(ctx context.Context, tx *Tx, t Table) error {
 			return err
 		}
 	}
+	for _, c := range t.columns() {
+		if ddl := d.SearchIndex(t.table(), c.name); c.name == "name" && ddl != "" {
+			if _, err := tx.Q.Exec(ctx, ddl); err != nil {
+				return err
+			}
+		}
+	}
+	if strings.Contains(t.order(), ",") {
+		if _, err := tx.Q.Exec(ctx, "CREATE INDEX IF NOT EXISTS "+t.table()+"_order ON "+t.table()+" (space_id, "+t.order()+")"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -13,8 +13,9 @@ import (
 	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
-// dialect is PostgreSQL's collection.Dialect.
-type dialect struct{}
+// dialect is PostgreSQL's collection.Dialect. trigrams says that the
+// pg_trgm extension is there, for SearchIndex; only syncCollections sets it.
+type dialect struct{ trigrams bool }
 
 func (dialect) Name() string { return "postgres" }
 func (dialect) IDColumn() string {
@@ -23,6 +24,19 @@ func (dialect) IDColumn() string {
 func (dialect) DocType() string    { return "jsonb" }
 func (dialect) ShareLock() string  { return " FOR SHARE" }
 func (dialect) UpdateLock() string { return " FOR UPDATE" }
+
+// SearchIndex is a trigram index (pg_trgm's GIN operator class), which
+// serves LIKE '%text%' of three characters or more without reading every
+// row. Without fastupdate, a write updates the index at once: documents
+// are written seldom and searched often, and a pending list would make the
+// planner pass the index over until a vacuum merged it.
+func (d dialect) SearchIndex(table, column string) string {
+	if !d.trigrams {
+		return ""
+	}
+	return "CREATE INDEX IF NOT EXISTS " + table + "_" + column + "_search ON " + table +
+		" USING gin (" + column + " gin_trgm_ops) WITH (fastupdate = off)"
+}
 
 func (dialect) Type(k collection.Kind) string {
 	switch k {
@@ -96,13 +110,27 @@ func rebind(query string) string {
 const collectionsLockID = 0x637574746c63
 
 // syncCollections creates what the declared collections need, under a
-// transaction-scoped advisory lock.
+// transaction-scoped advisory lock. It creates the pg_trgm extension for
+// the search indexes if it can (a trusted extension: the database's owner
+// may); if it cannot, it says so and searches read every row.
 func (s *Store) syncCollections(ctx context.Context) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(collectionsLockID)); err != nil {
 			return err
 		}
-		utx := collection.NewTx(docQuerier{tx}, dialect{})
+		d := dialect{trigrams: true}
+		if err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { // a savepoint
+			_, err := sp.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_trgm`)
+			return err
+		}); err != nil {
+			if unavailable(err) || ctx.Err() != nil {
+				return err
+			}
+			s.log.Warn("searches by partialName will read every row: the pg_trgm extension cannot be created; "+
+				"create it as a superuser (CREATE EXTENSION pg_trgm) and restart a node", "err", err)
+			d.trigrams = false
+		}
+		utx := collection.NewTx(docQuerier{tx}, d)
 		if err := collection.Sync(ctx, utx, resources.All); err != nil {
 			return err
 		}

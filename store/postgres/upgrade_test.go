@@ -2,10 +2,14 @@ package postgres_test
 
 import (
 	"database/sql"
+	"fmt"
+	"net/url"
 	"os"
 	"testing"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/resources"
+	"github.com/cuttledeploy/cuttle/store/collection"
 	"github.com/cuttledeploy/cuttle/store/storetest"
 	"github.com/cuttledeploy/cuttle/testcluster"
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -55,4 +59,67 @@ func TestUpgradeFrom4(t *testing.T) {
 	}
 
 	storetest.CheckUpgradeFrom4(t, openURL(t, url))
+}
+
+// TestWithoutTrigrams: a node whose database user may not create the
+// pg_trgm extension (no CREATE privilege on the database) still opens the
+// store, and searches by partial name still find what they should, by
+// reading every row.
+func TestWithoutTrigrams(t *testing.T) {
+	ctx := t.Context()
+	role := fmt.Sprintf("limited_%d", os.Getpid())
+	admin := testcluster.SharedPostgres(t).NewDatabase(t)
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"DROP ROLE IF EXISTS " + role,
+		"CREATE ROLE " + role + " LOGIN",
+		"GRANT ALL ON SCHEMA public TO " + role,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", admin)
+		if err == nil {
+			db.Exec("DROP OWNED BY " + role)
+			db.Close()
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	s := openURL(t, u.String())
+
+	var exists bool
+	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')`).Scan(&exists); err != nil || exists {
+		t.Fatalf("pg_trgm exists: %v, %v; want the limited user unable to create it", exists, err)
+	}
+	check := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(s.Update(ctx, func(tx *collection.Tx) error {
+		for _, name := range []string{"Web-100", "Web-200", "db-100"} {
+			if err := resources.Environments.Insert(ctx, tx, &cuttle.Environment{Resource: cuttle.Resource{SpaceID: "Spaces-1"}, Name: name}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	check(s.Read(ctx, func(tx *collection.Tx) error {
+		envs, n, err := resources.Environments.List(ctx, tx, collection.Query{Space: "Spaces-1", PartialName: "WEB-"})
+		if err == nil && (n != 2 || len(envs) != 2) {
+			t.Errorf("partialName WEB- found %d: %+v; want Web-100 and Web-200", n, envs)
+		}
+		return err
+	}))
 }

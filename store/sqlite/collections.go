@@ -21,6 +21,10 @@ func (dialect) DocType() string    { return "TEXT" }
 func (dialect) ShareLock() string  { return "" } // one writer: transactions are serialized
 func (dialect) UpdateLock() string { return "" }
 
+// SearchIndex: SQLite has no index for LIKE '%text%'; a search reads
+// every row.
+func (dialect) SearchIndex(table, column string) string { return "" }
+
 func (dialect) Type(k collection.Kind) string {
 	switch k {
 	case collection.Int, collection.Bool:
