@@ -31,7 +31,8 @@ type node struct {
 	kinds tasks.Kinds
 }
 
-func newNode(t *testing.T, taskCap int) *node {
+// newNode starts a node with the built-in kinds and extra.
+func newNode(t *testing.T, taskCap int, extra ...tasks.Kind) *node {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -47,6 +48,9 @@ func newNode(t *testing.T, taskCap int) *node {
 	layout := blob.NewLayout(dir, "", "", "")
 	layout.Create()
 	n := &node{store: st, logs: tasklog.Store{Root: layout.TaskLogs}, kinds: tasks.Builtin(layout)}
+	for _, k := range extra {
+		n.kinds.Add(k)
+	}
 	m := cluster.New(cluster.Config{Store: st, Logger: quiet, Registration: cuttle.NodeRegistration{Name: "solo", TaskCap: &taskCap}})
 	n.exec = tasks.New(tasks.Config{Store: st, Member: m, Logs: n.logs, Kinds: n.kinds, Logger: quiet})
 	if err := m.Start(ctx); err != nil {
@@ -234,5 +238,41 @@ func TestDue(t *testing.T) {
 		if got := tasks.Due(c.last, c.interval, c.next); got != c.want {
 			t.Errorf("Due(%v, %v, %v) = %v, want %v", c.last, c.interval, c.next, got, c.want)
 		}
+	}
+}
+
+// TestCheckpointFailureSticks: once a checkpoint write fails, every later
+// one returns that error and writes nothing, so that a failed write that
+// still commits can never overtake a later one (invariant 9); what is
+// stored stays the last checkpoint that succeeded.
+func TestCheckpointFailureSticks(t *testing.T) {
+	t.Parallel()
+	results := make(chan [3]error, 1)
+	n := newNode(t, 1, tasks.Kind{
+		Name: "Sticky", Resumable: true,
+		Prepare: func(json.RawMessage) (tasks.Plan, error) { return tasks.Plan{Description: "checkpoints"}, nil },
+		Run: func(ctx context.Context, x *tasks.Execution) error {
+			var errs [3]error
+			errs[0] = x.Checkpoint(ctx, []byte(`"first"`))
+			ended, cancel := context.WithCancel(ctx)
+			cancel()
+			errs[1] = x.Checkpoint(ended, []byte(`"second"`))
+			errs[2] = x.Checkpoint(ctx, []byte(`"third"`))
+			results <- errs
+			return nil
+		},
+	})
+	task := n.queue(t, "Sticky", struct{}{})
+	n.wait(t, task.ID, 10*time.Second, cuttle.TaskSuccess)
+	errs := <-results
+	if errs[0] != nil || errs[1] == nil || errs[2] != errs[1] {
+		t.Fatalf("checkpoint errors %v; want nil, then a failure, then the same failure again", errs)
+	}
+	got, err := n.store.Task(context.Background(), task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Checkpoint) != `"first"` {
+		t.Errorf("stored checkpoint %s; want the last that succeeded, \"first\"", got.Checkpoint)
 	}
 }
