@@ -145,6 +145,12 @@ func (d docs[T]) list(s *Server, all bool, within scope) handler {
 				return err
 			}
 		}
+		// take=0 asks for the total alone; a Query's Take 0 is its default
+		// page, so ask for one and drop it.
+		countOnly := !all && q.Take == 0
+		if countOnly {
+			q.Take = 1
+		}
 		var (
 			items []T
 			total int
@@ -161,6 +167,9 @@ func (d docs[T]) list(s *Server, all bool, within scope) handler {
 		})
 		if err != nil {
 			return err
+		}
+		if countOnly {
+			items, q.Take = items[:0], 0
 		}
 		for i := range items {
 			d.out(&items[i])

@@ -42,6 +42,11 @@ func TestProjectGroupsOfficialClient(t *testing.T) {
 	if err != nil || len(all) < 2 { // and the Default Project Group
 		t.Fatalf("GetAll: %d, %v", len(all), err)
 	}
+	// take=0 answers the total alone, as Octopus does.
+	if status, body := e.do("GET", "/api/Spaces-1/projectgroups?take=0", e.adminKey, ""); status != http.StatusOK ||
+		!strings.Contains(string(body), `"Items":[]`) || !strings.Contains(string(body), `"TotalResults":2`) {
+		t.Errorf("take=0: %d %s; want no items and the total 2", status, body)
+	}
 	g.Description = "the web"
 	if up, err := c.ProjectGroups.Update(*g); err != nil || up.Description != "the web" {
 		t.Fatalf("Update: %+v, %v", up, err)

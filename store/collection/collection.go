@@ -622,13 +622,14 @@ func (d *Def[T]) writeError(tx *Tx, err error, doc *T, what string) error {
 	if !ok {
 		return Error(tx.D, err, what)
 	}
+	if strings.HasSuffix(constraint, "_pkey") { // an explicit id taken
+
+		return cuttle.Errorf(cuttle.KindConflict, "The %s %s exists already.", d.Noun, meta(doc).ID)
+	}
 	for _, c := range d.Columns {
 		if c.Unique && (strings.Contains(constraint, c.Name) || d.uniqueCount() == 1) {
 			return cuttle.Errorf(cuttle.KindConflict, "%s with the %s %q exists already.", Article(d.Noun), c.Name, fmt.Sprint(c.Value(doc)))
 		}
-	}
-	if strings.Contains(constraint, "id") || strings.Contains(constraint, "PRIMARY") || strings.Contains(constraint, "pkey") {
-		return cuttle.Errorf(cuttle.KindConflict, "The %s %s exists already.", d.Noun, meta(doc).ID)
 	}
 	return cuttle.Errorf(cuttle.KindConflict, "%s like this one exists already.", Article(d.Noun))
 }

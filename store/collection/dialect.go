@@ -74,7 +74,8 @@ type Dialect interface {
 	// HasColumn reports whether table has the column.
 	HasColumn(ctx context.Context, q Querier, table, column string) (bool, error)
 	// UniqueViolation reports whether err is a violation of a unique
-	// constraint or index, and names it where the engine tells.
+	// constraint or index, and names it where the engine tells; the
+	// primary key's name ends in "_pkey".
 	UniqueViolation(err error) (constraint string, ok bool)
 	// Unavailable reports whether err means the database could not be
 	// reached or could not serve now (not that the request was wrong).

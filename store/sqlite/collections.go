@@ -40,7 +40,10 @@ func (dialect) HasColumn(ctx context.Context, q collection.Querier, table, colum
 
 func (dialect) UniqueViolation(err error) (string, bool) {
 	var se *sqlite.Error
-	if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+	switch {
+	case errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return "id_pkey", true
+	case errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE:
 		return se.Error(), true // "UNIQUE constraint failed: table.space_id, table.name"
 	}
 	return "", false

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -138,6 +139,9 @@ func testOwnedCollection[T any](t *testing.T, s store.Store, d *collection.Def[T
 	again := make(&p)
 	err = update(t, s, func(tx *collection.Tx) error { return d.Insert(ctx, tx, &again) })
 	wantKind(t, err, cuttle.KindConflict, "Insert of an id taken")
+	if err != nil && !strings.Contains(err.Error(), id) {
+		t.Errorf("Insert of an id taken: %q does not name %s", err, id)
+	}
 	metaOf(&again).ID = "Projects-1"
 	err = update(t, s, func(tx *collection.Tx) error { return d.Insert(ctx, tx, &again) })
 	wantKind(t, err, cuttle.KindInvalid, "Insert with an id of another form")
