@@ -34,6 +34,9 @@ type docs[T any] struct {
 	// filter makes lists take filter as another name of partialName, as
 	// Octopus's users do.
 	filter bool
+	// params maps query parameters of lists to the column each filters on
+	// (a tenant's projectId to "project_ids").
+	params map[string]string
 	// owner, when set, names what the documents live and die with (such
 	// as "project"): users change them, and cannot create or delete them.
 	owner string
@@ -160,6 +163,14 @@ func (d docs[T]) list(s *Server, all bool, within scope) handler {
 			if within != nil {
 				if q.Where, path, err = within(r.Context(), tx, r); err != nil {
 					return err
+				}
+			}
+			for param, column := range d.params {
+				if v := r.URL.Query().Get(param); v != "" {
+					if q.Where == nil {
+						q.Where = map[string]any{}
+					}
+					q.Where[column] = v
 				}
 			}
 			items, total, err = d.def.List(r.Context(), tx, q)

@@ -28,4 +28,5 @@ func (s *Server) documentRoutes() {
 	s.serveLifecycles()
 	s.serveMachinePolicies()
 	s.serveProjects()
+	s.serveTenants()
 }

@@ -34,6 +34,7 @@ var All = collection.NewSet(
 	Lifecycles,
 	MachinePolicies,
 	Projects, Channels, DeploymentProcesses, VariableSets,
+	TagSets, Tenants,
 )
 
 // Seed creates the documents every installation starts with (the "Default

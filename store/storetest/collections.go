@@ -44,6 +44,7 @@ func collectionCases() []collectionCase {
 		channelsCase(),
 		processesCase(),
 		variableSetsCase(),
+		tagSetsCase(), tenantsCase(),
 	}
 }
 
