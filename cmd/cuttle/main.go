@@ -39,10 +39,19 @@ Usage:
   cuttle agent show-thumbprint       print the agent's certificate's thumbprint
   cuttle machine list                list the deployment targets
   cuttle machine check NAME          run a health check of a machine and print its health
+  cuttle project list|show|delete NAME|create NAME [--group G] [--lifecycle L] [--description D]
+  cuttle project-group list|show|delete NAME|create NAME [--description D]
+  cuttle lifecycle list|show|delete NAME|create NAME [--description D]
+                                     the default space's projects, project groups and lifecycles
+  cuttle user list|show|delete|deactivate|activate USERNAME|create USERNAME [--display-name N] [--email E] [--service]
+  cuttle team list|show|delete NAME|create NAME [--member USER]...|add-member|remove-member TEAM USER
+  cuttle apikey list|show|delete ID|create --purpose P [--user USER]
+                                     a user's API keys (--user: default me); create prints the key, once
   cuttle version
 
 Client commands take --server (default http://localhost:8080), --api-key and
---output table|json, or CUTTLE_SERVER, CUTTLE_API_KEY and CUTTLE_OUTPUT.
+--output table|json, or CUTTLE_SERVER, CUTTLE_API_KEY and CUTTLE_OUTPUT. They
+name projects, groups, lifecycles, users and teams by name (ignoring case) or id.
 Run a subcommand with --help for its flags.
 `
 
@@ -69,6 +78,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runAgent(args[1:], stdout, stderr)
 	case "machine":
 		err = runMachine(args[1:], stdout, stderr)
+	case "project":
+		err = projectCommands.run(args[1:], stdout, stderr)
+	case "project-group":
+		err = projectGroupCommands.run(args[1:], stdout, stderr)
+	case "lifecycle":
+		err = lifecycleCommands.run(args[1:], stdout, stderr)
+	case "user":
+		err = userCommands.run(args[1:], stdout, stderr)
+	case "team":
+		err = teamCommands.run(args[1:], stdout, stderr)
+	case "apikey":
+		err = apiKeyCommands.run(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, cuttle.Version)
 	case "help", "-h", "--help":
