@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,6 +69,11 @@ var _ store.Store = (*Store)(nil)
 
 // Option configures Open.
 type Option func(*options)
+
+// IdleInTransactionTimeout is how long a session may sit idle inside a
+// transaction before PostgreSQL ends it (idle_in_transaction_session_timeout;
+// a URL that sets it wins).
+const IdleInTransactionTimeout = 2 * time.Second
 
 type options struct {
 	connectTimeout time.Duration
@@ -124,12 +130,15 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "cuttle"
 	}
-	// A node paused (or cut off) in the middle of a transaction must not
-	// hold its row locks for longer than the cluster's stale timeout: the
-	// server ends such a session. cuttle's transactions never wait between
-	// statements.
+	// A node paused (SIGSTOP, a frozen VM) or cut off in the middle of a
+	// transaction must not hold its row locks, the leader lease's among
+	// them, for long: the server ends such a session after
+	// IdleInTransactionTimeout, so the other nodes can elect a leader in
+	// about that time plus the lease (TestStoppedLeaderLearnsItLostItsTerm).
+	// cuttle's transactions never wait between statements; one delayed
+	// that long fails and is retried.
 	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
-		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10s"
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.Itoa(int(IdleInTransactionTimeout.Milliseconds()))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
