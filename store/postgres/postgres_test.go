@@ -11,6 +11,7 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
 	"github.com/cuttledeploy/cuttle/store/postgres"
 	"github.com/cuttledeploy/cuttle/store/storetest"
 	"github.com/cuttledeploy/cuttle/testcluster"
@@ -287,5 +288,60 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFrozenTransactionReleasesTheLease: a node frozen in the middle of a
+// transaction that locks the lease (as a SIGSTOP can catch one) blocks the
+// other nodes' bids only until PostgreSQL ends its idle session, about
+// IdleInTransactionTimeout; then another node wins the lease.
+func TestFrozenTransactionReleasesTheLease(t *testing.T) {
+	t.Parallel()
+	url := testcluster.SharedPostgres(t).NewDatabase(t)
+	frozen, other := openURL(t, url), openURL(t, url)
+	ctx := t.Context()
+	if _, err := frozen.InitCluster(ctx, "fp"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := frozen.RegisterNode(ctx, cuttle.NodeRegistration{Name: "frozen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := other.RegisterNode(ctx, cuttle.NodeRegistration{Name: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, won, err := frozen.BidLease(ctx, a.ID, 100*time.Millisecond); err != nil || !won {
+		t.Fatalf("the first bid: %v, %v", won, err)
+	}
+	locked := make(chan struct{})
+	ended := make(chan error, 1)
+	go func() {
+		ended <- frozen.Update(ctx, func(tx *collection.Tx) error {
+			if _, err := tx.Q.Exec(ctx, `SELECT 1 FROM leader_lease FOR UPDATE`); err != nil {
+				return err
+			}
+			close(locked)
+			time.Sleep(postgres.IdleInTransactionTimeout + 2*time.Second) // frozen
+			_, err := tx.Q.Exec(ctx, `SELECT 1`)
+			return err
+		})
+	}()
+	<-locked
+	start := time.Now()
+	for {
+		bid, cancel := context.WithTimeout(ctx, time.Second)
+		_, won, err := other.BidLease(bid, b.ID, time.Second)
+		cancel()
+		if err == nil && won {
+			break
+		}
+		if time.Since(start) > postgres.IdleInTransactionTimeout+time.Second+500*time.Millisecond {
+			t.Fatalf("no bid won %v after the frozen transaction locked the lease (last: %v, %v)", time.Since(start), won, err)
+		}
+	}
+	t.Logf("the other node won the lease %v after the frozen transaction locked it", time.Since(start).Round(time.Millisecond))
+	if err := <-ended; err == nil {
+		t.Error("the frozen transaction committed after the server ended its session")
 	}
 }
