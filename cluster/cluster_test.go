@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cuttledeploy/cuttle/store/postgres"
 	"net/http"
 	"os"
 	"strings"
@@ -153,7 +154,9 @@ func TestStoppedLeaderLearnsItLostItsTerm(t *testing.T) {
 	if err := old.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	next, err := c.WaitLeader(5*time.Second, old)
+	// The stopped leader may hold the lease's row lock in a transaction:
+	// then the bids wait until PostgreSQL ends its idle session.
+	next, err := c.WaitLeader(postgres.IdleInTransactionTimeout+5*time.Second, old)
 	if err != nil {
 		old.Signal(syscall.SIGCONT)
 		t.Fatal(err)

@@ -115,6 +115,11 @@ const collectionsLockID = 0x637574746c63
 // may); if it cannot, it says so and searches read every row.
 func (s *Store) syncCollections(ctx context.Context) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Like the migrations, Sync runs once at start under its lock: no
+		// idle timeout (IdleInTransactionTimeout) for it.
+		if _, err := tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(collectionsLockID)); err != nil {
 			return err
 		}

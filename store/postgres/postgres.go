@@ -73,7 +73,7 @@ type Option func(*options)
 // IdleInTransactionTimeout is how long a session may sit idle inside a
 // transaction before PostgreSQL ends it (idle_in_transaction_session_timeout;
 // a URL that sets it wins).
-const IdleInTransactionTimeout = 2 * time.Second
+const IdleInTransactionTimeout = 5 * time.Second
 
 type options struct {
 	connectTimeout time.Duration
@@ -177,7 +177,13 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return cuttle.Wrap(err, "preparing the migration lock")
 	}
-	db := stdlib.OpenDBFromPool(s.pool) // closing it leaves the pool open
+	// Migrations run on connections of their own, without the idle
+	// timeout: a migration is run once, by one node under the lock, and a
+	// node starved of CPU between two of its statements must not fail to
+	// start (the lock only holds back other starting nodes).
+	cfg := s.listenConfig.Copy()
+	cfg.RuntimeParams["idle_in_transaction_session_timeout"] = "0"
+	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
 	provider, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
 		goose.WithSessionLocker(locker),
