@@ -644,9 +644,10 @@ func (d *Def[T]) uniqueCount() int {
 	return n
 }
 
-// Article returns noun with its indefinite article, capitalized: "A project", "An environment".
+// Article returns noun with its indefinite article, capitalized: "A project", "An environment", "A user".
 func Article(noun string) string {
-	if noun != "" && strings.ContainsRune("aeiou", unicode.ToLower(rune(noun[0]))) {
+	// "user" sounds a consonant first: "A user".
+	if noun != "" && strings.ContainsRune("aeiou", unicode.ToLower(rune(noun[0]))) && !strings.HasPrefix(strings.ToLower(noun), "us") {
 		return "An " + noun
 	}
 	return "A " + noun
