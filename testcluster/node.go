@@ -97,10 +97,9 @@ func NewNode(tb testing.TB, cfg NodeConfig) *Node {
 	if cfg.DataDir == "" {
 		cfg.DataDir = tb.TempDir()
 	}
-	n := &Node{Config: cfg, tb: tb, Port: FreePort(tb), PollingPort: FreePort(tb),
+	n := &Node{Config: cfg, tb: tb,
 		process: process{name: "node " + cfg.Name, logPath: filepath.Join(cfg.DataDir, "node.log")}}
-	n.URL = "http://127.0.0.1:" + strconv.Itoa(n.Port)
-	n.Client = &client.Client{BaseURL: n.URL, APIKey: cfg.AdminKey, HTTP: &http.Client{Timeout: 5 * time.Second}}
+	n.choosePorts()
 	tb.Cleanup(func() {
 		n.Kill()
 		if tb.Failed() {
@@ -114,13 +113,30 @@ func NewNode(tb testing.TB, cfg NodeConfig) *Node {
 func StartNode(tb testing.TB, cfg NodeConfig) *Node {
 	tb.Helper()
 	n := NewNode(tb, cfg)
-	if err := n.Start(); err != nil {
-		tb.Fatal(err)
+	// A port FreePort found free can be taken before the node binds it
+	// (by another test's process, or as the local port of a connection):
+	// then the node exits at once, and starts again on other ports.
+	for attempt := 1; ; attempt++ {
+		if err := n.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		err := n.WaitServing(30 * time.Second)
+		if err == nil {
+			return n
+		}
+		if attempt == 3 || !strings.Contains(n.Log(), "address already in use") {
+			tb.Fatalf("node %s: %v\n%s", cfg.Name, err, tail(n.Log(), 40))
+		}
+		tb.Logf("node %s: a port was taken before it could bind it; starting it on other ports", cfg.Name)
+		n.choosePorts()
 	}
-	if err := n.WaitServing(30 * time.Second); err != nil {
-		tb.Fatalf("node %s: %v\n%s", cfg.Name, err, tail(n.Log(), 40))
-	}
-	return n
+}
+
+// choosePorts gives the node new free ports, and its URL and client.
+func (n *Node) choosePorts() {
+	n.Port, n.PollingPort = FreePort(n.tb), FreePort(n.tb)
+	n.URL = "http://127.0.0.1:" + strconv.Itoa(n.Port)
+	n.Client = &client.Client{BaseURL: n.URL, APIKey: n.Config.AdminKey, HTTP: &http.Client{Timeout: 5 * time.Second}}
 }
 
 // Args returns the command-line arguments of the node's server.
