@@ -96,11 +96,13 @@ func TestOneLeaderDrainMovesLeadership(t *testing.T) {
 	if p, err := leader.Ping(); err != nil || p.Leading() {
 		t.Fatalf("the drained node's ping: %+v, %v; want a follower", p, err)
 	}
-	// Undrain: ping 200 again, leadership stays where it is.
+	// Undrain: ping 200 again. A node starved of CPU may answer 503 until
+	// it trusts its state again, as a balancer would see; try again then.
 	undrain := false
-	if _, err := other.Client.UpdateNode(ctx, ln.Id, nil, &undrain); err != nil {
-		t.Fatal(err)
-	}
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		_, err := other.Client.UpdateNode(ctx, ln.Id, nil, &undrain)
+		return err
+	})
 	if err := leader.WaitPing(2*time.Second, http.StatusOK); err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +307,9 @@ func TestSettingsReachEveryNode(t *testing.T) {
 	}
 	applied()
 	for name, n := range cadence(2 * time.Second) {
-		if n < 8 {
+		// 20 on an idle machine; a node starved of CPU checks in less
+		// often, but more than the 2 s heartbeat's once would give.
+		if n < 4 {
 			t.Errorf("node %s checked in %d times in 2 s with a 100 ms heartbeat", name, n)
 		}
 	}
