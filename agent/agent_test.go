@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -705,5 +706,30 @@ func TestAShortCommandIsReportedOnce(t *testing.T) {
 	}
 	if sc := cl2.waitFinal(t, long.UID, 10*time.Second); sc.state != string(cuttle.CommandSuccess) || sc.reports < 2 {
 		t.Errorf("a long command: %s after %d report(s); want Success after at least 2", sc.state, sc.reports)
+	}
+}
+
+// TestScriptsSeeNoAgentSettings: a target's script sees the agent's
+// environment, which operators use to give scripts what the target needs,
+// but none of the agent's own settings, which may hold an API key.
+func TestScriptsSeeNoAgentSettings(t *testing.T) {
+	t.Setenv("CUTTLE_API_KEY", "API-SECRETSECRETSECRETSECRET")
+	t.Setenv("APP_PROXY", "proxy.example:3128")
+	cl, cfg := pollingHome(t)
+	startAgent(t, cfg)
+	cmd := newTestCommand(t, cuttle.CommandScript, agentapi.Script{Syntax: "Bash", Body: "env"})
+	cl.enqueue(cfg.SubscriptionId, cmd)
+	sc := cl.waitFinal(t, cmd.UID, 10*time.Second)
+	var env []string
+	for _, l := range sc.lines {
+		env = append(env, l.Text)
+	}
+	if !slices.Contains(env, "APP_PROXY=proxy.example:3128") || !slices.Contains(env, "CUTTLE_COMMAND_ID="+cmd.UID) {
+		t.Errorf("the script's environment lacks the agent's APP_PROXY or its CUTTLE_COMMAND_ID:\n%s", strings.Join(env, "\n"))
+	}
+	for _, kv := range env {
+		if strings.Contains(kv, "SECRETSECRET") {
+			t.Errorf("the script saw the agent's setting %s", kv)
+		}
 	}
 }

@@ -84,6 +84,14 @@ var shells = map[string]shell{
 	"PowerShell": {program: "pwsh", args: []string{"-NoLogo", "-NoProfile", "-NonInteractive", "-File"}, extension: ".ps1"},
 }
 
+// scriptEnv returns the environment a target's script starts from: the
+// agent's own, which operators use to give scripts what the target needs
+// (JAVA_HOME, proxies), less the agent's settings (CUTTLE_*), which may
+// hold an API key.
+func scriptEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "CUTTLE_") })
+}
+
 // runScript runs a Script command (agentapi.Script).
 func (a *Agent) runScript(ctx context.Context, c *command) outcome {
 	var s agentapi.Script
@@ -97,7 +105,7 @@ func (a *Agent) runScript(ctx context.Context, c *command) outcome {
 	if s.TimeoutSeconds < 0 {
 		return failed("the script's TimeoutSeconds is %d; use 0 for no limit", s.TimeoutSeconds)
 	}
-	env := []string{"CUTTLE_COMMAND_ID=" + c.uid, "CUTTLE_WORK=" + a.work}
+	env := append(scriptEnv(), "CUTTLE_COMMAND_ID="+c.uid, "CUTTLE_WORK="+a.work)
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return failed("the script's Env has an invalid variable name %q", k)

@@ -98,7 +98,8 @@ type Command struct {
 type Script struct {
 	Body   string
 	Syntax string
-	// Env adds environment variables to the agent's own.
+	// Env adds environment variables to the agent's own, which scripts
+	// see less the agent's settings (CUTTLE_*).
 	Env map[string]string `json:",omitempty"`
 	// WorkDir is the working folder, relative to the agent's work folder
 	// (created if missing); empty means the work folder itself. A path that

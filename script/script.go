@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,10 +77,32 @@ type Spec struct {
 	Path string
 	// Dir is the working folder; empty means the current one.
 	Dir string
-	// Env holds KEY=VALUE entries added to this process's environment.
+	// Env is the script's whole environment, as KEY=VALUE entries: nothing
+	// of this process's environment is passed unless it is here (see
+	// CleanEnv).
 	Env []string
 	// Timeout stops the script after this long; 0 means no limit.
 	Timeout time.Duration
+}
+
+// cleanVariables are the variables of this process's environment that
+// CleanEnv keeps: what programs need to find each other, the user and
+// the locale, and nothing of a node's settings or secrets.
+var cleanVariables = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM"}
+
+// CleanEnv returns the variables of this process's environment that a
+// script may see: PATH, HOME, USER, LOGNAME, SHELL, LANG, LANGUAGE, TZ,
+// TMPDIR, TERM and the LC_* locale variables. A node's settings
+// (CUTTLE_MASTER_KEY, CUTTLE_DB, ...) are never among them.
+func CleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(cleanVariables, name) || strings.HasPrefix(name, "LC_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // ErrShellNotFound is wrapped by the error of Run when the script's shell,
@@ -133,7 +156,7 @@ func Run(ctx context.Context, spec Spec, output func([]Line)) (int, error) {
 	args := append([]string{"-c", supervisor, "cuttle-script", shell}, spec.Args...)
 	cmd := exec.CommandContext(ctx, supervisorPath, append(args, spec.Path)...)
 	cmd.Dir = spec.Dir
-	cmd.Env = append(os.Environ(), spec.Env...)
+	cmd.Env = append([]string{}, spec.Env...) // never nil: nil would inherit this process's
 	// The pipes are files, so that Wait returns when the supervisor exits
 	// rather than when every process holding them has.
 	cmd.Stdout, cmd.Stderr = stdoutWriter, stderrWriter

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -211,5 +212,38 @@ func TestEscapedProcessDoesNotHoldRunForever(t *testing.T) {
 	}
 	if took := time.Since(start); took > drainTimeout+time.Second {
 		t.Errorf("Run took %v; want about %v", took, drainTimeout)
+	}
+}
+
+// TestCleanEnv: a script sees only the environment it is given; CleanEnv
+// keeps what programs need and none of a node's settings.
+func TestCleanEnv(t *testing.T) {
+	t.Setenv("CUTTLE_MASTER_KEY", "secret-master-key")
+	t.Setenv("LC_TIME", "C.UTF-8")
+	path := writeScript(t, "env")
+	for _, c := range []struct {
+		env        []string
+		want, none []string
+	}{
+		{CleanEnv(), []string{"PATH=" + os.Getenv("PATH"), "LC_TIME=C.UTF-8"}, []string{"secret-master-key"}},
+		{nil, nil, []string{"secret-master-key", "LC_TIME", "HOME="}},
+	} {
+		out := newOutput()
+		if code, err := Run(context.Background(), Spec{Shell: "bash", Path: path, Env: c.env}, out.add); err != nil || code != 0 {
+			t.Fatalf("Run: %d, %v", code, err)
+		}
+		env := out.texts(Stdout)
+		for _, w := range c.want {
+			if !slices.Contains(env, w) {
+				t.Errorf("with %d variables given, the script's environment lacks %s:\n%s", len(c.env), w, strings.Join(env, "\n"))
+			}
+		}
+		for _, kv := range env {
+			for _, n := range c.none {
+				if strings.Contains(kv, n) {
+					t.Errorf("with %d variables given, the script saw %s", len(c.env), kv)
+				}
+			}
+		}
 	}
 }

@@ -78,10 +78,12 @@ func runAdHocScript(ctx context.Context, x *Execution) error {
 		Shell: scriptSyntaxes[a.Syntax],
 		Path:  path,
 		Dir:   dir,
-		Env: []string{
-			"CUTTLE_TASK_ID=" + cuttle.FormatID(cuttle.TaskIDPrefix, x.Task.ID),
-			"CUTTLE_SERVER_NODE=" + x.Node,
-		},
+		// A clean environment: the node's settings and secrets
+		// (CUTTLE_MASTER_KEY, CUTTLE_DB, ...) must not reach a task's log.
+		Env: append(script.CleanEnv(),
+			"CUTTLE_TASK_ID="+cuttle.FormatID(cuttle.TaskIDPrefix, x.Task.ID),
+			"CUTTLE_SERVER_NODE="+x.Node,
+		),
 	}, func(lines []script.Line) {
 		log := make([]tasklog.Line, len(lines))
 		for i, l := range lines {

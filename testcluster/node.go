@@ -76,6 +76,9 @@ type NodeConfig struct {
 	DataDir   string   // default: a fresh temporary folder
 	TaskCap   *int     // nil: the server's default
 	Args      []string // further flags
+	// Env holds KEY=VALUE settings of the process's environment, such as
+	// CUTTLE_MASTER_KEY; the test's own CUTTLE_ variables never reach it.
+	Env []string
 }
 
 // Node is one cuttle server process started by the harness.
@@ -98,7 +101,7 @@ func NewNode(tb testing.TB, cfg NodeConfig) *Node {
 		cfg.DataDir = tb.TempDir()
 	}
 	n := &Node{Config: cfg, tb: tb,
-		process: process{name: "node " + cfg.Name, logPath: filepath.Join(cfg.DataDir, "node.log")}}
+		process: process{name: "node " + cfg.Name, logPath: filepath.Join(cfg.DataDir, "node.log"), env: cfg.Env}}
 	n.choosePorts()
 	tb.Cleanup(func() {
 		n.Kill()

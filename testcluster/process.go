@@ -15,6 +15,7 @@ import (
 type process struct {
 	name    string // for messages, such as "node node-a"
 	logPath string
+	env     []string // KEY=VALUE added to the test's environment (less its CUTTLE_ variables)
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -33,7 +34,7 @@ func (p *process) start(program string, args ...string) error {
 	}
 	cmd := exec.Command(program, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), p.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle/client"
+	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/testcluster"
 )
 
@@ -269,5 +270,35 @@ func TestMachineCommands(t *testing.T) {
 	ag.Kill()
 	if code, out, _ = cli(t, nil, append([]string{"machine", "check", "web-1", "--timeout", "2s"}, base...)...); code != 1 || !strings.Contains(out, "Unavailable") {
 		t.Errorf("machine check of a stopped agent: exit %d\n%s", code, out)
+	}
+}
+
+// TestNodeScriptsSeeNoSettings: a node configured through its environment,
+// as a service is, runs a script that prints its environment into the task
+// log, which every API user can read: none of the node's settings or
+// secrets are in it.
+func TestNodeScriptsSeeNoSettings(t *testing.T) {
+	t.Parallel()
+	db := testcluster.SharedPostgres(t).NewDatabase(t)
+	key, master := "API-"+strings.Repeat("E", 26), masterkey.Generate().String()
+	n := testcluster.StartNode(t, testcluster.NodeConfig{Name: "env", Env: []string{
+		"CUTTLE_DB=" + db, "CUTTLE_MASTER_KEY=" + master, "CUTTLE_ADMIN_API_KEY=" + key}})
+	n.Client.APIKey = key
+	task, err := n.Client.CreateTask(testcluster.Context(t, 5*time.Second), "AdHocScript", map[string]any{"ScriptBody": "env", "Syntax": "Bash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitTask(t, n.Client, task.Id, 20*time.Second, "Success")
+	log, err := testcluster.TaskLog(testcluster.Context(t, 5*time.Second), n.Client, task.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log, "PATH=") || !strings.Contains(log, "CUTTLE_TASK_ID="+task.Id) {
+		t.Fatalf("the script's environment lacks PATH or the task's id:\n%s", log)
+	}
+	for _, secret := range []string{db, master, key, "CUTTLE_DB", "CUTTLE_MASTER_KEY", "CUTTLE_ADMIN_API_KEY"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the task log shows the node's setting %s:\n%s", secret, log)
+		}
 	}
 }
