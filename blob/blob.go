@@ -54,8 +54,9 @@ const (
 )
 
 // Path returns the file a key names. It fails for a key of another kind,
-// or one that is absolute, holds "..", a backslash or an empty part, so
-// that no key reaches outside its folder.
+// or one that is absolute, holds "." or ".." parts, a backslash or an empty
+// part, so that a key names a file inside its folder, never the folder
+// itself nor anything outside it.
 func (l Layout) Path(key string) (string, error) {
 	var root, rel string
 	switch {
@@ -66,7 +67,7 @@ func (l Layout) Path(key string) (string, error) {
 	default:
 		return "", fmt.Errorf("the storage key %q names neither %s nor %s", key, PackagesKey, ArtifactsKey)
 	}
-	if rel == "" || strings.Contains(rel, `\`) || !fs.ValidPath(rel) {
+	if rel == "" || rel == "." || strings.Contains(rel, `\`) || !fs.ValidPath(rel) {
 		return "", fmt.Errorf("the storage key %q is not a clean relative path", key)
 	}
 	return filepath.Join(root, filepath.FromSlash(rel)), nil

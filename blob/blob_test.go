@@ -18,7 +18,7 @@ func TestPath(t *testing.T) {
 		}
 	}
 	for _, key := range []string{"", "packages/", "tasklogs/1/1.log", "/etc/passwd", "packages/../master.key",
-		"packages/a/../../b", "packages//a", "packages/a\\..\\b", "packages/./a", "artifacts/a/"} {
+		"packages/a/../../b", "packages//a", "packages/a\\..\\b", "packages/./a", "artifacts/a/", "packages/.", "artifacts/."} {
 		if got, err := l.Path(key); err == nil {
 			t.Errorf("Path(%q) = %q, want an error", key, got)
 		}
@@ -27,7 +27,7 @@ func TestPath(t *testing.T) {
 
 func FuzzPath(f *testing.F) {
 	l := blob.NewLayout("/srv/cuttle", "", "", "")
-	for _, seed := range []string{"packages/a", "artifacts/../x", "packages/a/b/c"} {
+	for _, seed := range []string{"packages/a", "artifacts/../x", "packages/a/b/c", "packages/."} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, key string) {

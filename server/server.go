@@ -43,7 +43,7 @@ import (
 // works: an embedded database in ./cuttle-data, HTTP on :8080, polling
 // agents on :10943.
 type Config struct {
-	DataDir string // default "./cuttle-data"
+	DataDir string // default "./cuttle-data"; made private to its owner (0700)
 	// DB is the PostgreSQL URL of the cluster to join; empty: embedded
 	// SQLite in DataDir.
 	DB            string
@@ -86,6 +86,7 @@ type Node struct {
 	// thumbprint is the cluster certificate's, which agents pin.
 	thumbprint string
 	failed     chan error // the HTTP server's failure
+	started    bool       // Start succeeded
 }
 
 // New opens the node's database and storage, checks its master key against
@@ -121,8 +122,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.AdminAPIKey != "" && !cuttle.ValidAPIKey(cfg.AdminAPIKey) {
 		return nil, errors.New("--admin-api-key must be API- followed by at least 20 upper-case letters and digits")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating the data folder: %w", err)
+	if err := privateDir(cfg.DataDir, log); err != nil {
+		return nil, err
 	}
 	key, generated, err := masterkey.Load(cfg.MasterKey, cfg.DataDir)
 	if err != nil {
@@ -216,6 +217,7 @@ func (n *Node) Start(ctx context.Context) error {
 		n.close()
 		return fmt.Errorf("joining the cluster: %w", err)
 	}
+	n.started = true
 	n.agents.Start(ctx)
 	n.executor.Start(ctx)
 	go func() {
@@ -256,8 +258,13 @@ func (n *Node) Thumbprint() string { return n.thumbprint }
 // once; running tasks get the shutdown grace to finish, then resumable ones
 // go back to the queue and the others fail; the node leaves the cluster
 // (offline at once) and closes. ctx bounds the last steps (leaving the
-// cluster, closing connections), not the grace.
+// cluster, closing connections), not the grace. A node that was never
+// started is only closed.
 func (n *Node) Stop(ctx context.Context) {
+	if !n.started {
+		n.close()
+		return
+	}
 	n.member.BeginStop()
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), n.cfg.ShutdownGrace)
 	n.executor.Stop(graceCtx)
@@ -273,6 +280,26 @@ func (n *Node) Stop(ctx context.Context) {
 	}
 	n.close()
 	n.log.Info("stopped")
+}
+
+// privateDir creates the data folder, which holds the master key and the
+// embedded database, for its owner only (0700), and narrows an existing
+// folder that others may enter to that.
+func privateDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the data folder: %w", err)
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("reading the data folder: %w", err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("making the data folder private (it holds the master key): %w", err)
+		}
+		log.Info("made the data folder private to its owner (it holds the master key)", "folder", dir, "was", info.Mode().Perm().String())
+	}
+	return nil
 }
 
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -167,5 +168,30 @@ func TestDeletedKeyRefusedOnEveryNode(t *testing.T) {
 	}
 	if status, _ := request(t, "GET", a+"/api/users/me", key, ""); status != http.StatusUnauthorized {
 		t.Fatalf("the key of a deactivated user on node a: %d; want 401", status)
+	}
+}
+
+// TestDataIsPrivate: a data folder others may enter is narrowed to its
+// owner, and the embedded database and master key are the owner's alone.
+func TestDataIsPrivate(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n, err := server.New(t.Context(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", PollingListen: "127.0.0.1:0", NodeName: "solo",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop(context.Background())
+	for name, want := range map[string]os.FileMode{"": 0o700, "cuttle.db": 0o600, masterkey.FileName: 0o600} {
+		info, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm() != want {
+			t.Errorf("%q has mode %v, want %v", name, info.Mode().Perm(), want)
+		}
 	}
 }

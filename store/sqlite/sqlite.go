@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -92,6 +93,9 @@ var _ store.Store = (*Store)(nil)
 // Open fails with a KindInvalid error for an empty path, and a KindInternal
 // one when the file cannot be opened or migrated. Only one process should
 // use a database file at a time: notifications do not cross processes.
+//
+// The file and its journals are readable by their owner only: a file that
+// exists with wider permissions is narrowed to 0600.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" {
 		return nil, cuttle.Errorf(cuttle.KindInvalid, "The SQLite database needs a file path.")
@@ -99,6 +103,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, cuttle.Wrap(err, "finding the database file")
+	}
+	if err := private(abs); err != nil {
+		return nil, cuttle.Wrap(err, "creating the database file")
 	}
 
 	db, err := sql.Open("sqlite", dsn(abs, false))
@@ -237,4 +244,31 @@ func durationMS(d time.Duration) int64 {
 		ms++
 	}
 	return ms
+}
+
+// private creates the database file if it is missing, readable and
+// writable by its owner only, and narrows the permissions of an existing
+// one and of its journals (-wal, -shm) to that. SQLite gives the journals
+// it creates the mode of the database file.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		info, err := os.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(name, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -126,6 +126,31 @@ func TestOpenOddPath(t *testing.T) {
 	}
 }
 
+// TestFilesArePrivate: a new database file and its journals are the
+// owner's alone, and an existing file readable by others is narrowed.
+func TestFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	fresh, old := filepath.Join(dir, "fresh.db"), filepath.Join(dir, "old.db")
+	if err := os.WriteFile(old, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fresh, old} {
+		s := open(t, path)
+		if _, err := s.InitCluster(t.Context(), "fp"); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{path, path + "-wal", path + "-shm"} {
+			info, err := os.Stat(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Mode().Perm() != 0o600 {
+				t.Errorf("%s has mode %v, want -rw-------", filepath.Base(name), info.Mode().Perm())
+			}
+		}
+	}
+}
+
 // TestListenOverflow checks that a listener that stops reading is never
 // waited for, and receives a resync in place of what it missed.
 func TestListenOverflow(t *testing.T) {
