@@ -12,6 +12,7 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/cluster"
+	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/server"
 	"github.com/cuttledeploy/cuttle/store"
@@ -30,6 +31,7 @@ type env struct {
 	thumbprint  string // the cluster certificate's
 	adminKey    string
 	userKey     string // a key of a user who is not an administrator
+	masterKey   masterkey.Key
 }
 
 // testServer is where the env's node answers.
@@ -41,10 +43,10 @@ func (testServer) Client() *http.Client { return http.DefaultClient }
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, adminKey: cuttle.NewAPIKey(), userKey: cuttle.NewAPIKey()}
+	e := &env{t: t, adminKey: cuttle.NewAPIKey(), userKey: cuttle.NewAPIKey(), masterKey: masterkey.Generate()}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	node, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", PollingListen: "127.0.0.1:0",
-		NodeName: "node-1", AdminAPIKey: e.adminKey, ShutdownGrace: time.Second, Logger: quiet, Stdout: io.Discard})
+		NodeName: "node-1", AdminAPIKey: e.adminKey, MasterKey: e.masterKey.String(), ShutdownGrace: time.Second, Logger: quiet, Stdout: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +68,7 @@ func newEnv(t testing.TB) *env {
 		if err := resources.CreateUser(ctx, tx, &viewer, false); err != nil {
 			return err
 		}
-		_, err := resources.AddAPIKey(ctx, tx, viewer.ID, "test", e.userKey)
+		_, err := resources.AddAPIKey(ctx, tx, e.masterKey, viewer.ID, "test", e.userKey)
 		return err
 	}); err != nil {
 		t.Fatal(err)

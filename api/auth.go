@@ -15,7 +15,8 @@ type userKey struct{}
 
 // authenticate returns the user whose API key the request carries.
 // KindUnauthorized if it carries none, or one that is malformed or unknown,
-// or its user is inactive. Nothing is cached: a deleted key is refused at
+// or its user is inactive. A key stored under its legacy digest is stored
+// again under the master key's (resources.UpgradeAPIKey). Nothing is cached: a deleted key is refused at
 // once on every node.
 func (s *Server) authenticate(r *http.Request) (cuttle.User, error) {
 	key := r.Header.Get(APIKeyHeader)
@@ -26,9 +27,19 @@ func (s *Server) authenticate(r *http.Request) (cuttle.User, error) {
 		return cuttle.User{}, cuttle.Errorf(cuttle.KindUnauthorized, "The API key is not valid: it must be API- followed by at least 20 upper-case letters and digits.")
 	}
 	var u cuttle.User
+	var legacy bool
 	err := s.store.Read(r.Context(), func(tx *collection.Tx) (err error) {
-		u, err = resources.Authenticate(r.Context(), tx, key)
+		u, legacy, err = resources.Authenticate(r.Context(), tx, s.masterKey, key)
 		return err
 	})
+	if err == nil && legacy {
+		if uerr := s.store.Update(r.Context(), func(tx *collection.Tx) error {
+			return resources.UpgradeAPIKey(r.Context(), tx, s.masterKey, key)
+		}); uerr != nil {
+			s.log.Warn("storing an API key under its new digest failed; the next request tries again", "user", u.ID, "err", uerr)
+		} else {
+			s.log.Info("stored an API key under the master key's digest", "user", u.ID, "hint", cuttle.APIKeyHint(key))
+		}
+	}
 	return u, err
 }

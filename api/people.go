@@ -256,7 +256,7 @@ func (s *Server) handleAPIKeyCreate(w http.ResponseWriter, r *http.Request) erro
 		if b.UserId != "" && !strings.EqualFold(b.UserId, u.ID) {
 			return cuttle.Errorf(cuttle.KindInvalid, "The body's UserId %q is not the route's user %s.", b.UserId, u.ID)
 		}
-		k, err = resources.AddAPIKey(r.Context(), tx, u.ID, b.Purpose, plain)
+		k, err = resources.AddAPIKey(r.Context(), tx, s.masterKey, u.ID, b.Purpose, plain)
 		return err
 	})
 	if err != nil {

@@ -9,6 +9,11 @@ import (
 
 	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/teams"
 	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/users"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/resources"
+	"github.com/cuttledeploy/cuttle/store/collection"
+	"github.com/cuttledeploy/cuttle/store/storetest"
 )
 
 // TestUsersOfficialClient: users through the official client (create, get
@@ -248,5 +253,53 @@ func TestUserBadInput(t *testing.T) {
 	var all []map[string]any
 	if err := json.Unmarshal(body, &all); err != nil || len(all) != 2 {
 		t.Errorf("users after the refusals: %s", body)
+	}
+}
+
+// TestLegacyKeyDigestUpgraded: a key stored as earlier nodes stored it (a
+// bare SHA-256) still signs in, and is stored under the master key's
+// digest afterwards; a weak key chosen by an operator is refused.
+func TestLegacyKeyDigestUpgraded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	key := cuttle.NewAPIKey()
+	if err := e.store.Update(ctx, func(tx *collection.Tx) error {
+		u, err := resources.UserNamed(ctx, tx, "viewer")
+		if err != nil {
+			return err
+		}
+		return resources.APIKeys.Insert(ctx, tx, &cuttle.APIKey{UserID: u.ID, Purpose: "old", Digest: storetest.V4KeyDigest(key), Hint: cuttle.APIKeyHint(key)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stored := func(digest string) int {
+		var n int
+		if err := e.store.Read(ctx, func(tx *collection.Tx) (err error) {
+			_, n, err = resources.APIKeys.List(ctx, tx, collection.Query{Take: 0, Where: map[string]any{resources.APIKeyDigest: digest}})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for range 2 {
+		if status, body := e.do("GET", "/api/users/me", key, ""); status != http.StatusOK || !strings.Contains(string(body), `"viewer"`) {
+			t.Fatalf("GET /api/users/me with a legacy key: %d %s", status, body)
+		}
+	}
+	if stored(storetest.V4KeyDigest(key)) != 0 || stored(resources.DigestAPIKey(e.masterKey, key)) != 1 {
+		t.Error("the key is not stored under the master key's digest alone after it signed in")
+	}
+
+	for _, weak := range []string{"API-AAAAAAAAAAAAAAAAAAAA", "API-ABCDEFGHIJKLMNOPQRST", "API-ABABABABABABABABABABABABABAB"} {
+		if err := cuttle.CheckAPIKey(weak); !cuttle.IsKind(err, cuttle.KindInvalid) || !strings.Contains(err.Error(), "too easy to guess") {
+			t.Errorf("CheckAPIKey(%s) = %v; want refused as too easy to guess", weak, err)
+		}
+	}
+	for range 1000 {
+		if k := cuttle.NewAPIKey(); cuttle.CheckAPIKey(k) != nil || cuttle.CheckAPIKey(k[:24]) != nil {
+			t.Fatalf("CheckAPIKey refuses the random key %s or its first 20 characters: %v", k, cuttle.CheckAPIKey(k[:24]))
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/cluster"
+	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/tasklog"
 	"github.com/cuttledeploy/cuttle/tasks"
@@ -30,6 +31,7 @@ type Server struct {
 	mux     *http.ServeMux
 	// thumbprint is the cluster certificate's, which agents pin.
 	thumbprint string
+	masterKey  masterkey.Key // keys the digests of API keys
 
 	ping atomic.Pointer[pingCache]
 	// links are the root documents' Links of the document collections,
@@ -48,6 +50,8 @@ type Config struct {
 	// ClusterThumbprint is the thumbprint of the certificate nodes present
 	// to agents; the API serves it as certificate-global.
 	ClusterThumbprint string
+	// MasterKey keys the digests of API keys (resources.DigestAPIKey).
+	MasterKey masterkey.Key
 }
 
 // New returns the API server of a node.
@@ -57,7 +61,7 @@ func New(cfg Config) *Server {
 		log = slog.Default()
 	}
 	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, kinds: cfg.Kinds, logs: cfg.Logs, log: log, mux: http.NewServeMux(),
-		thumbprint: cfg.ClusterThumbprint, links: map[string]string{}}
+		thumbprint: cfg.ClusterThumbprint, masterKey: cfg.MasterKey, links: map[string]string{}}
 	s.routes()
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -124,6 +125,23 @@ func (k Key) Open(purpose string, sealed []byte) ([]byte, error) {
 		return nil, errors.New("the sealed value cannot be opened with this master key")
 	}
 	return plain, nil
+}
+
+// MAC returns the HMAC-SHA256 of msg under a key derived from the master
+// key for purpose (HKDF-SHA256), so that each use has a key of its own.
+// It panics on the zero Key: a MAC without a secret would let anyone forge
+// it, so calling it without a master key is a bug.
+func (k Key) MAC(purpose string, msg []byte) []byte {
+	if len(k.b) != Size {
+		panic("masterkey: MAC without a master key")
+	}
+	derived, err := hkdf.Key(sha256.New, k.b, nil, "cuttle mac "+purpose, 32)
+	if err != nil {
+		panic("masterkey: " + err.Error()) // HKDF-SHA256 gives 32 bytes to any key
+	}
+	m := hmac.New(sha256.New, derived)
+	m.Write(msg)
+	return m.Sum(nil)
 }
 
 func (k Key) aead(purpose string) (cipher.AEAD, error) {

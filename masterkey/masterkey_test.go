@@ -1,6 +1,7 @@
 package masterkey
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,4 +67,26 @@ func TestSealOpen(t *testing.T) {
 	if _, err := k.Open("cluster certificate", sealed); err == nil {
 		t.Error("an altered sealed value opened")
 	}
+}
+
+func TestMAC(t *testing.T) {
+	k, other := Generate(), Generate()
+	a := k.MAC("api key", []byte("API-X"))
+	if len(a) != 32 || !bytes.Equal(a, k.MAC("api key", []byte("API-X"))) {
+		t.Fatalf("MAC = %x; want 32 bytes, the same every time", a)
+	}
+	for name, b := range map[string][]byte{
+		"another key": other.MAC("api key", []byte("API-X")), "another purpose": k.MAC("session", []byte("API-X")),
+		"another message": k.MAC("api key", []byte("API-Y")),
+	} {
+		if bytes.Equal(a, b) {
+			t.Errorf("%s gives the same MAC", name)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("MAC of the zero Key did not panic")
+		}
+	}()
+	Key{}.MAC("api key", []byte("API-X"))
 }

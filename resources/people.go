@@ -2,12 +2,15 @@ package resources
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
@@ -119,11 +122,29 @@ func IsAdministrator(ctx context.Context, tx *collection.Tx, userID string) (boo
 	return n > 0, err
 }
 
+// DigestAPIKey returns the digest an API key is stored under:
+// "hmac-sha256:" and the hex HMAC-SHA256 of the key under a key derived
+// from the master key, so that a copy of the database alone lets no one
+// test guesses of keys offline. A lookup by digest uses an index.
+func DigestAPIKey(mk masterkey.Key, key string) string {
+	return digestScheme + hex.EncodeToString(mk.MAC("api key", []byte(key)))
+}
+
+const digestScheme = "hmac-sha256:"
+
+// legacyAPIKeyDigest is the digest earlier nodes stored: a bare SHA-256, which a copy of the database lets anyone test guesses
+// against. Authenticate still finds such keys, and UpgradeAPIKey stores
+// them again under DigestAPIKey.
+func legacyAPIKeyDigest(key string) string {
+	sum := sha256.Sum256([]byte("cuttle api key\x00" + key))
+	return hex.EncodeToString(sum[:])
+}
+
 // AddAPIKey stores the digest of key for the user of userID and returns
 // the stored key, or the key of that digest if one exists already (whoever
 // owns it). KindInvalid if there is no such user.
-func AddAPIKey(ctx context.Context, tx *collection.Tx, userID, purpose, key string) (cuttle.APIKey, error) {
-	digest := cuttle.HashAPIKey(key)
+func AddAPIKey(ctx context.Context, tx *collection.Tx, mk masterkey.Key, userID, purpose, key string) (cuttle.APIKey, error) {
+	digest := DigestAPIKey(mk, key)
 	ks, _, err := APIKeys.List(ctx, tx, collection.Query{Take: 1, Where: map[string]any{APIKeyDigest: digest}})
 	if err != nil || len(ks) > 0 {
 		return first(ks), err
@@ -131,6 +152,21 @@ func AddAPIKey(ctx context.Context, tx *collection.Tx, userID, purpose, key stri
 	k := cuttle.APIKey{UserID: userID, Purpose: strings.TrimSpace(purpose), Created: time.Now().UTC().Truncate(time.Millisecond),
 		Digest: digest, Hint: cuttle.APIKeyHint(key)}
 	return k, APIKeys.Insert(ctx, tx, &k)
+}
+
+// apiKeyOf returns the stored key of key, found by its digest or else by
+// its legacy digest (legacy then true); ok is false if neither is stored.
+func apiKeyOf(ctx context.Context, tx *collection.Tx, mk masterkey.Key, key string, lock bool) (k cuttle.APIKey, legacy, ok bool, err error) {
+	for i, digest := range []string{DigestAPIKey(mk, key), legacyAPIKeyDigest(key)} {
+		ks, _, err := APIKeys.List(ctx, tx, collection.Query{Take: 1, Where: map[string]any{APIKeyDigest: digest}})
+		if err != nil || len(ks) > 0 {
+			if err == nil && lock {
+				ks[0], err = APIKeys.GetForUpdate(ctx, tx, ks[0].ID)
+			}
+			return first(ks), i == 1, err == nil, err
+		}
+	}
+	return cuttle.APIKey{}, false, false, nil
 }
 
 func first[T any](ts []T) T {
@@ -142,29 +178,43 @@ func first[T any](ts []T) T {
 }
 
 // Authenticate returns the active user who owns key, with IsAdministrator
-// set. KindUnauthorized if no key has its digest or its user is inactive.
-// It reads the database every time, so a deleted key or a deactivated user
-// is refused at once on every node.
-func Authenticate(ctx context.Context, tx *collection.Tx, key string) (cuttle.User, error) {
-	ks, _, err := APIKeys.List(ctx, tx, collection.Query{Take: 1, Where: map[string]any{APIKeyDigest: cuttle.HashAPIKey(key)}})
+// set, and whether the key is stored under its legacy digest (then the
+// caller stores it again with UpgradeAPIKey, in a unit of work of its
+// own). KindUnauthorized if no key has its digest or its user is
+// inactive. It reads the database every time, so a deleted key or a
+// deactivated user is refused at once on every node.
+func Authenticate(ctx context.Context, tx *collection.Tx, mk masterkey.Key, key string) (_ cuttle.User, legacy bool, _ error) {
+	k, legacy, ok, err := apiKeyOf(ctx, tx, mk, key, false)
 	if err != nil {
-		return cuttle.User{}, err
+		return cuttle.User{}, false, err
 	}
-	if len(ks) == 0 {
-		return cuttle.User{}, cuttle.Errorf(cuttle.KindUnauthorized, "The API key is not known to this cluster.")
+	if !ok {
+		return cuttle.User{}, false, cuttle.Errorf(cuttle.KindUnauthorized, "The API key is not known to this cluster.")
 	}
-	u, err := Users.Get(ctx, tx, ks[0].UserID)
+	u, err := Users.Get(ctx, tx, k.UserID)
 	if cuttle.IsKind(err, cuttle.KindNotFound) {
-		return cuttle.User{}, cuttle.Errorf(cuttle.KindUnauthorized, "The API key's user was deleted.")
+		return cuttle.User{}, false, cuttle.Errorf(cuttle.KindUnauthorized, "The API key's user was deleted.")
 	}
 	if err != nil {
-		return cuttle.User{}, err
+		return cuttle.User{}, false, err
 	}
 	if !u.IsActive {
-		return cuttle.User{}, cuttle.Errorf(cuttle.KindUnauthorized, "The user %s is not active.", u.Username)
+		return cuttle.User{}, false, cuttle.Errorf(cuttle.KindUnauthorized, "The user %s is not active.", u.Username)
 	}
 	u.IsAdministrator, err = IsAdministrator(ctx, tx, u.ID)
-	return u, err
+	return u, legacy, err
+}
+
+// UpgradeAPIKey stores key, if it is stored under its legacy digest, under
+// DigestAPIKey instead. Nodes racing to upgrade one key are serialised by
+// the key's lock: the later finds it upgraded and does nothing.
+func UpgradeAPIKey(ctx context.Context, tx *collection.Tx, mk masterkey.Key, key string) error {
+	k, legacy, ok, err := apiKeyOf(ctx, tx, mk, key, true)
+	if err != nil || !ok || !legacy {
+		return err
+	}
+	k.Digest = DigestAPIKey(mk, key)
+	return APIKeys.Update(ctx, tx, &k)
 }
 
 // ReleaseUser prepares the delete of the user of id: it deletes their API

@@ -119,8 +119,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.NodeName == "" {
 		return nil, errors.New("--node-name is empty and the host name is unknown: name this node")
 	}
-	if cfg.AdminAPIKey != "" && !cuttle.ValidAPIKey(cfg.AdminAPIKey) {
-		return nil, errors.New("--admin-api-key must be API- followed by at least 20 upper-case letters and digits")
+	if cfg.AdminAPIKey != "" {
+		if err := cuttle.CheckAPIKey(cfg.AdminAPIKey); err != nil {
+			return nil, fmt.Errorf("--admin-api-key: %w", err)
+		}
 	}
 	if err := privateDir(cfg.DataDir, log); err != nil {
 		return nil, err
@@ -158,7 +160,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			"start this node with the key the other nodes use, with --master-key or CUTTLE_MASTER_KEY (it is in master.key in the first node's data folder)",
 			key.Fingerprint(), n.cluster.KeyFingerprint)
 	}
-	if err := ensureAdmin(ctx, n.store, cfg.AdminAPIKey, cfg.Stdout); err != nil {
+	if err := ensureAdmin(ctx, n.store, key, cfg.AdminAPIKey, cfg.Stdout); err != nil {
 		return nil, err
 	}
 	identity, err := comms.LoadIdentity(ctx, n.store, key)
@@ -187,7 +189,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.executor = tasks.New(tasks.Config{Store: n.store, Member: n.member, Logs: logs, Kinds: kinds, Agents: n.agents, Logger: log})
 	n.http = &http.Server{
 		Handler: api.New(api.Config{Store: n.store, Member: n.member, Cluster: n.cluster, Kinds: kinds, Logs: logs, Logger: log,
-			ClusterThumbprint: identity.Thumbprint}),
+			ClusterThumbprint: identity.Thumbprint, MasterKey: key}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -329,7 +331,7 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 // cluster with no user yet, creates "admin" with a generated key and
 // prints the key once. Nodes starting together may race: the loser of the
 // username's uniqueness tries again and finds the winner's user.
-func ensureAdmin(ctx context.Context, st store.Store, key string, stdout io.Writer) error {
+func ensureAdmin(ctx context.Context, st store.Store, mk masterkey.Key, key string, stdout io.Writer) error {
 	const name = "admin"
 	var printed string
 	try := func() error {
@@ -352,7 +354,7 @@ func ensureAdmin(ctx context.Context, st store.Store, key string, stdout io.Writ
 				k = cuttle.NewAPIKey()
 				printed = k
 			}
-			_, err = resources.AddAPIKey(ctx, tx, u.ID, "administrator", k)
+			_, err = resources.AddAPIKey(ctx, tx, mk, u.ID, "administrator", k)
 			return err
 		})
 	}

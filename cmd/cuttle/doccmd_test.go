@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/client"
 	"github.com/cuttledeploy/cuttle/testcluster"
 )
@@ -42,7 +43,7 @@ func (run runner) fails(t *testing.T, want []string, args ...string) {
 // by id, what is particular to the family, delete.
 func TestDocumentCommands(t *testing.T) {
 	t.Parallel()
-	n := testcluster.StartNode(t, testcluster.NodeConfig{Name: "solo", AdminKey: "API-" + strings.Repeat("D", 26)})
+	n := testcluster.StartNode(t, testcluster.NodeConfig{Name: "solo", AdminKey: cuttle.NewAPIKey()})
 	run := runner(func(t *testing.T, args ...string) (int, string, string) {
 		return cli(t, nil, append(args, "--server", n.URL, "--api-key", n.Config.AdminKey)...)
 	})

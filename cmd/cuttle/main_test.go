@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/client"
 	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/testcluster"
@@ -181,7 +182,7 @@ func TestFlagsFromEnvironment(t *testing.T) {
 
 func TestTaskCommands(t *testing.T) {
 	t.Parallel()
-	n := testcluster.StartNode(t, testcluster.NodeConfig{Name: "solo", AdminKey: "API-" + strings.Repeat("T", 26)})
+	n := testcluster.StartNode(t, testcluster.NodeConfig{Name: "solo", AdminKey: cuttle.NewAPIKey()})
 	base := []string{"--server", n.URL, "--api-key", n.Config.AdminKey}
 	script := filepath.Join(t.TempDir(), "ok.sh")
 	os.WriteFile(script, []byte("echo working on $CUTTLE_SERVER_NODE\nsleep 0.2\necho finished\n"), 0o644)
@@ -280,7 +281,7 @@ func TestMachineCommands(t *testing.T) {
 func TestNodeScriptsSeeNoSettings(t *testing.T) {
 	t.Parallel()
 	db := testcluster.SharedPostgres(t).NewDatabase(t)
-	key, master := "API-"+strings.Repeat("E", 26), masterkey.Generate().String()
+	key, master := cuttle.NewAPIKey(), masterkey.Generate().String()
 	n := testcluster.StartNode(t, testcluster.NodeConfig{Name: "env", Env: []string{
 		"CUTTLE_DB=" + db, "CUTTLE_MASTER_KEY=" + master, "CUTTLE_ADMIN_API_KEY=" + key}})
 	n.Client.APIKey = key

@@ -53,7 +53,7 @@ func TestUpgradeFrom4(t *testing.T) {
 	for user, key := range map[int]string{1: storetest.V4AdminKey, 2: storetest.V4ViewerKey} {
 		if _, err := db.ExecContext(t.Context(),
 			`INSERT INTO api_keys (digest, user_id, purpose) VALUES ($1, $2, 'first')`,
-			cuttle.HashAPIKey(key), user); err != nil {
+			storetest.V4KeyDigest(key), user); err != nil {
 			t.Fatal(err)
 		}
 	}

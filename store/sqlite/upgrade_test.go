@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/store/storetest"
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite"
@@ -47,7 +46,7 @@ func TestUpgradeFrom4(t *testing.T) {
 	for user, key := range map[int]string{1: storetest.V4AdminKey, 2: storetest.V4ViewerKey} {
 		if _, err := db.ExecContext(t.Context(),
 			`INSERT INTO api_keys (digest, user_id, purpose, created_at) VALUES (?, ?, 'first', 1700000000000)`,
-			cuttle.HashAPIKey(key), user); err != nil {
+			storetest.V4KeyDigest(key), user); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"testing"
 
@@ -25,6 +27,13 @@ const (
 	V4ViewerKey = "API-UPGRADEVIEWER000000000000000000"
 )
 
+// V4KeyDigest is the digest a schema-4 node stored of an API key: a bare
+// SHA-256, written here as that node computed it.
+func V4KeyDigest(key string) string {
+	sum := sha256.Sum256([]byte("cuttle api key\x00" + key))
+	return hex.EncodeToString(sum[:])
+}
+
 // CheckUpgradeFrom4 checks that s, opened on a database that held the
 // schema-4 fixture, holds it intact.
 func CheckUpgradeFrom4(t *testing.T, s store.Store) {
@@ -47,9 +56,10 @@ func CheckUpgradeFrom4(t *testing.T, s store.Store) {
 			key, user string
 			admin     bool
 		}{{V4AdminKey, "admin", true}, {V4ViewerKey, "viewer", false}} {
-			u, err := resources.Authenticate(ctx, tx, c.key)
-			if err != nil || u.Username != c.user || u.IsAdministrator != c.admin || !u.IsActive {
-				t.Errorf("the key of %s after the upgrade: %+v, %v; want administrator %v", c.user, u, err, c.admin)
+			u, legacy, err := resources.Authenticate(ctx, tx, testMasterKey, c.key)
+			if err != nil || u.Username != c.user || u.IsAdministrator != c.admin || !u.IsActive || !legacy {
+				t.Errorf("the key of %s after the upgrade: %+v, legacy %v, %v; want administrator %v under its legacy digest",
+					c.user, u, legacy, err, c.admin)
 			}
 		}
 		ts, _, err := resources.Teams.List(ctx, tx, collection.Query{Take: -1})
@@ -68,6 +78,25 @@ func CheckUpgradeFrom4(t *testing.T, s store.Store) {
 		}
 		return nil
 	}), "reading the upgraded documents")
+
+	// A key under its legacy digest is stored again under the master
+	// key's, and still authenticates.
+	for _, key := range []string{V4AdminKey, V4ViewerKey} {
+		check(t, s.Update(ctx, func(tx *collection.Tx) error { return resources.UpgradeAPIKey(ctx, tx, testMasterKey, key) }), "UpgradeAPIKey")
+		check(t, s.Read(ctx, func(tx *collection.Tx) error {
+			_, legacy, err := resources.Authenticate(ctx, tx, testMasterKey, key)
+			ks, _, lerr := resources.APIKeys.List(ctx, tx, collection.Query{Take: 1,
+				Where: map[string]any{resources.APIKeyDigest: resources.DigestAPIKey(testMasterKey, key)}})
+			if err != nil || lerr != nil || legacy || len(ks) != 1 {
+				t.Errorf("the key %s after UpgradeAPIKey: legacy %v, %d stored under the new digest, %v %v", cuttle.APIKeyHint(key), legacy, len(ks), err, lerr)
+			}
+			_, n, err := resources.APIKeys.List(ctx, tx, collection.Query{Take: 0, Where: map[string]any{resources.APIKeyDigest: V4KeyDigest(key)}})
+			if err == nil && n != 0 {
+				t.Errorf("the key %s is still stored under its legacy digest", cuttle.APIKeyHint(key))
+			}
+			return err
+		}), "reading the upgraded key")
+	}
 
 	ms, err := s.Machines(ctx, cuttle.MachineQuery{})
 	check(t, err, "Machines")

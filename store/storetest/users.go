@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/store/collection"
@@ -85,6 +86,9 @@ func testUsers(t *testing.T, s store.Store) {
 	}), "Read")
 }
 
+// testMasterKey keys the digests of the tests' API keys.
+var testMasterKey = masterkey.Generate()
+
 // testAPIKeys: keys found by digest, shown by hint, refused once deleted
 // or once their user is inactive or deleted.
 func testAPIKeys(t *testing.T, s store.Store) {
@@ -95,28 +99,31 @@ func testAPIKeys(t *testing.T, s store.Store) {
 	aliceKey, bobKey := cuttle.NewAPIKey(), cuttle.NewAPIKey()
 	var ak cuttle.APIKey
 	check(t, s.Update(ctx, func(tx *collection.Tx) (err error) {
-		if ak, err = resources.AddAPIKey(ctx, tx, alice.ID, " automation ", aliceKey); err != nil {
+		if ak, err = resources.AddAPIKey(ctx, tx, testMasterKey, alice.ID, " automation ", aliceKey); err != nil {
 			return err
 		}
-		again, err := resources.AddAPIKey(ctx, tx, bob.ID, "the same key", aliceKey)
+		again, err := resources.AddAPIKey(ctx, tx, testMasterKey, bob.ID, "the same key", aliceKey)
 		if err == nil && again.ID != ak.ID {
 			t.Errorf("AddAPIKey of a digest that exists = %+v, want the existing %s", again, ak.ID)
 		}
-		_, err = resources.AddAPIKey(ctx, tx, bob.ID, "", bobKey)
+		_, err = resources.AddAPIKey(ctx, tx, testMasterKey, bob.ID, "", bobKey)
 		return err
 	}), "AddAPIKey")
-	if ak.Purpose != "automation" || ak.Hint != aliceKey[:8] || ak.Digest != cuttle.HashAPIKey(aliceKey) || ak.Created.IsZero() {
+	if ak.Purpose != "automation" || ak.Hint != aliceKey[:8] || ak.Digest != resources.DigestAPIKey(testMasterKey, aliceKey) || ak.Created.IsZero() {
 		t.Errorf("AddAPIKey = %+v", ak)
 	}
 	err := s.Update(ctx, func(tx *collection.Tx) error {
-		_, err := resources.AddAPIKey(ctx, tx, "Users-999999", "", cuttle.NewAPIKey())
+		_, err := resources.AddAPIKey(ctx, tx, testMasterKey, "Users-999999", "", cuttle.NewAPIKey())
 		return err
 	})
 	wantKind(t, err, cuttle.KindInvalid, "AddAPIKey for an unknown user")
 
 	auth := func(key string) (cuttle.User, error) {
 		var u cuttle.User
-		err := s.Read(ctx, func(tx *collection.Tx) (err error) { u, err = resources.Authenticate(ctx, tx, key); return err })
+		err := s.Read(ctx, func(tx *collection.Tx) (err error) {
+			u, _, err = resources.Authenticate(ctx, tx, testMasterKey, key)
+			return err
+		})
 		return u, err
 	}
 	for _, c := range []struct {
