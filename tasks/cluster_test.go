@@ -840,7 +840,10 @@ func TestTaskQueueExpiry(t *testing.T) {
 		t.Errorf("the task with the default expiry is %s, want Queued", tk.State)
 	}
 	setTaskCap(ctx, t, b.Client, "node-a", 1)
-	if tk := testcluster.WaitTask(t, b.Client, patient.Id, 3*time.Second, tsSuccess); tk.ServerNode != "node-a" {
+	// Liveness, not latency: the task runs once there is room. On a loaded
+	// machine the cap's check-in, the claim and the result may each wait
+	// for a starved process.
+	if tk := testcluster.WaitTask(t, b.Client, patient.Id, 20*time.Second, tsSuccess); tk.ServerNode != "node-a" {
 		t.Errorf("Noop ran on %s, want node-a", tk.ServerNode)
 	}
 }
@@ -883,17 +886,27 @@ func TestTaskLeaderJobsSurviveLeaderKill(t *testing.T) {
 		})
 		return tasks
 	}
-	// Two runs at the new interval, then kill the leader a second after the last.
+	// Two runs at the new interval, then kill the leader two thirds of an
+	// interval after the last: a new leader that kept the schedule of the
+	// database queues the next run at its time; one that started a
+	// schedule of its own would queue it an interval after it took over.
 	runs := waitRuns(3, 3*interval)
-	last := runs[len(runs)-1]
+	killAfter := 2 * interval / 3
 	testcluster.Eventually(t, interval, func() error {
-		if time.Since(*last.QueueTime) < time.Second {
-			return errors.New("waiting a second after the last run")
+		if time.Since(*runs[len(runs)-1].QueueTime) < killAfter {
+			return errors.New("waiting two thirds of an interval after the last run")
 		}
 		return nil
 	})
-	if got := retentions(); len(got) != len(runs) {
-		t.Fatalf("a Retention run came %v after the previous", got[len(got)-1].QueueTime.Sub(*last.QueueTime))
+	// On a loaded machine leadership may have moved since: kill whoever
+	// leads now, and read through another node.
+	if leader, err = c.WaitLeader(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		if n != leader {
+			other = n
+		}
 	}
 	leader.Kill()
 	killed := time.Now()
@@ -904,6 +917,13 @@ func TestTaskLeaderJobsSurviveLeaderKill(t *testing.T) {
 	failover := time.Since(killed)
 	t.Logf("%s leads %v after SIGKILL of %s", next.Config.Name, failover, leader.Config.Name)
 	runs = waitRuns(len(runs)+3, 4*interval)
+	// The last run before the kill (on a loaded machine, one more may have
+	// come between the wait and the kill).
+	lastIdx := slices.IndexFunc(runs, func(tk client.Task) bool { return tk.QueueTime.After(killed) }) - 1
+	if lastIdx < 0 {
+		t.Fatalf("no run after the kill among %d", len(runs))
+	}
+	last := runs[lastIdx]
 	// queuer names the node whose log says it queued the task; on a loaded
 	// machine leadership may move again after the failover, fairly (the
 	// watch checks there is never more than one leader).
@@ -921,26 +941,31 @@ func TestTaskLeaderJobsSurviveLeaderKill(t *testing.T) {
 		by[tk.Id] = queuer(tk.Id)
 		t.Logf("Retention %s queued %s by %s, %s on %s", tk.Id, tk.QueueTime.Format("15:04:05.000"), by[tk.Id], tk.State, tk.ServerNode)
 	}
-	const slack = 300 * time.Millisecond
+	// A run is on schedule if it is queued within half an interval of the
+	// time it could first be: when it is due, or when its leader took over
+	// if that was later. Half an interval tells a kept schedule from a new
+	// one (which is an interval late) and leaves a starved node's sweeps
+	// room to be late under load.
+	const late = interval / 2
 	for i := 1; i < len(runs); i++ {
 		gap := runs[i].QueueTime.Sub(*runs[i-1].QueueTime)
 		if gap < interval-50*time.Millisecond {
 			t.Errorf("Retention %s came %v after %s: twice in one interval", runs[i].Id, gap, runs[i-1].Id)
 		}
-		limit := interval + 2*testcluster.FastHeartbeat + slack
+		possible := interval
 		switch {
 		case runs[i-1].Id == last.Id:
-			limit += failover
+			possible = max(interval, killed.Add(failover).Sub(*last.QueueTime))
 		case by[runs[i].Id] != by[runs[i-1].Id]:
 			// Leadership moved without a kill: the lease expires, then a bid.
-			limit += 4 * testcluster.FastHeartbeat
+			possible += 4 * testcluster.FastHeartbeat
 		}
-		if gap > limit {
-			t.Errorf("Retention %s came %v after %s; want at most %v", runs[i].Id, gap, runs[i-1].Id, limit)
+		if gap > possible+late {
+			t.Errorf("Retention %s came %v after %s; want at most %v", runs[i].Id, gap, runs[i-1].Id, possible+late)
 		}
 	}
 	// The first run after the kill was queued by a surviving node.
-	firstAfter := runs[slices.IndexFunc(runs, func(tk client.Task) bool { return tk.Id == last.Id })+1]
+	firstAfter := runs[lastIdx+1]
 	if q := by[firstAfter.Id]; q == "" || q == leader.Config.Name {
 		t.Errorf("%s was queued by %q; want a node that survived the kill (the new leader was %s)", firstAfter.Id, q, next.Config.Name)
 	}

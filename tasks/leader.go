@@ -24,10 +24,14 @@ func (e *Executor) leader(ctx context.Context) {
 		case <-e.leading:
 			timer.Stop()
 		}
+		started := time.Now()
 		if l, ok := e.member.Leadership(); ok {
 			e.sweep(l.Context, l.Term)
 		}
-		timer.Reset(e.member.State().Settings.HeartbeatFrequency)
+		// One sweep per heartbeat, counted from the start of this one: a
+		// slow sweep (a loaded database) does not push the next one, and
+		// the job due, later.
+		timer.Reset(max(0, e.member.State().Settings.HeartbeatFrequency-time.Since(started)))
 	}
 }
 
