@@ -188,6 +188,7 @@ func TestNodeBadInputChangesNothing(t *testing.T) {
 		{"delete unknown node", "DELETE", "/api/octopusservernodes/OctopusServerNodes-99", ``, 404},
 		{"delete online node", "DELETE", path, ``, 409},
 		{"bad skip", "GET", "/api/octopusservernodes?skip=-1", ``, 400},
+		{"skip that overflows", "GET", "/api/octopusservernodes?skip=9223372036854775807", ``, 400},
 		{"bad take", "GET", "/api/octopusservernodes?take=many", ``, 400},
 		{"bad ids", "GET", "/api/octopusservernodes?ids=Machines-1", ``, 400},
 		{"cluster heartbeat zero", "PUT", "/api/cluster", `{"HeartbeatFrequencySeconds": 0}`, 400},

@@ -76,6 +76,8 @@ func TestDocumentBadInput(t *testing.T) {
 		{"PUT", "/api/Spaces-1/projectgroups/ProjectGroups-999", `{"Name": "x"}`, http.StatusNotFound},
 		{"DELETE", "/api/Spaces-1/projectgroups/ProjectGroups-999", ``, http.StatusNotFound},
 		{"GET", "/api/Spaces-1/projectgroups?skip=-1", ``, http.StatusBadRequest},
+		{"GET", "/api/Spaces-1/projectgroups?skip=9223372036854775807", ``, http.StatusBadRequest},
+		{"POST", "/api/Spaces-1/projectgroups", `{"Name": "` + strings.Repeat("n", 201) + `"}`, http.StatusBadRequest},
 	} {
 		status, body := e.do(tc.method, tc.path, e.adminKey, tc.body)
 		if status != tc.status || !strings.Contains(string(body), "ErrorMessage") {

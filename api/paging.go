@@ -8,10 +8,12 @@ import (
 	"github.com/cuttledeploy/cuttle"
 )
 
-// defaultTake is the page size when a list request names none; maxTake bounds it.
+// defaultTake is the page size when a list request names none; maxTake
+// bounds it, and maxSkip bounds skip (so that skip+take cannot overflow).
 const (
 	defaultTake = 30
 	maxTake     = 1000
+	maxSkip     = 1_000_000_000
 )
 
 // page is the Octopus list envelope.
@@ -25,13 +27,15 @@ type page[T any] struct {
 	Links          map[string]string
 }
 
-// pageParams reads skip and take: KindInvalid if either is not a number in range.
+// pageParams reads skip and take: KindInvalid if either is not a number in
+// range (skip 0 to maxSkip; take at least 0, and more than maxTake is
+// maxTake).
 func pageParams(r *http.Request) (skip, take int, err error) {
 	q := r.URL.Query()
 	skip, take = 0, defaultTake
 	if v := q.Get("skip"); v != "" {
-		if skip, err = strconv.Atoi(v); err != nil || skip < 0 {
-			return 0, 0, cuttle.Errorf(cuttle.KindInvalid, "skip must be a whole number of at least 0.")
+		if skip, err = strconv.Atoi(v); err != nil || skip < 0 || skip > maxSkip {
+			return 0, 0, cuttle.Errorf(cuttle.KindInvalid, "skip must be a whole number from 0 to %d.", maxSkip)
 		}
 	}
 	if v := q.Get("take"); v != "" {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/cuttledeploy/cuttle"
 )
@@ -47,7 +48,14 @@ type Column[T any] struct {
 	// called in that refusal; default the collection's noun.
 	Refers Table
 	Label  string
+	// MaxLength bounds a Text value, in characters: a longer one is
+	// refused with KindInvalid. Default DefaultMaxLength.
+	MaxLength int
 }
+
+// DefaultMaxLength is the most characters a Text column's value may have
+// unless its Column says otherwise: Octopus's limit on names.
+const DefaultMaxLength = 200
 
 // Table is a declared collection, whatever its document type.
 type Table interface {
@@ -316,6 +324,9 @@ func (d *Def[T]) Insert(ctx context.Context, tx *Tx, doc *T) error {
 	if err := d.checkSpace(m); err != nil {
 		return err
 	}
+	if err := d.checkLengths(doc); err != nil {
+		return err
+	}
 	if err := d.checkRefs(ctx, tx, doc); err != nil {
 		return err
 	}
@@ -400,6 +411,9 @@ func (d *Def[T]) Update(ctx context.Context, tx *Tx, doc *T) error {
 		return err
 	}
 	if err := d.checkSpace(m); err != nil {
+		return err
+	}
+	if err := d.checkLengths(doc); err != nil {
 		return err
 	}
 	if err := d.checkRefs(ctx, tx, doc); err != nil {
@@ -526,6 +540,24 @@ func (d *Def[T]) columnValue(c Column[T], doc *T) any {
 		}
 		return s
 	}
+}
+
+// checkLengths fails with KindInvalid if a Text column's value of doc is
+// longer than its MaxLength.
+func (d *Def[T]) checkLengths(doc *T) error {
+	for _, c := range d.Columns {
+		if c.Kind != Text {
+			continue
+		}
+		limit := c.MaxLength
+		if limit <= 0 {
+			limit = DefaultMaxLength
+		}
+		if n := utf8.RuneCountInString(fmt.Sprint(c.Value(doc))); n > limit {
+			return cuttle.Errorf(cuttle.KindInvalid, "The %s of %s must be at most %d characters; it has %d.", c.Name, Article(d.Noun), limit, n)
+		}
+	}
+	return nil
 }
 
 // checkRefs fails with KindInvalid unless every id that doc's referring
