@@ -17,6 +17,7 @@ const (
 	KindNotFound                 // the resource does not exist (404)
 	KindConflict                 // the resource's state forbids the change (409)
 	KindTooLarge                 // the request body is too large (413)
+	KindBusy                     // a bound on concurrent work is reached: try again shortly (429)
 	KindUnavailable              // the node cannot serve now, for example without its database (503)
 )
 
@@ -36,6 +37,8 @@ func (k Kind) HTTPStatus() int {
 		return http.StatusConflict
 	case KindTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case KindBusy:
+		return http.StatusTooManyRequests
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
 	default:

@@ -2,6 +2,7 @@ package cuttle
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -171,8 +172,12 @@ type Command struct {
 	FinishedAt   time.Time // zero until final
 	// DispatchedBy is the name of the node that last handed it out.
 	DispatchedBy string
-	// OutputSeq is the sequence number of the last output line stored.
+	// OutputSeq is the sequence number of the last output line received:
+	// stored, or dropped over the command's output bound.
 	OutputSeq int64
+	// Output counts the output stored, and what came over the command's
+	// bound and was not.
+	Output OutputCount
 	// CancelRequested is set when the task wants the command stopped.
 	CancelRequested bool
 
@@ -200,6 +205,10 @@ type CommandLine struct {
 	Text   string
 }
 
+// OutputStreams are the streams of a command's output: a script's
+// standard output and error, and the agent's own messages.
+var OutputStreams = []string{"stdout", "stderr", "info"}
+
 // CommandReport is what an agent (or a node, for a listening agent) reports
 // of a command: output lines that follow the ones already stored, and,
 // once it has ended, its final state and result.
@@ -211,7 +220,105 @@ type CommandReport struct {
 	ExitCode int
 	Result   json.RawMessage
 	Error    string
+	// Bound is the most output the command may store; lines over it are
+	// counted, not stored. The zero value stores everything.
+	Bound OutputBound
 }
+
+// OutputBound bounds the output one command stores, in lines and in bytes
+// of text (zero: no bound), and in time: lines that come more than Grace
+// after the command's outcome was stored are refused (zero: OutputGrace).
+type OutputBound struct {
+	Lines, Bytes int64
+	Grace        time.Duration
+}
+
+// GraceOrDefault returns b.Grace, or OutputGrace if it is zero.
+func (b OutputBound) GraceOrDefault() time.Duration {
+	if b.Grace <= 0 {
+		return OutputGrace
+	}
+	return b.Grace
+}
+
+// OutputCount counts output: the lines and bytes of text stored, and those
+// dropped over a bound.
+type OutputCount struct {
+	Lines, Bytes               int64
+	DroppedLines, DroppedBytes int64
+}
+
+// Admit counts a line of n bytes and reports whether it is to be stored:
+// it is while b admits it and no line before it was dropped, so that what
+// is stored is always the start of the output.
+func (c *OutputCount) Admit(b OutputBound, n int) bool {
+	if c.DroppedLines == 0 && (b.Lines <= 0 || c.Lines+1 <= b.Lines) && (b.Bytes <= 0 || c.Bytes+int64(n) <= b.Bytes) {
+		c.Lines++
+		c.Bytes += int64(n)
+		return true
+	}
+	c.DroppedLines++
+	c.DroppedBytes += int64(n)
+	return false
+}
+
+// Note says what output was over its bound and not kept, for a task's
+// log: "" when nothing was dropped.
+func (c OutputCount) Note(b OutputBound) string {
+	if c.DroppedLines == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d more lines of output (%d bytes) were over the limit of %d lines or %s, and were not kept.",
+		c.DroppedLines, c.DroppedBytes, b.Lines, FormatSize(b.Bytes))
+}
+
+// ReportPlan is what a store does with a report: the lines it stores, what
+// it adds to the command's counts, and the output position after it.
+type ReportPlan struct {
+	Store     []CommandLine
+	OutputSeq int64
+	Added     OutputCount
+}
+
+// Plan decides what a store keeps of r for the command c as stored. Lines
+// already received are passed over; new ones are stored as c.Output admits
+// them under r.Bound, the others only counted. closed says that c's outcome
+// was stored more than r.Bound's grace ago, by the database's clock.
+// KindConflict if the lines start after the line that follows c.OutputSeq
+// (the agent resends from there); KindInvalid for new lines on closed
+// output.
+func (r CommandReport) Plan(c Command, closed bool) (ReportPlan, error) {
+	lines := r.Lines
+	if len(lines) > 0 && lines[0].Seq > c.OutputSeq+1 {
+		return ReportPlan{}, Errorf(KindConflict, "The report's lines start at %d, but the cluster has stored only %d; send again from %d.",
+			lines[0].Seq, c.OutputSeq, c.OutputSeq+1)
+	}
+	for len(lines) > 0 && lines[0].Seq <= c.OutputSeq {
+		lines = lines[1:]
+	}
+	p := ReportPlan{OutputSeq: c.OutputSeq}
+	if len(lines) == 0 {
+		return p, nil
+	}
+	if closed {
+		return ReportPlan{}, Errorf(KindInvalid, "The command %s ended at %s; its output is closed and line %d is not taken.",
+			c.UID, c.FinishedAt.UTC().Format(time.RFC3339), lines[0].Seq)
+	}
+	count := c.Output
+	for i, l := range lines {
+		if count.Admit(r.Bound, len(l.Text)) {
+			p.Store = lines[:i+1]
+		}
+	}
+	p.Added = OutputCount{Lines: count.Lines - c.Output.Lines, Bytes: count.Bytes - c.Output.Bytes,
+		DroppedLines: count.DroppedLines - c.Output.DroppedLines, DroppedBytes: count.DroppedBytes - c.Output.DroppedBytes}
+	p.OutputSeq = lines[len(lines)-1].Seq
+	return p, nil
+}
+
+// OutputGrace is how long after a command's outcome is stored new output
+// lines are still taken; later ones are refused.
+const OutputGrace = time.Minute
 
 // ClusterCertificate is the certificate every node of a cluster presents
 // to agents. Its private key is kept sealed with the master key.
@@ -307,6 +414,9 @@ func (r CommandReport) Validate() error {
 	for i, l := range r.Lines {
 		if l.Seq < 1 || (i > 0 && l.Seq != r.Lines[i-1].Seq+1) {
 			return Errorf(KindInvalid, "A report's lines must be numbered consecutively from 1 or more; line %d has Seq %d.", i, l.Seq)
+		}
+		if !slices.Contains(OutputStreams, l.Stream) {
+			return Errorf(KindInvalid, "A report's line %d has the stream %.40q; streams are stdout, stderr and info.", l.Seq, l.Stream)
 		}
 	}
 	return nil

@@ -271,7 +271,9 @@ type AgentStore interface {
 	// the machine has no command with that UID; KindConflict if the lines
 	// start after the first one not yet stored (the agent must resend from
 	// OutputSeq+1); KindInvalid for a state other than Running, Success,
-	// Failed or Canceled, or lines out of order.
+	// Failed or Canceled, lines out of order or of an unknown stream, and
+	// new lines more than r.Bound's grace after the outcome. Lines over
+	// r.Bound are counted, not stored (cuttle.CommandReport.Plan).
 	RecordReport(ctx context.Context, machineID int64, r cuttle.CommandReport) (cuttle.Command, error)
 	// CommandOutput returns up to limit lines of the command's output after
 	// the line afterSeq, in order.
@@ -281,4 +283,8 @@ type AgentStore interface {
 	// poll to tell its agent; a final one is left as it is. It returns the
 	// command as it now is. KindNotFound if there is none.
 	CancelCommand(ctx context.Context, id int64) (cuttle.Command, error)
+	// DeleteEndedCommands deletes, with their output, up to limit commands
+	// of tasks that completed more than age ago by the database clock, and
+	// returns how many it deleted. The task's log keeps their output.
+	DeleteEndedCommands(ctx context.Context, age time.Duration, limit int) (int, error)
 }

@@ -11,6 +11,7 @@ package tasklog
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"github.com/cuttledeploy/cuttle"
 )
 
 // Category classifies a log line.
@@ -66,6 +70,31 @@ type Line struct {
 // Store is the task-logs folder of shared storage.
 type Store struct {
 	Root string
+	// LineLimit bounds the bytes of a line's text: a writer cuts a longer
+	// one and marks the cut (see Cut). Zero is cuttle.DefaultLogLineBytes.
+	LineLimit int
+}
+
+// lineLimit returns s.LineLimit or its default.
+func (s Store) lineLimit() int {
+	if s.LineLimit <= 0 {
+		return cuttle.DefaultLogLineBytes
+	}
+	return s.LineLimit
+}
+
+// Cut returns text whole if it has at most limit bytes, or else its first
+// limit bytes (at a character boundary) and a mark that says how many
+// bytes were cut.
+func Cut(text string, limit int) string {
+	if len(text) <= limit {
+		return text
+	}
+	keep := limit
+	for keep > 0 && !utf8.RuneStart(text[keep]) {
+		keep--
+	}
+	return fmt.Sprintf("%s… [line cut: %d more bytes not kept]", text[:keep], len(text)-keep)
 }
 
 func (s Store) dir(taskID int64) string {
@@ -82,7 +111,9 @@ type Writer struct {
 	mu       sync.Mutex
 	f        *os.File
 	path     string
-	buf      []byte
+	limit    int
+	buf      bytes.Buffer
+	enc      *json.Encoder
 	warnings bool
 	closed   bool
 	// Allow, if set, is asked before each write; a write it refuses fails
@@ -98,7 +129,10 @@ var ErrFenced = errors.New("tasklog: this node may no longer own the task")
 // its folder are created by the first write, so a task that logs nothing
 // costs no file. allow, if not nil, is asked before every write.
 func (s Store) Writer(taskID, epoch int64, allow func() bool) *Writer {
-	return &Writer{path: filepath.Join(s.dir(taskID), segmentName(epoch)), allow: allow}
+	w := &Writer{path: filepath.Join(s.dir(taskID), segmentName(epoch)), limit: s.lineLimit(), allow: allow}
+	w.enc = json.NewEncoder(&w.buf)
+	w.enc.SetEscapeHTML(false) // "<" stays one byte, not six
+	return w
 }
 
 // Write appends lines in one write call.
@@ -121,22 +155,24 @@ func (w *Writer) Write(lines ...Line) error {
 		}
 		w.f = f
 	}
-	w.buf = w.buf[:0]
+	w.buf.Reset()
 	for _, l := range lines {
 		if l.Time.IsZero() {
 			l.Time = time.Now()
 		}
 		l.Time = l.Time.UTC()
+		l.Text = Cut(l.Text, w.limit)
 		if l.Category == Warning || l.Category == Error {
 			w.warnings = true
 		}
-		b, err := json.Marshal(l)
-		if err != nil {
+		if err := w.enc.Encode(l); err != nil { // one line, and its newline
 			return err
 		}
-		w.buf = append(append(w.buf, b...), '\n')
 	}
-	_, err := w.f.Write(w.buf)
+	_, err := w.f.Write(w.buf.Bytes())
+	if w.buf.Cap() > 1<<20 {
+		w.buf = bytes.Buffer{} // a large batch leaves no large buffer behind
+	}
 	return err
 }
 
@@ -239,16 +275,7 @@ func readSegment(path string, cur Cursor, fn func(Line) error) (Cursor, error) {
 	}
 	r := bufio.NewReaderSize(f, 64<<10)
 	for {
-		raw, err := r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// A line longer than the buffer: gather it whole.
-			long := append([]byte(nil), raw...)
-			for err == bufio.ErrBufferFull {
-				raw, err = r.ReadSlice('\n')
-				long = append(long, raw...)
-			}
-			raw = long
-		}
+		raw, size, err := readLine(r)
 		if err == io.EOF {
 			return cur, nil // an incomplete last line waits for its newline
 		}
@@ -256,10 +283,13 @@ func readSegment(path string, cur Cursor, fn func(Line) error) (Cursor, error) {
 			return cur, err
 		}
 		var l Line
-		if jerr := json.Unmarshal(raw, &l); jerr != nil {
+		switch {
+		case raw == nil:
+			l = Line{Category: Warning, Text: fmt.Sprintf("(a log line of %d bytes is too long to show)", size)}
+		case json.Unmarshal(raw, &l) != nil:
 			l = Line{Category: Error, Text: "(unreadable log line)"}
 		}
-		cur.Offset += int64(len(raw))
+		cur.Offset += size
 		if l.Source != "" && l.Seq > 0 {
 			if l.Seq <= cur.seen[l.Source] {
 				continue
@@ -274,6 +304,38 @@ func readSegment(path string, cur Cursor, fn func(Line) error) (Cursor, error) {
 			return cur, err
 		}
 	}
+}
+
+// maxStoredLine bounds the bytes of one stored line a reader gathers: a
+// line that a writer cut is far shorter, but segments written before lines
+// were cut may hold longer ones.
+const maxStoredLine = 1 << 20
+
+// readLine returns the next line of r with its newline, and its size. A
+// line longer than maxStoredLine is read past and returned as nil, with its
+// size. io.EOF if no complete line is left (r has then consumed what there
+// was, so read again from the cursor, not from r).
+func readLine(r *bufio.Reader) (raw []byte, size int64, err error) {
+	raw, err = r.ReadSlice('\n')
+	if err != bufio.ErrBufferFull {
+		return raw, int64(len(raw)), err
+	}
+	// A line longer than the buffer: gather it, up to maxStoredLine.
+	long := append([]byte(nil), raw...)
+	size = int64(len(raw))
+	for err == bufio.ErrBufferFull {
+		raw, err = r.ReadSlice('\n')
+		size += int64(len(raw))
+		if long != nil && len(long)+len(raw) <= maxStoredLine {
+			long = append(long, raw...)
+		} else {
+			long = nil
+		}
+	}
+	if err != nil {
+		return nil, size, err
+	}
+	return long, size, nil
 }
 
 // End returns the cursor after the last complete line of a task's log: its

@@ -89,15 +89,63 @@ func TestFencedWriterWritesNothing(t *testing.T) {
 	}
 }
 
-func TestLongLine(t *testing.T) {
-	s := Store{Root: t.TempDir()}
+// TestLongLineIsCut: a line over the limit is cut with a mark, and "<"
+// is stored as one byte, not JSON's six.
+func TestLongLineIsCut(t *testing.T) {
+	s := Store{Root: t.TempDir(), LineLimit: 4 << 10}
 	w := s.Writer(4, 1, nil)
-	long := strings.Repeat("x", 200<<10)
+	long := strings.Repeat("<", 200<<10)
 	w.Logf(Info, "%s", long)
 	w.Logf(Info, "next")
+	w.Close()
 	got, _ := readAll(t, s, 4, Cursor{})
-	if len(got) != 2 || got[0] != "Info:"+long || got[1] != "Info:next" {
-		t.Fatalf("long line read back wrong (%d lines)", len(got))
+	want := "Info:" + strings.Repeat("<", 4<<10) + "… [line cut: 200704 more bytes not kept]"
+	if len(got) != 2 || got[0] != want || got[1] != "Info:next" {
+		t.Fatalf("long line read back as %d lines, the first of %d bytes; want it cut to 4 KiB with a mark", len(got), len(got[0]))
+	}
+	info, err := os.Stat(filepath.Join(s.Root, "4", segmentName(1)))
+	if err != nil || info.Size() > 5<<10 {
+		t.Errorf("the segment holds %v bytes (%v); want the cut line stored unescaped, under 5 KiB", info.Size(), err)
+	}
+}
+
+func TestCutKeepsWholeCharacters(t *testing.T) {
+	for _, c := range []struct {
+		text  string
+		limit int
+		want  string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"ééé", 3, "é… [line cut: 4 more bytes not kept]"}, // 2 bytes each: the cut moves back to a boundary
+		{"abcdef", 4, "abcd… [line cut: 2 more bytes not kept]"},
+	} {
+		if got := Cut(c.text, c.limit); got != c.want {
+			t.Errorf("Cut(%q, %d) = %q, want %q", c.text, c.limit, got, c.want)
+		}
+	}
+}
+
+// TestOverLongStoredLine: a segment written before lines were cut may
+// hold a line too long to gather; a reader passes over it, says so, and
+// reads on.
+func TestOverLongStoredLine(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	dir := filepath.Join(s.Root, "5")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	huge := `{"t":"2026-01-01T00:00:00Z","c":"Info","m":"` + strings.Repeat("x", 3<<20) + "\"}\n"
+	next := `{"t":"2026-01-01T00:00:01Z","c":"Info","m":"next"}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, segmentName(1)), []byte(huge+next), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	got, cur := readAll(t, s, 5, Cursor{})
+	if len(got) != 2 || !strings.Contains(got[0], "too long to show") || got[1] != "Info:next" {
+		t.Errorf("read %q", got)
+	}
+	if cur.Offset != int64(len(huge)+len(next)) {
+		t.Errorf("cursor at %d, want %d", cur.Offset, len(huge)+len(next))
 	}
 }
 

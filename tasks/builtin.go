@@ -27,32 +27,49 @@ func Builtin(layout blob.Layout) Kinds {
 	// The scheduled jobs' bodies report what they would act on; the
 	// features they maintain (releases, targets, the package feed) arrive
 	// with later work.
-	ks.Add(systemKind(cuttle.JobRetention, "Apply retention policies", func(x *Execution) {
-		x.Log.Logf(tasklog.Info, "No retention policy applies yet: there are no releases, deployments or runbook runs to clean up.")
-	}))
-	ks.Add(systemKind(cuttle.JobPackageCleanup, "Clean up the package cache", func(x *Execution) {
+	ks.Add(systemKind(cuttle.JobRetention, "Apply retention policies", runRetention))
+	ks.Add(systemKind(cuttle.JobPackageCleanup, "Clean up the package cache", func(_ context.Context, x *Execution) error {
 		n, size := countFiles(layout.Packages)
 		x.Log.Logf(tasklog.Info, "The package store %s holds %d files (%d bytes); no cache retention rule applies yet.", layout.Packages, n, size)
+		return nil
 	}))
 	ks.Add(healthKind())
 	ks.Add(transferFile(layout))
 	ks.Add(collectFile())
-	ks.Add(systemKind(cuttle.JobReindex, "Re-index the built-in package repository", func(x *Execution) {
+	ks.Add(systemKind(cuttle.JobReindex, "Re-index the built-in package repository", func(_ context.Context, x *Execution) error {
 		n, _ := countFiles(layout.Packages)
 		x.Log.Logf(tasklog.Info, "Found %d files in the package store %s; the package index arrives with the package repository.", n, layout.Packages)
+		return nil
 	}))
 	return ks
 }
 
-func systemKind(name, description string, body func(x *Execution)) Kind {
-	return Kind{
-		Name: name, System: true, Resumable: true,
-		Prepare: noArguments(name, description),
-		Run: func(ctx context.Context, x *Execution) error {
-			body(x)
-			return nil
-		},
+func systemKind(name, description string, run func(ctx context.Context, x *Execution) error) Kind {
+	return Kind{Name: name, System: true, Resumable: true, Prepare: noArguments(name, description), Run: run}
+}
+
+// retentionBatch is how many agent commands one statement of the
+// retention job deletes.
+const retentionBatch = 1000
+
+// runRetention deletes the agent commands, and their output, of tasks that
+// ended more than the node's CommandRetention ago (the tasks' logs keep
+// the output). Releases and deployments come with later work.
+func runRetention(ctx context.Context, x *Execution) error {
+	age := x.e.limits.CommandRetention
+	total := 0
+	for {
+		n, err := x.e.store.DeleteEndedCommands(ctx, age, retentionBatch)
+		if err != nil {
+			return fmt.Errorf("deleting the agent commands of tasks that ended over %v ago (%d deleted so far): %w", age, total, err)
+		}
+		total += n
+		if n < retentionBatch {
+			break
+		}
 	}
+	x.Log.Logf(tasklog.Info, "Deleted %d agent commands, and their output, of tasks that ended over %v ago.", total, age)
+	return nil
 }
 
 // noArguments is the Prepare of a kind that takes no arguments.

@@ -45,6 +45,10 @@ type Config struct {
 	// Agents runs commands on deployment targets; nil: tasks that need
 	// agents fail.
 	Agents Agents
+	// Limits bound the output of commands and scripts (CommandOutputBytes,
+	// CommandOutputLines) and how long finished commands are kept
+	// (CommandRetention); zero fields take their defaults.
+	Limits cuttle.Limits
 	Logger *slog.Logger // default slog.Default()
 }
 
@@ -59,6 +63,7 @@ type Executor struct {
 	logs   tasklog.Store
 	kinds  Kinds
 	agents Agents
+	limits cuttle.Limits
 	log    *slog.Logger
 
 	wake     chan struct{} // claim now: this node has room again
@@ -117,7 +122,7 @@ func New(cfg Config) *Executor {
 		log = slog.Default()
 	}
 	e := &Executor{
-		store: cfg.Store, member: cfg.Member, logs: cfg.Logs, kinds: cfg.Kinds, agents: cfg.Agents, log: log,
+		store: cfg.Store, member: cfg.Member, logs: cfg.Logs, kinds: cfg.Kinds, agents: cfg.Agents, limits: cfg.Limits.WithDefaults(), log: log,
 		wake: make(chan struct{}, 1), notified: make(chan struct{}, 1), check: make(chan struct{}, 1), leading: make(chan struct{}, 1), results: make(chan result, finishBatch),
 		runs: map[int64]*run{},
 	}
@@ -133,6 +138,11 @@ func New(cfg Config) *Executor {
 		}
 	})
 	return e
+}
+
+// outputBound is the bound of one command's or script's output.
+func (e *Executor) outputBound() cuttle.OutputBound {
+	return cuttle.OutputBound{Lines: e.limits.CommandOutputLines, Bytes: e.limits.CommandOutputBytes}
 }
 
 func signal(ch chan struct{}) {

@@ -34,6 +34,12 @@ type node struct {
 // newNode starts a node with the built-in kinds and extra.
 func newNode(t *testing.T, taskCap int, extra ...tasks.Kind) *node {
 	t.Helper()
+	return newLimitedNode(t, taskCap, cuttle.Limits{}, extra...)
+}
+
+// newLimitedNode starts a node with limits.
+func newLimitedNode(t *testing.T, taskCap int, limits cuttle.Limits, extra ...tasks.Kind) *node {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "cuttle.db"))
@@ -47,12 +53,12 @@ func newNode(t *testing.T, taskCap int, extra ...tasks.Kind) *node {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	layout := blob.NewLayout(dir, "", "", "")
 	layout.Create()
-	n := &node{store: st, logs: tasklog.Store{Root: layout.TaskLogs}, kinds: tasks.Builtin(layout)}
+	n := &node{store: st, logs: tasklog.Store{Root: layout.TaskLogs, LineLimit: limits.LogLineBytes}, kinds: tasks.Builtin(layout)}
 	for _, k := range extra {
 		n.kinds.Add(k)
 	}
 	m := cluster.New(cluster.Config{Store: st, Logger: quiet, Registration: cuttle.NodeRegistration{Name: "solo", TaskCap: &taskCap}})
-	n.exec = tasks.New(tasks.Config{Store: st, Member: m, Logs: n.logs, Kinds: n.kinds, Logger: quiet})
+	n.exec = tasks.New(tasks.Config{Store: st, Member: m, Logs: n.logs, Kinds: n.kinds, Limits: limits, Logger: quiet})
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +130,55 @@ func TestScriptSuccessFailureAndOutput(t *testing.T) {
 	got = n.wait(t, bad.ID, 10*time.Second, cuttle.TaskSuccess, cuttle.TaskFailed)
 	if got.State != cuttle.TaskFailed || !strings.Contains(got.ErrorMessage, "code 3") {
 		t.Errorf("failing script: %s %q", got.State, got.ErrorMessage)
+	}
+}
+
+// TestScriptOutputIsBounded: a script's output over the node's bound is
+// counted and said, not kept, and a line over the log's limit is cut.
+func TestScriptOutputIsBounded(t *testing.T) {
+	n := newLimitedNode(t, 5, cuttle.Limits{CommandOutputLines: 5, LogLineBytes: 1 << 10})
+	tk := n.queue(t, "AdHocScript", map[string]string{"ScriptBody": "head -c 3000 /dev/zero | tr '\\0' '<'; echo; seq 2 10", "Syntax": "Bash"})
+	if got := n.wait(t, tk.ID, 10*time.Second, cuttle.TaskSuccess, cuttle.TaskFailed); got.State != cuttle.TaskSuccess {
+		t.Fatalf("the script: %s %q", got.State, got.ErrorMessage)
+	}
+	log := n.log(t, tk.ID)
+	want := "Info " + strings.Repeat("<", 1024) + "… [line cut: 1976 more bytes not kept]\nInfo 2\nInfo 3\nInfo 4\nInfo 5\n" +
+		"Warning 5 more lines of output (6 bytes) were over the limit of 5 lines or 256MiB, and were not kept.\n"
+	if !strings.HasSuffix(log, want) || strings.Contains(log, "Info 6") {
+		t.Errorf("log of a script over its bound:\n%s\nwant it to end with\n%s", log, want)
+	}
+}
+
+// TestRetentionDeletesEndedCommands: the Retention job deletes the agent
+// commands of tasks that ended over CommandRetention ago.
+func TestRetentionDeletesEndedCommands(t *testing.T) {
+	n := newLimitedNode(t, 5, cuttle.Limits{CommandRetention: time.Millisecond})
+	ctx := t.Context()
+	m, err := n.store.CreateMachine(ctx, cuttle.Machine{SpaceID: "Spaces-1", Name: "web", Style: cuttle.Polling, URI: "poll://abcdefghijklmnopqrst/", Thumbprint: "AB12"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := n.queue(t, "Noop", map[string]any{})
+	n.wait(t, ended.ID, 10*time.Second, cuttle.TaskSuccess)
+	cmds, err := n.store.EnsureCommands(ctx, []cuttle.NewCommand{{MachineID: m.ID, TaskID: ended.ID, Key: "k", Kind: cuttle.CommandScript}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond) // past the retention of a millisecond
+	// A scheduled job is queued by the leader; queue one now, as it would.
+	job, err := n.store.CreateTask(ctx, cuttle.NewTask{SpaceID: "Spaces-1", Name: cuttle.JobRetention, Arguments: json.RawMessage(`{}`), Resumable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.store.Notify(ctx, store.ChannelTasks, cuttle.FormatID(cuttle.TaskIDPrefix, job.ID))
+	if got := n.wait(t, job.ID, 10*time.Second, cuttle.TaskSuccess, cuttle.TaskFailed); got.State != cuttle.TaskSuccess {
+		t.Fatalf("Retention: %s %q", got.State, got.ErrorMessage)
+	}
+	if _, err := n.store.Command(ctx, cmds[0].ID); !cuttle.IsKind(err, cuttle.KindNotFound) {
+		t.Errorf("the command of the ended task after Retention: %v; want it deleted", err)
+	}
+	if log := n.log(t, job.ID); !strings.Contains(log, "Deleted 1 agent commands") {
+		t.Errorf("the Retention log:\n%s", log)
 	}
 }
 

@@ -55,7 +55,8 @@ func adHocScript() Kind {
 // runAdHocScript runs the script on this node in a fresh working folder,
 // with its own process group so that cancelling kills every process it
 // started (package script). Standard output lines are logged as Info,
-// standard error lines as Error; a non-zero exit code fails the task.
+// standard error lines as Error, up to the output bound of the node's
+// limits; a non-zero exit code fails the task.
 func runAdHocScript(ctx context.Context, x *Execution) error {
 	var a adHocArgs
 	if err := json.Unmarshal(x.Task.Arguments, &a); err != nil {
@@ -74,6 +75,8 @@ func runAdHocScript(ctx context.Context, x *Execution) error {
 		return fmt.Errorf("writing the script: %v", err)
 	}
 	x.Log.Logf(tasklog.Info, "Running the script on node %s (attempt %d).", x.Node, x.Task.Epoch)
+	bound := x.e.outputBound()
+	var count cuttle.OutputCount
 	code, err := script.Run(ctx, script.Spec{
 		Shell: scriptSyntaxes[a.Syntax],
 		Path:  path,
@@ -85,17 +88,26 @@ func runAdHocScript(ctx context.Context, x *Execution) error {
 			"CUTTLE_SERVER_NODE="+x.Node,
 		),
 	}, func(lines []script.Line) {
-		log := make([]tasklog.Line, len(lines))
-		for i, l := range lines {
-			log[i] = tasklog.Line{Time: l.Time, Category: tasklog.Info, Text: l.Text}
-			if l.Stream == script.Stderr {
-				log[i].Category = tasklog.Error
+		log := make([]tasklog.Line, 0, len(lines))
+		for _, l := range lines {
+			if !count.Admit(bound, len(l.Text)) {
+				continue
 			}
+			category := tasklog.Info
+			if l.Stream == script.Stderr {
+				category = tasklog.Error
+			}
+			log = append(log, tasklog.Line{Time: l.Time, Category: category, Text: l.Text})
 		}
 		// A fenced-out writer refuses; the output is dropped while the
 		// process is being stopped.
-		x.Log.Write(log...)
+		if len(log) > 0 {
+			x.Log.Write(log...)
+		}
 	})
+	if note := count.Note(bound); note != "" {
+		x.Log.Logf(tasklog.Warning, "%s", note)
+	}
 	if err != nil {
 		return err
 	}

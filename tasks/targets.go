@@ -205,6 +205,7 @@ func (x *Execution) runCommand(ctx context.Context, m cuttle.Machine, key string
 		return nil
 	}
 	final, err := agents.Follow(ctx, m, cmd.ID, copied, copyLines)
+	x.noteDropped(m, final)
 	if err != nil && ctx.Err() == nil && cuttle.IsKind(err, cuttle.KindUnavailable) {
 		// The agent never took the command: withdraw it, so that it does
 		// not run when the agent comes back after the task has ended.
@@ -228,7 +229,17 @@ func (x *Execution) runCommand(ctx context.Context, m cuttle.Machine, key string
 	if final, err = agents.Follow(stopCtx, m, cmd.ID, copied, copyLines); err != nil {
 		x.Log.Logf(tasklog.Warning, "The agent of %s did not confirm the cancel within %v.", m.Name, cancelWait)
 	}
+	x.noteDropped(m, final)
 	return final, errCanceled
+}
+
+// noteDropped says in the machine's block of the log how much of the
+// command's output was over its bound, once the command has ended. The
+// line is copied once, whichever owner of the task writes it.
+func (x *Execution) noteDropped(m cuttle.Machine, c cuttle.Command) {
+	if note := c.Output.Note(x.e.outputBound()); note != "" && c.State.Final() {
+		x.Log.Write(tasklog.Line{Category: tasklog.Warning, Block: m.Name, Text: note, Source: "dropped/" + c.UID, Seq: 1})
+	}
 }
 
 // retryUnavailable calls fn until it succeeds, fails with an error that is

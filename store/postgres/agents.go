@@ -227,18 +227,20 @@ func (s *Store) SetMachineHealth(ctx context.Context, id int64, h cuttle.Machine
 
 const commandColumns = `c.id, c.uid, c.machine_id, c.task_id, c.key, c.kind, c.payload::text, c.state,
 	c.created_at, c.dispatched_at, c.finished_at, c.dispatched_by, c.output_seq, c.cancel_requested,
-	c.exit_code, c.result::text, c.error`
+	c.exit_code, c.result::text, c.error, c.output_lines, c.output_bytes, c.dropped_lines, c.dropped_bytes`
 
-func scanCommand(row pgx.Row) (cuttle.Command, error) {
+// scanCommand scans the commandColumns of row, and then into extra.
+func scanCommand(row pgx.Row, extra ...any) (cuttle.Command, error) {
 	var (
 		c                    cuttle.Command
 		kind, payload, state string
 		dispatched, finished *time.Time
 		result               *string
 	)
-	err := row.Scan(&c.ID, &c.UID, &c.MachineID, &c.TaskID, &c.Key, &kind, &payload, &state,
+	dest := []any{&c.ID, &c.UID, &c.MachineID, &c.TaskID, &c.Key, &kind, &payload, &state,
 		&c.CreatedAt, &dispatched, &finished, &c.DispatchedBy, &c.OutputSeq, &c.CancelRequested,
-		&c.ExitCode, &result, &c.Error)
+		&c.ExitCode, &result, &c.Error, &c.Output.Lines, &c.Output.Bytes, &c.Output.DroppedLines, &c.Output.DroppedBytes}
+	err := row.Scan(append(dest, extra...)...)
 	c.Kind, c.Payload, c.State = cuttle.CommandKind(kind), json.RawMessage(payload), cuttle.CommandState(state)
 	c.CreatedAt, c.DispatchedAt, c.FinishedAt = c.CreatedAt.UTC(), utc(dispatched), utc(finished)
 	if result != nil {
@@ -419,23 +421,21 @@ func (s *Store) RecordReport(ctx context.Context, machineID int64, r cuttle.Comm
 	}
 	var got cuttle.Command
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var closed bool
 		c, err := scanCommand(tx.QueryRow(ctx, `
-			SELECT `+commandColumns+` FROM commands c WHERE c.uid = $1 AND c.machine_id = $2 FOR UPDATE`, r.UID, machineID))
+			SELECT `+commandColumns+`, coalesce(c.finished_at < clock_timestamp() - `+interval("$3")+`, false)
+			FROM commands c WHERE c.uid = $1 AND c.machine_id = $2 FOR UPDATE`, r.UID, machineID, r.Bound.GraceOrDefault().Microseconds()), &closed)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return commandNotFound(fmt.Sprintf("%q for this machine", r.UID))
 		}
 		if err != nil {
 			return err
 		}
-		lines := r.Lines
-		if len(lines) > 0 && lines[0].Seq > c.OutputSeq+1 {
-			return cuttle.Errorf(cuttle.KindConflict, "The report's lines start at %d, but the cluster has stored only %d; send again from %d.",
-				lines[0].Seq, c.OutputSeq, c.OutputSeq+1)
+		plan, err := r.Plan(c, closed)
+		if err != nil {
+			return err
 		}
-		for len(lines) > 0 && lines[0].Seq <= c.OutputSeq {
-			lines = lines[1:]
-		}
-		if len(lines) > 0 {
+		if lines := plan.Store; len(lines) > 0 {
 			seqs, times, streams, texts := make([]int64, len(lines)), make([]time.Time, len(lines)), make([]string, len(lines)), make([]string, len(lines))
 			for i, l := range lines {
 				seqs[i], times[i], streams[i], texts[i] = l.Seq, l.Time, l.Stream, l.Text
@@ -447,10 +447,6 @@ func (s *Store) RecordReport(ctx context.Context, machineID int64, r cuttle.Comm
 				return err
 			}
 		}
-		outputSeq := c.OutputSeq
-		if len(lines) > 0 {
-			outputSeq = lines[len(lines)-1].Seq
-		}
 		var result *string
 		if len(r.Result) > 0 {
 			s := string(r.Result)
@@ -458,6 +454,8 @@ func (s *Store) RecordReport(ctx context.Context, machineID int64, r cuttle.Comm
 		}
 		got, err = scanCommand(tx.QueryRow(ctx, `
 			UPDATE commands c SET output_seq = $2,
+				output_lines = c.output_lines + $7, output_bytes = c.output_bytes + $8,
+				dropped_lines = c.dropped_lines + $9, dropped_bytes = c.dropped_bytes + $10,
 				state = CASE
 					WHEN c.state IN ('Success', 'Failed', 'Canceled') THEN c.state
 					WHEN $3 = 'Running' THEN 'Running'
@@ -468,7 +466,8 @@ func (s *Store) RecordReport(ctx context.Context, machineID int64, r cuttle.Comm
 				finished_at = CASE WHEN c.state IN ('Success', 'Failed', 'Canceled') OR $3 = 'Running' THEN c.finished_at
 					ELSE clock_timestamp() END
 			WHERE c.id = $1
-			RETURNING `+commandColumns, c.ID, outputSeq, string(r.State), r.ExitCode, result, r.Error))
+			RETURNING `+commandColumns, c.ID, plan.OutputSeq, string(r.State), r.ExitCode, result, r.Error,
+			plan.Added.Lines, plan.Added.Bytes, plan.Added.DroppedLines, plan.Added.DroppedBytes))
 		return invalidJSON(err, "report's result")
 	})
 	return got, dbError(err, "recording a report")
@@ -507,4 +506,29 @@ func (s *Store) CancelCommand(ctx context.Context, id int64) (cuttle.Command, er
 		return cuttle.Command{}, commandNotFound(fmt.Sprint(id))
 	}
 	return c, dbError(err, "cancelling the command")
+}
+
+// DeleteEndedCommands deletes the commands of tasks completed more than age
+// ago, with their output (see store.AgentStore).
+func (s *Store) DeleteEndedCommands(ctx context.Context, age time.Duration, limit int) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			DELETE FROM commands WHERE id IN (
+				SELECT c.id FROM commands c JOIN tasks t ON t.id = c.task_id
+				WHERE t.completed_time < clock_timestamp() - `+interval("$1")+`
+				ORDER BY c.id LIMIT $2)
+			RETURNING id`, age.Microseconds(), limit)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		n = len(ids)
+		_, err = tx.Exec(ctx, `DELETE FROM command_output WHERE command_id = ANY($1)`, ids)
+		return err
+	})
+	return n, dbError(err, "deleting the commands of ended tasks")
 }

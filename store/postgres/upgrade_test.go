@@ -18,7 +18,7 @@ import (
 
 // TestUpgradeFrom4 migrates a database that a node of schema 4 wrote
 // (before the document collections) and finds its environments, machines,
-// users, API keys and id sequences intact.
+// users, API keys, agent commands and id sequences intact.
 func TestUpgradeFrom4(t *testing.T) {
 	url := testcluster.SharedPostgres(t).NewDatabase(t)
 	db, err := sql.Open("pgx", url)
@@ -44,6 +44,10 @@ func TestUpgradeFrom4(t *testing.T) {
 		 VALUES ('Spaces-1', 'web-1', '{web}', '{1,2}', 'TentacleActive', 'poll://web-1-sub/', 'AB12')`,
 		`INSERT INTO users (username, is_admin) VALUES ('admin', true), ('viewer', false), ('gone', false)`,
 		`DELETE FROM users WHERE id = 3`,
+		`INSERT INTO commands (uid, machine_id, task_id, key, kind, state, created_at, output_seq, finished_at)
+		 VALUES ('` + storetest.V4CommandUID + `', 1, 7, 'script', 'Script', 'Success', now(), 2, now())`,
+		`INSERT INTO command_output (command_id, seq, time, stream, text)
+		 VALUES (1, 1, now(), 'stdout', 'hello'), (1, 2, now(), 'stderr', 'wörld')`,
 	}
 	for _, q := range fixture {
 		if _, err := db.ExecContext(t.Context(), q); err != nil {

@@ -220,9 +220,10 @@ func (s *Store) SetMachineHealth(ctx context.Context, id int64, h cuttle.Machine
 
 const commandColumns = `id, uid, machine_id, task_id, key, kind, payload, state,
 	created_at, dispatched_at, finished_at, dispatched_by, output_seq, cancel_requested,
-	exit_code, result, error`
+	exit_code, result, error, output_lines, output_bytes, dropped_lines, dropped_bytes`
 
-func scanCommand(row scanner) (cuttle.Command, error) {
+// scanCommand scans the commandColumns of row, and then into extra.
+func scanCommand(row scanner, extra ...any) (cuttle.Command, error) {
 	var (
 		c                    cuttle.Command
 		kind, payload, state string
@@ -230,9 +231,10 @@ func scanCommand(row scanner) (cuttle.Command, error) {
 		dispatched, finished sql.NullInt64
 		result               sql.NullString
 	)
-	if err := row.Scan(&c.ID, &c.UID, &c.MachineID, &c.TaskID, &c.Key, &kind, &payload, &state,
+	dest := []any{&c.ID, &c.UID, &c.MachineID, &c.TaskID, &c.Key, &kind, &payload, &state,
 		&created, &dispatched, &finished, &c.DispatchedBy, &c.OutputSeq, &c.CancelRequested,
-		&c.ExitCode, &result, &c.Error); err != nil {
+		&c.ExitCode, &result, &c.Error, &c.Output.Lines, &c.Output.Bytes, &c.Output.DroppedLines, &c.Output.DroppedBytes}
+	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return cuttle.Command{}, err
 	}
 	c.Kind, c.Payload, c.State = cuttle.CommandKind(kind), json.RawMessage(payload), cuttle.CommandState(state)
@@ -414,34 +416,29 @@ func (s *Store) RecordReport(ctx context.Context, machineID int64, r cuttle.Comm
 	}
 	var got cuttle.Command
 	err := s.inTx(ctx, "recording a report", func(tx *sql.Tx) error {
+		var closed bool
 		c, err := scanCommand(tx.QueryRowContext(ctx, `
-			SELECT `+commandColumns+` FROM commands WHERE uid = ? AND machine_id = ?`, r.UID, machineID))
+			SELECT `+commandColumns+`, coalesce(finished_at < `+nowMS+` - ?, 0)
+			FROM commands WHERE uid = ? AND machine_id = ?`, r.Bound.GraceOrDefault().Milliseconds(), r.UID, machineID), &closed)
 		if errors.Is(err, sql.ErrNoRows) {
 			return commandNotFound(fmt.Sprintf("%q for this machine", r.UID))
 		}
 		if err != nil {
 			return err
 		}
-		lines := r.Lines
-		if len(lines) > 0 && lines[0].Seq > c.OutputSeq+1 {
-			return cuttle.Errorf(cuttle.KindConflict, "The report's lines start at %d, but the cluster has stored only %d; send again from %d.",
-				lines[0].Seq, c.OutputSeq, c.OutputSeq+1)
+		plan, err := r.Plan(c, closed)
+		if err != nil {
+			return err
 		}
-		for len(lines) > 0 && lines[0].Seq <= c.OutputSeq {
-			lines = lines[1:]
-		}
-		for _, l := range lines {
+		for _, l := range plan.Store {
 			if _, err := tx.ExecContext(ctx, `
 				INSERT INTO command_output (command_id, seq, time, stream, text) VALUES (?, ?, ?, ?, ?)
 				ON CONFLICT DO NOTHING`, c.ID, l.Seq, l.Time.UnixMilli(), l.Stream, l.Text); err != nil {
 				return err
 			}
 		}
-		outputSeq := c.OutputSeq
-		if len(lines) > 0 {
-			outputSeq = lines[len(lines)-1].Seq
-		}
-		update := `output_seq = :seq`
+		update := `output_seq = :seq, output_lines = output_lines + :lines, output_bytes = output_bytes + :bytes,
+			dropped_lines = dropped_lines + :dlines, dropped_bytes = dropped_bytes + :dbytes`
 		switch {
 		case c.State.Final():
 		case r.State == cuttle.CommandRunning:
@@ -454,7 +451,8 @@ func (s *Store) RecordReport(ctx context.Context, machineID int64, r cuttle.Comm
 			result = string(r.Result)
 		}
 		got, err = scanCommand(tx.QueryRowContext(ctx, `UPDATE commands SET `+update+` WHERE id = :id RETURNING `+commandColumns,
-			sql.Named("id", c.ID), sql.Named("seq", outputSeq), sql.Named("state", string(r.State)), sql.Named("exit", r.ExitCode),
+			sql.Named("id", c.ID), sql.Named("seq", plan.OutputSeq), sql.Named("lines", plan.Added.Lines), sql.Named("bytes", plan.Added.Bytes),
+			sql.Named("dlines", plan.Added.DroppedLines), sql.Named("dbytes", plan.Added.DroppedBytes), sql.Named("state", string(r.State)), sql.Named("exit", r.ExitCode),
 			sql.Named("result", result), sql.Named("error", r.Error)))
 		return err
 	})
@@ -501,4 +499,37 @@ func (s *Store) CancelCommand(ctx context.Context, id int64) (cuttle.Command, er
 		return cuttle.Command{}, commandNotFound(fmt.Sprint(id))
 	}
 	return c, dbError(err, "cancelling the command")
+}
+
+// DeleteEndedCommands deletes the commands of tasks completed more than age
+// ago, with their output (see store.AgentStore).
+func (s *Store) DeleteEndedCommands(ctx context.Context, age time.Duration, limit int) (int, error) {
+	var n int
+	err := s.inTx(ctx, "deleting the commands of ended tasks", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `
+			DELETE FROM commands WHERE id IN (
+				SELECT c.id FROM commands c JOIN tasks t ON t.id = c.task_id
+				WHERE t.completed_time < `+nowMS+` - ? ORDER BY c.id LIMIT ?)
+			RETURNING id`, age.Milliseconds(), limit)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		n = len(ids)
+		list, _ := json.Marshal(ids)
+		_, err = tx.ExecContext(ctx, `DELETE FROM command_output WHERE command_id IN (SELECT value FROM json_each(?))`, string(list))
+		return err
+	})
+	return n, err
 }

@@ -13,7 +13,7 @@ import (
 
 // TestUpgradeFrom4 migrates a database that a node of schema 4 wrote
 // (before the document collections) and finds its environments, machines,
-// users, API keys and id sequences intact.
+// users, API keys, agent commands and id sequences intact.
 func TestUpgradeFrom4(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cuttle.db")
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
@@ -37,6 +37,10 @@ func TestUpgradeFrom4(t *testing.T) {
 		`INSERT INTO users (id, username, is_admin, created_at)
 		 VALUES (1, 'admin', 1, 1700000000000), (2, 'viewer', 0, 1700000000001), (3, 'gone', 0, 1700000000002)`,
 		`DELETE FROM users WHERE id = 3`,
+		`INSERT INTO commands (uid, machine_id, task_id, key, kind, state, created_at, output_seq, finished_at)
+		 VALUES ('` + storetest.V4CommandUID + `', 1, 7, 'script', 'Script', 'Success', 1700000000000, 2, 1700000000001)`,
+		`INSERT INTO command_output (command_id, seq, time, stream, text)
+		 VALUES (1, 1, 1700000000000, 'stdout', 'hello'), (1, 2, 1700000000001, 'stderr', 'wörld')`,
 	}
 	for _, q := range fixture {
 		if _, err := db.ExecContext(t.Context(), q); err != nil {

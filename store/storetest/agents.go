@@ -26,6 +26,9 @@ func agentTests() []namedTest {
 		{"DispatchCommands", testDispatchCommands},
 		{"DispatchConcurrent", testDispatchConcurrent},
 		{"RecordReport", testRecordReport},
+		{"RecordReportBound", testRecordReportBound},
+		{"RecordReportAfterOutcome", testRecordReportAfterOutcome},
+		{"DeleteEndedCommands", testDeleteEndedCommands},
 		{"CancelCommand", testCancelCommand},
 		{"AgentTextLimits", testAgentTextLimits},
 	}
@@ -517,6 +520,130 @@ func testRecordReport(t *testing.T, s store.Store) {
 	check(t, err, "CommandOutput after 4")
 	if want := lines(5, 6); !reflect.DeepEqual(out, want) {
 		t.Errorf("CommandOutput(after 4, limit 2) = %+v, want %+v", out, want)
+	}
+}
+
+// testRecordReportBound: output over the command's bound is counted, not
+// stored, and once a line is over, every later one is too, so that what is
+// stored is the start of the output.
+func testRecordReportBound(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	m := machine(t, s, "web", nil, cuttle.Polling)
+	tk := taskFor(t, s)
+	byLines, byBytes := ensure(t, s, script(m, tk, "lines"), script(m, tk, "bytes"))[0], ensure(t, s, script(m, tk, "bytes"))[0]
+	dispatch(t, s, m, 2, time.Minute)
+
+	report := func(c cuttle.Command, bound cuttle.OutputBound, ls []cuttle.CommandLine) cuttle.Command {
+		t.Helper()
+		got, err := s.RecordReport(ctx, m.ID, cuttle.CommandReport{UID: c.UID, State: cuttle.CommandRunning, Lines: ls, Bound: bound})
+		check(t, err, "RecordReport")
+		return got
+	}
+	tooMany := cuttle.OutputBound{Lines: 4}
+	report(byLines, tooMany, lines(1, 3))
+	got := report(byLines, tooMany, lines(2, 6)) // 2-3 again, 4 stored, 5-6 over
+	if got.OutputSeq != 6 || got.Output.Lines != 4 || got.Output.DroppedLines != 2 || got.Output.DroppedBytes != int64(len("line 5")+len("line 6")) {
+		t.Errorf("after lines 1-6 with a bound of 4 lines: %+v; want OutputSeq 6, 4 lines stored, 2 (12 bytes) dropped", got)
+	}
+	if got.Output.Bytes != int64(4*len("line 1")) {
+		t.Errorf("Output.Bytes = %d, want %d", got.Output.Bytes, 4*len("line 1"))
+	}
+	out, err := s.CommandOutput(ctx, byLines.ID, 0, 100)
+	check(t, err, "CommandOutput")
+	if want := lines(1, 4); !reflect.DeepEqual(out, want) {
+		t.Errorf("stored output %+v, want lines 1-4", out)
+	}
+
+	// A short line after a long one that was over is not stored either.
+	long := lines(1, 3)
+	long[1].Text = strings.Repeat("x", 100)
+	got = report(byBytes, cuttle.OutputBound{Bytes: 50}, long)
+	if got.OutputSeq != 3 || got.Output.Lines != 1 || got.Output.DroppedLines != 2 || got.Output.DroppedBytes != 100+int64(len("line 3")) {
+		t.Errorf("after a line over the byte bound: %+v; want 1 stored, 2 dropped", got)
+	}
+	if out, _ := s.CommandOutput(ctx, byBytes.ID, 0, 100); len(out) != 1 {
+		t.Errorf("stored output %+v, want line 1 alone", out)
+	}
+}
+
+// testRecordReportAfterOutcome: new lines are taken within the grace after
+// the outcome and refused after it; lines already stored may come again.
+func testRecordReportAfterOutcome(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	m := machine(t, s, "web", nil, cuttle.Polling)
+	tk := taskFor(t, s)
+	c := ensure(t, s, script(m, tk, "1"))[0]
+	dispatch(t, s, m, 1, time.Minute)
+	report := func(state cuttle.CommandState, ls []cuttle.CommandLine, grace time.Duration) (cuttle.Command, error) {
+		return s.RecordReport(ctx, m.ID, cuttle.CommandReport{UID: c.UID, State: state, Lines: ls, Bound: cuttle.OutputBound{Grace: grace}})
+	}
+	_, err := report(cuttle.CommandSuccess, lines(1, 2), time.Hour)
+	check(t, err, "RecordReport of the outcome")
+	_, err = report(cuttle.CommandRunning, lines(3, 3), time.Hour)
+	check(t, err, "RecordReport of a line within the grace")
+	// With a grace of a millisecond, the output closes within a few.
+	next := int64(4)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); next++ {
+		if _, err = report(cuttle.CommandRunning, lines(next, next), time.Millisecond); err != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	wantKind(t, err, cuttle.KindInvalid, "RecordReport of a new line after the grace")
+	// Lines already stored are still acknowledged.
+	got, err := report(cuttle.CommandSuccess, lines(1, next-1), time.Millisecond)
+	check(t, err, "RecordReport of stored lines after the grace")
+	if got.State != cuttle.CommandSuccess || got.OutputSeq != next-1 {
+		t.Errorf("after a resend past the grace: %+v, want Success, OutputSeq %d", got, next-1)
+	}
+}
+
+// testDeleteEndedCommands: the commands of tasks that completed long
+// enough ago go, with their output, in batches; those of a live task stay.
+func testDeleteEndedCommands(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	m := machine(t, s, "web", nil, cuttle.Polling)
+	ended, live := taskFor(t, s), taskFor(t, s)
+	old := ensure(t, s, script(m, ended, "1"), script(m, ended, "2"))
+	kept := ensure(t, s, script(m, live, "1"))[0]
+	dispatch(t, s, m, 3, time.Minute)
+	for _, c := range []cuttle.Command{old[0], kept} {
+		_, err := s.RecordReport(ctx, m.ID, cuttle.CommandReport{UID: c.UID, State: cuttle.CommandSuccess, Lines: lines(1, 2)})
+		check(t, err, "RecordReport")
+	}
+	_, err := s.CancelTask(ctx, ended.ID) // a queued task ends at once
+	check(t, err, "CancelTask")
+
+	n, err := s.DeleteEndedCommands(ctx, time.Hour, 100)
+	check(t, err, "DeleteEndedCommands")
+	if n != 0 {
+		t.Fatalf("DeleteEndedCommands of an hour deleted %d commands of a task that ended just now", n)
+	}
+	deleted := 0
+	for deadline := time.Now().Add(5 * time.Second); deleted < 2 && time.Now().Before(deadline); {
+		n, err := s.DeleteEndedCommands(ctx, time.Millisecond, 1)
+		check(t, err, "DeleteEndedCommands")
+		if n > 1 {
+			t.Fatalf("DeleteEndedCommands with a limit of 1 deleted %d", n)
+		}
+		deleted += n
+		time.Sleep(2 * time.Millisecond)
+	}
+	if deleted != 2 {
+		t.Fatalf("deleted %d commands of the ended task, want 2", deleted)
+	}
+	if n, _ := s.DeleteEndedCommands(ctx, time.Millisecond, 100); n != 0 {
+		t.Errorf("a third DeleteEndedCommands deleted %d", n)
+	}
+	for _, c := range old {
+		_, err := s.Command(ctx, c.ID)
+		wantKind(t, err, cuttle.KindNotFound, "a deleted command")
+		if out, err := s.CommandOutput(ctx, c.ID, 0, 10); err != nil || len(out) != 0 {
+			t.Errorf("output of a deleted command: %v, %v", out, err)
+		}
+	}
+	if out, err := s.CommandOutput(ctx, kept.ID, 0, 10); err != nil || len(out) != 2 {
+		t.Errorf("output of the live task's command: %v, %v; want 2 lines", out, err)
 	}
 }
 

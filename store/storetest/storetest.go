@@ -114,6 +114,7 @@ var kindNames = map[cuttle.Kind]string{
 	cuttle.KindNotFound:     "KindNotFound",
 	cuttle.KindConflict:     "KindConflict",
 	cuttle.KindTooLarge:     "KindTooLarge",
+	cuttle.KindBusy:         "KindBusy",
 	cuttle.KindUnavailable:  "KindUnavailable",
 }
 

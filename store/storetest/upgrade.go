@@ -21,10 +21,13 @@ import (
 //     deleted, so the next id is 4;
 //   - a polling machine "web-1" in both environments;
 //   - users 1 "admin" (an administrator) and 2 "viewer"; 3 was deleted;
-//   - the API keys V4AdminKey of admin and V4ViewerKey of viewer.
+//   - the API keys V4AdminKey of admin and V4ViewerKey of viewer;
+//   - a finished command V4CommandUID of web-1 for task 7, with the output
+//     lines "hello" (stdout) and "wörld" (stderr).
 const (
-	V4AdminKey  = "API-UPGRADEADMIN0000000000000000000"
-	V4ViewerKey = "API-UPGRADEVIEWER000000000000000000"
+	V4AdminKey   = "API-UPGRADEADMIN0000000000000000000"
+	V4ViewerKey  = "API-UPGRADEVIEWER000000000000000000"
+	V4CommandUID = "upgrade-command-1"
 )
 
 // V4KeyDigest is the digest a schema-4 node stored of an API key: a bare
@@ -102,6 +105,18 @@ func CheckUpgradeFrom4(t *testing.T, s store.Store) {
 	check(t, err, "Machines")
 	if len(ms) != 1 || ms[0].Name != "web-1" || !slices.Equal(ms[0].EnvironmentIDs, []int64{1, 2}) {
 		t.Errorf("machines after the upgrade: %+v", ms)
+	}
+
+	// The command's output is counted by the migration that bounds it.
+	c, err := s.CommandByUID(ctx, V4CommandUID)
+	check(t, err, "CommandByUID")
+	if c.State != cuttle.CommandSuccess || c.OutputSeq != 2 || c.Output.Lines != 2 || c.Output.Bytes != int64(len("hello")+len("wörld")) || c.Output.DroppedLines != 0 {
+		t.Errorf("the command after the upgrade: %+v; want Success, 2 lines of %d bytes stored", c, len("hello")+len("wörld"))
+	}
+	out, err := s.CommandOutput(ctx, c.ID, 0, 10)
+	check(t, err, "CommandOutput")
+	if len(out) != 2 || out[0].Text != "hello" || out[1].Text != "wörld" || out[1].Stream != "stderr" {
+		t.Errorf("the command's output after the upgrade: %+v", out)
 	}
 
 	// Ids go on where they were, and the collections' rules hold.
