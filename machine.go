@@ -7,7 +7,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
+
+// MaxNameLength is the most characters a name may have: of a document
+// (collection.DefaultMaxLength), a machine or a role. Octopus's limit.
+const MaxNameLength = 200
 
 // Id prefixes of environments, machines and agent commands.
 const (
@@ -386,6 +391,17 @@ func (m Machine) Validate() error {
 		return Errorf(KindInvalid, "A machine needs the Thumbprint of its agent's certificate.")
 	case strings.ContainsRune(m.Name+m.URI+m.Thumbprint+strings.Join(m.Roles, ""), 0):
 		return Errorf(KindInvalid, "A machine's Name, Roles, Uri and Thumbprint cannot hold a NUL character.")
+	case utf8.RuneCountInString(m.Name) > MaxNameLength:
+		return Errorf(KindInvalid, "A machine's Name must be at most %d characters; it has %d.", MaxNameLength, utf8.RuneCountInString(m.Name))
+	case len(m.URI) > 2048 || len(m.Thumbprint) > 128:
+		return Errorf(KindInvalid, "A machine's Uri must be at most 2048 bytes and its Thumbprint at most 128.")
+	case len(m.Roles) > 100:
+		return Errorf(KindInvalid, "A machine has at most 100 roles; this one has %d.", len(m.Roles))
+	}
+	for _, r := range m.Roles {
+		if utf8.RuneCountInString(r) > MaxNameLength {
+			return Errorf(KindInvalid, "A machine's role must be at most %d characters; %.40q... has %d.", MaxNameLength, r, utf8.RuneCountInString(r))
+		}
 	}
 	return nil
 }

@@ -26,11 +26,10 @@ const DefaultShutdownGrace = 30 * time.Second
 // for a slot.
 const MaxRunningCommands = 64
 
-// Batches of a report.
-const (
-	maxReportLines = 1000
-	maxReportBytes = 256 << 10
-)
+// maxReportBytes is the most output one report carries, in bytes of its
+// journal's JSON (at least one line): far inside agentapi.MaxReportBody,
+// whatever a line holds.
+const maxReportBytes = 256 << 10
 
 // timing holds the delays of an agent, which tests shorten.
 type timing struct {

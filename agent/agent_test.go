@@ -137,8 +137,8 @@ exit 3`, count)})
 	if len(stderr) != 1 || stderr[0] != "oops" {
 		t.Errorf("standard error %q, want oops", stderr)
 	}
-	if sc.maxBatch > maxReportLines || sc.reports < 3 {
-		t.Errorf("%d reports, the largest of %d lines; want batches of at most %d", sc.reports, sc.maxBatch, maxReportLines)
+	if sc.maxBatch > agentapi.MaxReportLines || sc.reports < 3 {
+		t.Errorf("%d reports, the largest of %d lines; want batches of at most %d", sc.reports, sc.maxBatch, agentapi.MaxReportLines)
 	}
 	if runs, _ := os.ReadFile(filepath.Join(a.work, "runs")); string(runs) != "ran\n" {
 		t.Errorf("the script ran %q", runs)

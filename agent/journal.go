@@ -264,14 +264,14 @@ func scanOutput(f *os.File, from position, seq int64) (position, error) {
 }
 
 // readOutput reads the lines from the position from up to end, at most
-// maxReportLines of them and about maxReportBytes (at least one line), and
+// agentapi.MaxReportLines of them and about maxReportBytes (at least one line), and
 // returns them with the position after them. A damaged line is replaced by
 // an "info" line that says so. It fails only if the file cannot be read.
 func readOutput(f *os.File, from, end position) ([]agentapi.Line, position, error) {
 	r := bufio.NewReaderSize(io.NewSectionReader(f, from.offset, end.offset-from.offset), 64<<10)
 	var lines []agentapi.Line
 	at, size := from, 0
-	for at.seq < end.seq && len(lines) < maxReportLines {
+	for at.seq < end.seq && len(lines) < agentapi.MaxReportLines {
 		b, err := r.ReadBytes('\n')
 		if err != nil {
 			return nil, from, fmt.Errorf("reading line %d of the output: %w", at.seq, err)

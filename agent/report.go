@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/agentapi"
@@ -145,7 +146,18 @@ func (c *command) scriptOutput(lines []script.Line) {
 
 // info journals a message of the agent's own as a line of output.
 func (c *command) info(format string, args ...any) {
-	c.appendOutput([]agentapi.Line{{Time: time.Now().UTC(), Stream: "info", Text: fmt.Sprintf(format, args...)}})
+	c.appendOutput([]agentapi.Line{{Time: time.Now().UTC(), Stream: "info", Text: truncate(fmt.Sprintf(format, args...), agentapi.MaxLineBytes)}})
+}
+
+// truncate returns s cut to at most n bytes, at a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // outcome is how a command ended.
@@ -274,7 +286,7 @@ func (a *Agent) sendReports(c *command) {
 			// The first report waits a little for the command to end, so
 			// that a short one is reported once, with its outcome.
 			rec, end = c.awaitEnd(ctx, a.timing.firstReport)
-		case sent && !rec.State.Final() && end.seq-next.seq < maxReportLines: // more may come at once
+		case sent && !rec.State.Final() && end.seq-next.seq < agentapi.MaxReportLines: // more may come at once
 			pause(ctx, a.timing.reportLinger, nil, nil)
 			rec, end = c.snapshot()
 		}
@@ -291,7 +303,7 @@ func (a *Agent) sendReports(c *command) {
 		// from the first, before which nothing can be missing.
 		withOutcome := rec.State.Final() && after == end && (sent || next == startOfOutput)
 		if withOutcome {
-			report.State, report.ExitCode, report.Result, report.Error = string(rec.State), rec.ExitCode, rec.Result, rec.Error
+			report.State, report.ExitCode, report.Result, report.Error = string(rec.State), rec.ExitCode, rec.Result, truncate(rec.Error, agentapi.MaxErrorBytes)
 		}
 		var ack agentapi.ReportAck
 		err = a.try(ctx, nil, func(l *link) error { return l.postJSON(ctx, path, report, &ack, a.timing.reportTimeout) })

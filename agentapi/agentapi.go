@@ -158,6 +158,21 @@ type FileResult struct {
 	SHA256 string
 }
 
+// Bounds of one report. A node refuses a report beyond them (413 for the
+// body, 400 for the rest), and decodes none before it knows the command is
+// the agent's; an agent batches its output within them.
+const (
+	// MaxReportBody bounds the bytes of a report's JSON body.
+	MaxReportBody = 1 << 20
+	// MaxReportLines bounds the lines of one report.
+	MaxReportLines = 1000
+	// MaxLineBytes bounds the text of one line; an agent splits longer
+	// ones.
+	MaxLineBytes = 64 << 10
+	// MaxErrorBytes bounds a report's Error.
+	MaxErrorBytes = 64 << 10
+)
+
 // Report carries a command's output lines, in order, from the first the
 // agent has not seen acknowledged; and once the command has ended, its
 // outcome (State Success, Failed or Canceled). State Running reports
@@ -175,7 +190,7 @@ type Line struct {
 	Seq    int64
 	Time   time.Time
 	Stream string // "stdout", "stderr", or "info" for the agent's own messages
-	Text   string
+	Text   string // at most MaxLineBytes
 }
 
 // ReportAck tells the agent what the cluster has stored: every line up to

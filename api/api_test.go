@@ -42,11 +42,18 @@ func (testServer) Client() *http.Client { return http.DefaultClient }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newLimitedEnv(t, cuttle.Limits{})
+}
+
+// newLimitedEnv is newEnv with a node under limits.
+func newLimitedEnv(t testing.TB, limits cuttle.Limits) *env {
+	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, adminKey: cuttle.NewAPIKey(), userKey: cuttle.NewAPIKey(), masterKey: masterkey.Generate()}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	node, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", PollingListen: "127.0.0.1:0",
-		NodeName: "node-1", AdminAPIKey: e.adminKey, MasterKey: e.masterKey.String(), ShutdownGrace: time.Second, Logger: quiet, Stdout: io.Discard})
+		NodeName: "node-1", AdminAPIKey: e.adminKey, MasterKey: e.masterKey.String(), ShutdownGrace: time.Second, Limits: limits,
+		Logger: quiet, Stdout: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}

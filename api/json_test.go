@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 
 	"github.com/cuttledeploy/cuttle"
@@ -34,4 +36,18 @@ func FuzzDecodeRequest(f *testing.F) {
 			cuttle.NodeUpdate{MaxConcurrentTasks: n.MaxConcurrentTasks, IsInMaintenanceMode: n.IsInMaintenanceMode}.Validate()
 		}
 	})
+}
+
+// TestJSONSize: jsonSize is the size encoding/json gives a string without
+// HTML escaping, quotes aside.
+func TestJSONSize(t *testing.T) {
+	for _, s := range []string{"", "plain", "<html>&", "tab\there\nnew\x00nul\x1f", `"quoted" \back`, "line\u2028para\u2029", "é€😀"} {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		enc.Encode(s)
+		if want := b.Len() - 3; jsonSize(s) != want { // less the quotes and the newline
+			t.Errorf("jsonSize(%q) = %d, want %d", s, jsonSize(s), want)
+		}
+	}
 }

@@ -144,6 +144,8 @@ func TestMachineBadInput(t *testing.T) {
 		{"unknown environment", `{"Name":"m","EnvironmentIds":["Environments-9"],"Endpoint":{"CommunicationStyle":"TentaclePassive","Uri":"https://m/","Thumbprint":"` + thumbA + `"}}`, "Environments-9"},
 		{"bad environment id", `{"Name":"m","EnvironmentIds":["Production"],"Endpoint":{"CommunicationStyle":"TentaclePassive","Uri":"https://m/","Thumbprint":"` + thumbA + `"}}`, "Production"},
 		{"tenants", machine(`{"CommunicationStyle":"TentaclePassive","Uri":"https://m/","Thumbprint":"`+thumbA+`"}`, `,"TenantIds":["Tenants-1"]`), "tenants"},
+		{"a name too long", `{"Name":"` + strings.Repeat("m", 201) + `","EnvironmentIds":["Environments-1"],"Endpoint":{"CommunicationStyle":"TentaclePassive","Uri":"https://m/","Thumbprint":"` + thumbA + `"}}`, "at most 200 characters"},
+		{"a role too long", `{"Name":"m","Roles":["` + strings.Repeat("r", 201) + `"],"EnvironmentIds":["Environments-1"],"Endpoint":{"CommunicationStyle":"TentaclePassive","Uri":"https://m/","Thumbprint":"` + thumbA + `"}}`, "at most 200 characters"},
 		{"unknown field", machine(`{"CommunicationStyle":"TentaclePassive","Uri":"https://m/","Thumbprint":"`+thumbA+`"}`, `,"Colour":"red"`), "Colour"},
 	} {
 		status, body := e.do("POST", "/api/Spaces-1/machines", e.adminKey, tc.body)
@@ -153,6 +155,7 @@ func TestMachineBadInput(t *testing.T) {
 	}
 	for _, tc := range []struct{ method, path, body string }{
 		{"POST", "/api/Spaces-1/environments", `{"Name":""}`},
+		{"POST", "/api/Spaces-1/environments", `{"Name":"` + strings.Repeat("é", 201) + `"}`},
 		{"POST", "/api/Spaces-1/environments", `{"Name":"x","SpaceId":"Spaces-2"}`},
 		{"GET", "/api/Spaces-1/machines?isDisabled=maybe", ""},
 		{"GET", "/api/Spaces-1/machines?environmentIds=Production", ""},

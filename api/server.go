@@ -15,6 +15,7 @@ import (
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/cluster"
 	"github.com/cuttledeploy/cuttle/masterkey"
+	"github.com/cuttledeploy/cuttle/netguard"
 	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/tasklog"
 	"github.com/cuttledeploy/cuttle/tasks"
@@ -32,6 +33,7 @@ type Server struct {
 	// thumbprint is the cluster certificate's, which agents pin.
 	thumbprint string
 	masterKey  masterkey.Key // keys the digests of API keys
+	limits     cuttle.Limits
 
 	ping atomic.Pointer[pingCache]
 	// links are the root documents' Links of the document collections,
@@ -52,6 +54,9 @@ type Config struct {
 	ClusterThumbprint string
 	// MasterKey keys the digests of API keys (resources.DigestAPIKey).
 	MasterKey masterkey.Key
+	// Limits bound what a request may make the node hold (DetailsBytes);
+	// zero fields take their defaults.
+	Limits cuttle.Limits
 }
 
 // New returns the API server of a node.
@@ -61,7 +66,7 @@ func New(cfg Config) *Server {
 		log = slog.Default()
 	}
 	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, kinds: cfg.Kinds, logs: cfg.Logs, log: log, mux: http.NewServeMux(),
-		thumbprint: cfg.ClusterThumbprint, masterKey: cfg.MasterKey, links: map[string]string{}}
+		thumbprint: cfg.ClusterThumbprint, masterKey: cfg.MasterKey, limits: cfg.Limits.WithDefaults(), links: map[string]string{}}
 	s.routes()
 	return s
 }
@@ -90,6 +95,11 @@ func (s *Server) handle(pattern string, who access, h handler) {
 				err = cuttle.Errorf(cuttle.KindForbidden, "You do not have permission to perform this action: it needs an administrator.")
 			}
 			if err != nil {
+				if cuttle.IsKind(err, cuttle.KindUnauthorized) {
+					// Nothing of an unauthenticated request is read, and its
+					// connection is not kept for more.
+					netguard.Refuse(w)
+				}
 				writeError(w, r, s.log, err)
 				return
 			}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -287,21 +288,25 @@ func (s *Server) handleTaskTypes(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Details bounds: the newest defaultTail log lines, at most maxTail.
+// Details bounds: the newest defaultTail log lines, at most maxTail, and at
+// most the node's DetailsBytes of their text.
 const (
 	defaultTail = 1000
 	maxTail     = 20000
 )
 
+// activityElement is one element of a task's activity: the task, or a
+// block of it (one target's lines, say). Its log elements are written one
+// by one (writeActivity), never marshalled whole.
 type activityElement struct {
 	Id                 string
 	Name               string
 	Started            *time.Time
 	Ended              *time.Time
 	Status             string
-	Children           []*activityElement
 	ShowAtSummaryLevel bool
-	LogElements        []activityLogElement
+	children           []*activityElement
+	lines              []numberedLine
 }
 
 type activityLogElement struct {
@@ -327,6 +332,57 @@ func activityStatus(s cuttle.TaskState) string {
 	}
 }
 
+// newestLines keeps the newest lines of a log read in order: at most max
+// of them, and at most budget bytes of their text as JSON writes it (at
+// least the newest line), so that a huge log is never held whole and an
+// answer never grows past its bound, whatever the text needs escaped.
+type newestLines struct {
+	max, budget int
+	lines       []numberedLine
+	bytes       int
+	read        int // lines seen
+}
+
+type numberedLine struct {
+	tasklog.Line
+	number int
+	size   int // of the text as JSON
+}
+
+func (t *newestLines) add(l tasklog.Line) {
+	t.read++
+	if t.max == 0 {
+		return
+	}
+	n := numberedLine{Line: l, number: t.read, size: jsonSize(l.Text)}
+	t.lines = append(t.lines, n)
+	t.bytes += n.size
+	for len(t.lines) > t.max || (t.bytes > t.budget && len(t.lines) > 1) {
+		t.bytes -= t.lines[0].size
+		t.lines[0] = numberedLine{}
+		t.lines = t.lines[1:]
+	}
+}
+
+// jsonSize returns the bytes of s in a JSON string as encoding/json writes
+// it without HTML escaping, quotes aside: most control characters take six
+// bytes, a few of them and quotes and backslashes two, U+2028 and U+2029 six.
+func jsonSize(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f' || c == '"' || c == '\\':
+			n++
+		case c < 0x20:
+			n += 5
+		}
+	}
+	return n + 3*(strings.Count(s, "\u2028")+strings.Count(s, "\u2029"))
+}
+
+// handleTaskDetails answers the task and the newest lines of its log
+// (?tail=N, default 1000, at most 20,000, and at most the node's
+// DetailsBytes of text), grouped by block, streamed as they are encoded.
 func (s *Server) handleTaskDetails(w http.ResponseWriter, r *http.Request) error {
 	t, err := s.task(r)
 	if err != nil {
@@ -339,62 +395,84 @@ func (s *Server) handleTaskDetails(w http.ResponseWriter, r *http.Request) error
 		}
 		tail = min(tail, maxTail)
 	}
-	id := cuttle.FormatID(cuttle.TaskIDPrefix, t.ID)
-	root := &activityElement{Id: id, Name: t.Description, Started: timePtr(t.StartTime), Ended: timePtr(t.CompletedTime),
-		Status: activityStatus(t.State), Children: []*activityElement{}, ShowAtSummaryLevel: true, LogElements: []activityLogElement{}}
-	blocks := map[string]*activityElement{}
-	// Keep only the newest tail lines: a ring, so a huge log is never held whole.
-	ring := make([]tasklog.Line, 0, min(tail, 1024))
-	number, start := 0, 0
+	newest := &newestLines{max: tail, budget: s.limits.DetailsBytes}
 	cur, err := s.logs.Read(t.ID, tasklog.Cursor{}, func(l tasklog.Line) error {
-		number++
-		if tail == 0 {
-			return nil
-		}
-		if len(ring) < tail {
-			ring = append(ring, l)
-		} else {
-			ring[start] = l
-			start = (start + 1) % tail
-		}
+		newest.add(l)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	first := number - len(ring)
-	for i := range ring {
-		l := ring[(start+i)%len(ring)]
+	id := cuttle.FormatID(cuttle.TaskIDPrefix, t.ID)
+	root := &activityElement{Id: id, Name: t.Description, Started: timePtr(t.StartTime), Ended: timePtr(t.CompletedTime),
+		Status: activityStatus(t.State), ShowAtSummaryLevel: true}
+	blocks := map[string]*activityElement{}
+	for _, l := range newest.lines {
 		el := root
 		if l.Block != "" {
 			if el = blocks[l.Block]; el == nil {
-				el = &activityElement{Id: id + "/" + l.Block, Name: l.Block, Status: root.Status, Children: []*activityElement{}, LogElements: []activityLogElement{}}
+				el = &activityElement{Id: id + "/" + l.Block, Name: l.Block, Status: root.Status}
 				blocks[l.Block] = el
-				root.Children = append(root.Children, el)
+				root.children = append(root.children, el)
 			}
 		}
-		el.LogElements = append(el.LogElements, activityLogElement{OccurredAt: l.Time, Category: l.Category, MessageText: l.Text, Number: first + i + 1})
+		el.lines = append(el.lines, l)
 	}
 	progress := 0
 	if t.State.Completed() {
 		progress = 100
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Task            taskResource
-		ActivityLogs    []*activityElement
-		PhysicalLogSize int64
-		Progress        struct {
-			ProgressPercentage     int
-			EstimatedTimeRemaining string
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	out := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	field := func(name string, v any, last bool) {
+		fmt.Fprintf(out, "%q:", name)
+		enc.Encode(v)
+		if !last {
+			out.WriteByte(',')
 		}
-		Links map[string]string
-	}{Task: toTaskResource(t), ActivityLogs: []*activityElement{root}, PhysicalLogSize: cur.Offset,
-		Progress: struct {
-			ProgressPercentage     int
-			EstimatedTimeRemaining string
-		}{ProgressPercentage: progress},
-		Links: map[string]string{"Self": "/api/tasks/" + id + "/details"}})
+	}
+	out.WriteString(`{`)
+	field("Task", toTaskResource(t), false)
+	out.WriteString(`"ActivityLogs":[`)
+	writeActivity(out, enc, root)
+	out.WriteString(`],`)
+	field("PhysicalLogSize", cur.Offset, false)
+	field("Progress", map[string]any{"ProgressPercentage": progress, "EstimatedTimeRemaining": ""}, false)
+	field("Links", map[string]string{"Self": "/api/tasks/" + id + "/details"}, true)
+	out.WriteString("}\n")
+	out.Flush() // an error here is the client's going away: nothing left to answer
 	return nil
+}
+
+// writeActivity writes el as JSON, its log elements one at a time.
+func writeActivity(out *bufio.Writer, enc *json.Encoder, el *activityElement) {
+	head, _ := json.Marshal(struct {
+		Id                 string
+		Name               string
+		Started            *time.Time
+		Ended              *time.Time
+		Status             string
+		ShowAtSummaryLevel bool
+	}{el.Id, el.Name, el.Started, el.Ended, el.Status, el.ShowAtSummaryLevel})
+	out.Write(head[:len(head)-1]) // without its closing brace
+	out.WriteString(`,"Children":[`)
+	for i, c := range el.children {
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		writeActivity(out, enc, c)
+	}
+	out.WriteString(`],"LogElements":[`)
+	for i, l := range el.lines {
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		enc.Encode(activityLogElement{OccurredAt: l.Time, Category: l.Category, MessageText: l.Text, Number: l.number})
+	}
+	out.WriteString(`]}`)
 }
 
 // followPoll is how often a following reader looks for new lines.

@@ -1,11 +1,17 @@
 package api_test
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cuttledeploy/cuttle"
 )
 
 type taskDoc struct {
@@ -170,5 +176,65 @@ func TestTaskBadInput(t *testing.T) {
 	json.Unmarshal(after, &a)
 	if a.TotalResults != b.TotalResults {
 		t.Errorf("bad input queued tasks: %d before, %d after", b.TotalResults, a.TotalResults)
+	}
+}
+
+// TestTaskDetailsAreBounded: a details answer carries at most the node's
+// DetailsBytes of log text, the newest lines, with "<" unescaped.
+func TestTaskDetailsAreBounded(t *testing.T) {
+	t.Parallel()
+	e := newLimitedEnv(t, cuttle.Limits{DetailsBytes: 64 << 10})
+	doc := e.queue(t, `{"Name":"AdHocScript","Arguments":{"ScriptBody":"for i in $(seq 1 100); do printf '%04d' $i; head -c 4000 /dev/zero | tr '\\0' '<'; echo; done","Syntax":"Bash"}}`)
+	if done := e.waitTask(t, doc.Id, "Success", "Failed"); done.State != "Success" {
+		t.Fatalf("the script: %+v", done)
+	}
+	status, body := e.do("GET", "/api/tasks/"+doc.Id+"/details?tail=20000", e.adminKey, "")
+	var details struct {
+		ActivityLogs []struct {
+			LogElements []struct {
+				MessageText string
+				Number      int
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &details); status != 200 || err != nil || len(details.ActivityLogs) != 1 {
+		t.Fatalf("details: %d, %v", status, err)
+	}
+	els := details.ActivityLogs[0].LogElements
+	text := 0
+	for _, el := range els {
+		text += len(el.MessageText)
+	}
+	last := els[len(els)-1]
+	if text > 64<<10 || len(els) < 10 || !strings.HasPrefix(last.MessageText, "0100<") || last.Number != 101 {
+		t.Errorf("%d log elements of %d bytes, the last %q... number %d; want the newest lines within 64 KiB, ending with line 100 of the script",
+			len(els), text, last.MessageText[:8], last.Number)
+	}
+	if len(body) > 80<<10 || strings.Contains(string(body), `\u003c`) {
+		t.Errorf("the answer has %d bytes (escaped < in it: %v); want under 80 KiB, unescaped", len(body), strings.Contains(string(body), `\u003c`))
+	}
+}
+
+// TestUnauthenticatedSlowBodyIsRefusedAtOnce: a POST without a key that
+// announces a body it never sends is answered 401 at once and its
+// connection closed: nothing of it is read.
+func TestUnauthenticatedSlowBodyIsRefusedAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "POST /api/Spaces-1/environments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the answer: %v, %v; want 401", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if _, err := r.ReadByte(); err == nil {
+		t.Error("the connection is still open after the refusal")
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/cuttledeploy/cuttle/certs"
 	"github.com/cuttledeploy/cuttle/cluster"
 	"github.com/cuttledeploy/cuttle/masterkey"
+	"github.com/cuttledeploy/cuttle/netguard"
+	"github.com/cuttledeploy/cuttle/ratelog"
 	"github.com/cuttledeploy/cuttle/store"
 )
 
@@ -43,6 +45,9 @@ type Config struct {
 	RedeliverAfter time.Duration
 	// PickupTimeout: default DefaultPickupTimeout.
 	PickupTimeout time.Duration
+	// Limits bound agents' connections, bodies, reports, output and
+	// uploads; zero fields take their defaults.
+	Limits cuttle.Limits
 }
 
 // Comms is one node's side of agent traffic. Create it with New before the
@@ -58,6 +63,12 @@ type Comms struct {
 	machines *machineCache
 	hub      *hub
 	handler  http.Handler
+	limits   cuttle.Limits
+	// outputBound is the bound of one command's output.
+	outputBound cuttle.OutputBound
+	reports     *gate
+	owners      owners
+	limited     *ratelog.Logger // warnings an agent can repeat at will
 
 	mu       sync.Mutex
 	sessions map[int64]*session // open sessions to listening agents, by machine
@@ -72,9 +83,12 @@ func New(cfg Config) *Comms {
 	if log == nil {
 		log = slog.Default()
 	}
+	limits := cfg.Limits.WithDefaults()
 	c := &Comms{
 		store: cfg.Store, member: cfg.Member, id: cfg.Identity, storage: cfg.Storage, log: log,
 		redeliv: cfg.RedeliverAfter, pickup: cfg.PickupTimeout, hub: newHub(), sessions: map[int64]*session{},
+		limits: limits, outputBound: cuttle.OutputBound{Lines: limits.CommandOutputLines, Bytes: limits.CommandOutputBytes},
+		reports: newGate(limits.ReportConcurrency, limits.ReportConcurrency/4), limited: ratelog.New(log, 0),
 	}
 	if c.redeliv <= 0 {
 		c.redeliv = DefaultRedeliverAfter
@@ -162,8 +176,12 @@ func (c *Comms) scan(ctx context.Context) {
 // certificate, refusing in the handshake any client whose certificate is
 // not a registered machine's.
 func (c *Comms) Serve(ln net.Listener) error {
+	ln = netguard.Limit(ln, c.limits.AgentConnsPerAddress, func(ip string) {
+		c.limited.Warn("agent-conns/"+ip, "closed an agent connection: its address holds the most connections allowed",
+			"remote", ip, "limit", c.limits.AgentConnsPerAddress)
+	})
 	srv := &http.Server{
-		Handler:           c.handler,
+		Handler:           netguard.BodyTimeout(c.handler, c.limits.BodyTimeout),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		// Handshake failures are logged, with the address and thumbprint,
@@ -200,7 +218,7 @@ func (c *Comms) verifyAgent(ctx context.Context, addr net.Addr) certs.Verifier {
 		if len(ms) > 0 {
 			return nil
 		}
-		c.log.Warn("refused an agent connection: no machine is registered with its certificate",
+		c.limited.Warn("unknown-certificate", "refused an agent connection: no machine is registered with its certificate",
 			"remote", addr.String(), "thumbprint", thumbprint)
 		return fmt.Errorf("no machine is registered with certificate thumbprint %s", thumbprint)
 	}

@@ -84,6 +84,12 @@ func (f *flakyStore) Machines(ctx context.Context, q cuttle.MachineQuery) ([]cut
 
 func newNode(t *testing.T) *node {
 	t.Helper()
+	return newLimitedNode(t, cuttle.Limits{})
+}
+
+// newLimitedNode is newNode with limits.
+func newLimitedNode(t *testing.T, limits cuttle.Limits) *node {
+	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cuttle.db"))
 	if err != nil {
@@ -113,7 +119,7 @@ func newNode(t *testing.T) *node {
 	if err := layout.Create(); err != nil {
 		t.Fatal(err)
 	}
-	c := comms.New(comms.Config{Store: st, Member: member, Identity: id, Storage: layout, Logger: log, RedeliverAfter: 500 * time.Millisecond})
+	c := comms.New(comms.Config{Store: st, Member: member, Identity: id, Storage: layout, Logger: log, RedeliverAfter: 500 * time.Millisecond, Limits: limits})
 	if err := member.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/certs"
+	"github.com/cuttledeploy/cuttle/netguard"
 )
 
 // Timings of sessions to listening agents.
@@ -154,7 +155,7 @@ func (s *session) serveOnce(log *slog.Logger) error {
 	log.Info("connected to the listening agent")
 	thumbprint := s.machine.Thumbprint
 	srv := &http.Server{
-		Handler:           s.c.handler,
+		Handler:           netguard.BodyTimeout(s.c.handler, s.c.limits.BodyTimeout),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {

@@ -12,14 +12,16 @@ import (
 )
 
 // Cache lifetimes: a machine found is trusted for a while, longer than a
-// poll waits (every change of a machine also clears the cache, by
-// notification); a thumbprint or subscription id not found is asked again
-// soon, so that an agent that has just registered through another node
-// connects within seconds. maxEntries bounds the cache against a flood of
-// unknown certificates.
+// poll waits; a thumbprint or subscription id not found is refused without
+// asking the database again for a while, so that an unknown agent knocking
+// again and again costs no reads. Every change of a machine clears the
+// cache, by notification, so an agent that has just registered through any
+// node connects at once; the lifetimes bound the wait when a notification
+// is lost. maxEntries bounds the cache against a flood of unknown
+// certificates.
 const (
 	machineTTL = 5 * time.Minute
-	missingTTL = 2 * time.Second
+	missingTTL = 10 * time.Second
 	maxEntries = 100_000
 )
 

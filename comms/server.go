@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,14 +18,11 @@ import (
 	"github.com/cuttledeploy/cuttle/agentapi"
 	"github.com/cuttledeploy/cuttle/blob"
 	"github.com/cuttledeploy/cuttle/certs"
-	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/netguard"
 )
 
-// Bounds of what an agent may send.
-const (
-	maxPollBody   = 64 << 10
-	maxReportBody = 16 << 20
-)
+// maxPollBody bounds the body of a poll.
+const maxPollBody = 64 << 10
 
 // routes returns the handler of agentapi's routes.
 func (c *Comms) routes() http.Handler {
@@ -175,101 +171,16 @@ func (c *Comms) handlePoll(w http.ResponseWriter, r *http.Request) error {
 }
 
 // agentCommand returns the command of uid if it belongs to a machine with
-// the peer's certificate. KindNotFound otherwise, so that an agent learns
-// nothing of other machines' commands.
+// the peer's certificate; KindNotFound otherwise (see ownMachine).
 func (c *Comms) agentCommand(r *http.Request, uid string) (cuttle.Command, error) {
+	if _, err := c.ownMachine(r, uid); err != nil {
+		return cuttle.Command{}, err
+	}
 	cmd, err := c.store.CommandByUID(r.Context(), uid)
 	if cuttle.IsKind(err, cuttle.KindNotFound) {
 		return cuttle.Command{}, noSuchCommand(uid)
 	}
-	if err != nil {
-		return cuttle.Command{}, err
-	}
-	ms, err := c.machines.byThumbprint(r.Context(), peerThumbprint(r))
-	if err != nil {
-		return cuttle.Command{}, err
-	}
-	for _, m := range ms {
-		if m.ID == cmd.MachineID {
-			return cmd, nil
-		}
-	}
-	c.refusedOtherMachine(r, uid)
-	return cuttle.Command{}, noSuchCommand(uid)
-}
-
-func noSuchCommand(uid string) error {
-	return cuttle.Errorf(cuttle.KindNotFound, "This agent has no command %q.", uid)
-}
-
-// refusedOtherMachine logs a request about a command of another machine
-// than the agent's.
-func (c *Comms) refusedOtherMachine(r *http.Request, uid string) {
-	c.log.Warn("refused an agent's request about a command of another machine", "command", uid, "thumbprint", peerThumbprint(r))
-}
-
-// recordReport stores a report on one of the agent's commands: the store
-// looks the command up among the agent's machines, so a report costs no
-// read of its own. KindNotFound (logged when the command is another
-// machine's) if none of them has it.
-func (c *Comms) recordReport(r *http.Request, report cuttle.CommandReport) (cuttle.Command, error) {
-	ms, err := c.machines.byThumbprint(r.Context(), peerThumbprint(r))
-	if err != nil {
-		return cuttle.Command{}, err
-	}
-	for _, m := range ms {
-		stored, err := c.store.RecordReport(r.Context(), m.ID, report)
-		if !cuttle.IsKind(err, cuttle.KindNotFound) {
-			return stored, err
-		}
-	}
-	if _, err := c.store.CommandByUID(r.Context(), report.UID); err == nil {
-		c.refusedOtherMachine(r, report.UID)
-	}
-	return cuttle.Command{}, noSuchCommand(report.UID)
-}
-
-// handleReport stores a command's report and acknowledges what is stored.
-func (c *Comms) handleReport(w http.ResponseWriter, r *http.Request) error {
-	var rep agentapi.Report
-	if err := decode(w, r, maxReportBody, &rep); err != nil {
-		return err
-	}
-	// A NUL, which scripts may print (find -print0), is kept as U+FFFD:
-	// PostgreSQL stores no NUL in text nor \u0000 in JSON.
-	report := cuttle.CommandReport{UID: r.PathValue("uid"), State: cuttle.CommandState(rep.State), ExitCode: rep.ExitCode,
-		Result: json.RawMessage(noNULJSON.Replace(string(rep.Result))), Error: noNUL.Replace(rep.Error)}
-	if len(rep.Result) == 0 {
-		report.Result = nil
-	}
-	for _, l := range rep.Lines {
-		report.Lines = append(report.Lines, cuttle.CommandLine{Seq: l.Seq, Time: l.Time, Stream: l.Stream, Text: noNUL.Replace(l.Text)})
-	}
-	stored, err := c.recordReport(r, report)
-	if cuttle.IsKind(err, cuttle.KindConflict) {
-		// A gap: answer with what is stored, for the agent to resend from.
-		if cur, rerr := c.store.CommandByUID(r.Context(), report.UID); rerr == nil {
-			writeJSON(w, http.StatusConflict, ack(cur))
-			return nil
-		}
-	}
-	if err != nil {
-		return err
-	}
-	if err := c.store.Notify(r.Context(), store.ChannelCommands, strconv.FormatInt(stored.ID, 10)); err != nil {
-		c.log.Debug("notifying a command's report failed; its follower reads it within a second", "err", err)
-	}
-	writeJSON(w, http.StatusOK, ack(stored))
-	return nil
-}
-
-var (
-	noNUL     = strings.NewReplacer("\x00", "\uFFFD")
-	noNULJSON = strings.NewReplacer(`\u0000`, `\ufffd`)
-)
-
-func ack(c cuttle.Command) agentapi.ReportAck {
-	return agentapi.ReportAck{StoredSeq: c.OutputSeq, State: string(c.State), Cancel: c.CancelRequested}
+	return cmd, err
 }
 
 // handleFileGet serves the file of a ReceiveFile command, with Range
@@ -308,11 +219,20 @@ func (c *Comms) handleFileGet(w http.ResponseWriter, r *http.Request) error {
 // artifacts of its task, checking its SHA-256 if the agent sent one.
 func (c *Comms) handleFilePut(w http.ResponseWriter, r *http.Request) error {
 	cmd, err := c.agentCommand(r, r.PathValue("uid"))
+	if cuttle.IsKind(err, cuttle.KindNotFound) {
+		netguard.Refuse(w)
+	}
 	if err != nil {
 		return err
 	}
 	if cmd.Kind != cuttle.CommandSendFile || cmd.State.Final() {
+		netguard.Refuse(w)
 		return cuttle.Errorf(cuttle.KindConflict, "The command %s is not a file upload in progress.", cmd.UID)
+	}
+	limit := c.limits.ArtifactBytes
+	if r.ContentLength > limit {
+		netguard.Refuse(w)
+		return c.artifactTooLarge(r, cmd)
 	}
 	var p agentapi.SendFile
 	if err := json.Unmarshal(cmd.Payload, &p); err != nil {
@@ -333,9 +253,13 @@ func (c *Comms) handleFilePut(w http.ResponseWriter, r *http.Request) error {
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), r.Body)
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return &cuttle.Error{Kind: cuttle.KindInvalid, Message: "The upload was cut off.", Err: err}
+	}
+	if n > limit {
+		netguard.Refuse(w)
+		return c.artifactTooLarge(r, cmd)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if want := r.Header.Get(agentapi.HeaderSHA256); want != "" && !strings.EqualFold(want, sum) {
@@ -350,6 +274,14 @@ func (c *Comms) handleFilePut(w http.ResponseWriter, r *http.Request) error {
 	c.log.Info("stored an artifact from an agent", "key", key, "bytes", n, "task", cuttle.FormatID(cuttle.TaskIDPrefix, cmd.TaskID))
 	writeJSON(w, http.StatusOK, agentapi.FileResult{Size: n, SHA256: sum})
 	return nil
+}
+
+// artifactTooLarge logs (rate-limited) and returns the refusal of an
+// upload over the artifact limit.
+func (c *Comms) artifactTooLarge(r *http.Request, cmd cuttle.Command) error {
+	c.limited.Warn("artifact-too-large/"+peerThumbprint(r), "refused an agent's upload over the artifact limit",
+		"command", cmd.UID, "limit", c.limits.ArtifactBytes, "thumbprint", peerThumbprint(r))
+	return cuttle.Errorf(cuttle.KindTooLarge, "An upload is at most %s (the node's artifact limit).", cuttle.FormatSize(c.limits.ArtifactBytes))
 }
 
 // ArtifactKey returns the storage key under which a file an agent sends for

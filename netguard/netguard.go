@@ -19,8 +19,8 @@ import (
 
 // Limit returns a listener whose Accept closes at once a connection from a
 // remote IP address that already holds max open ones, and calls refused
-// with its address (refused may be nil). max zero or less is no bound.
-func Limit(ln net.Listener, max int, refused func(net.Addr)) net.Listener {
+// with that address (refused may be nil). max zero or less is no bound.
+func Limit(ln net.Listener, max int, refused func(ip string)) net.Listener {
 	if max <= 0 {
 		return ln
 	}
@@ -30,7 +30,7 @@ func Limit(ln net.Listener, max int, refused func(net.Addr)) net.Listener {
 type limitListener struct {
 	net.Listener
 	max     int
-	refused func(net.Addr)
+	refused func(ip string)
 
 	mu   sync.Mutex
 	open map[string]int // by IP address
@@ -54,7 +54,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		c.Close()
 		if l.refused != nil {
-			l.refused(c.RemoteAddr())
+			l.refused(ip)
 		}
 	}
 }

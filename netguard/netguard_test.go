@@ -41,7 +41,7 @@ func closedByPeer(c net.Conn, d time.Duration) error {
 func TestLimitClosesConnectionsOverTheBound(t *testing.T) {
 	var refused atomic.Int32
 	addr := serve(t, http.NotFoundHandler(), func(ln net.Listener) net.Listener {
-		return Limit(ln, 2, func(net.Addr) { refused.Add(1) })
+		return Limit(ln, 2, func(string) { refused.Add(1) })
 	})
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", addr)

@@ -30,6 +30,8 @@ import (
 	"github.com/cuttledeploy/cuttle/comms"
 	"github.com/cuttledeploy/cuttle/host"
 	"github.com/cuttledeploy/cuttle/masterkey"
+	"github.com/cuttledeploy/cuttle/netguard"
+	"github.com/cuttledeploy/cuttle/ratelog"
 	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/store/collection"
@@ -66,7 +68,11 @@ type Config struct {
 	// AgentPickup is how long a task waits for an agent to take a command;
 	// default comms.DefaultPickupTimeout.
 	AgentPickup time.Duration
-	Logger      *slog.Logger // default slog.Default()
+	// Limits bound what clients, agents and scripts can make the node hold
+	// (connections, bodies, reports, logs, output, uploads); zero fields
+	// take their defaults.
+	Limits cuttle.Limits
+	Logger *slog.Logger // default slog.Default()
 	// Stdout receives the administrator's API key generated at the first
 	// start of a cluster; default os.Stdout.
 	Stdout io.Writer
@@ -124,6 +130,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, fmt.Errorf("--admin-api-key: %w", err)
 		}
 	}
+	if err := cfg.Limits.Check(); err != nil {
+		return nil, err
+	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	if err := privateDir(cfg.DataDir, log); err != nil {
 		return nil, err
 	}
@@ -175,7 +185,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("listening for polling agents on %s: %w", cfg.PollingListen, err)
 	}
 
-	logs := tasklog.Store{Root: layout.TaskLogs}
+	logs := tasklog.Store{Root: layout.TaskLogs, LineLimit: cfg.Limits.LogLineBytes}
 	kinds := tasks.Builtin(layout)
 	n.member = cluster.New(cluster.Config{
 		Store: n.store,
@@ -185,11 +195,18 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		},
 		Logger: log,
 	})
-	n.agents = comms.New(comms.Config{Store: n.store, Member: n.member, Identity: identity, Storage: layout, Logger: log, PickupTimeout: cfg.AgentPickup})
-	n.executor = tasks.New(tasks.Config{Store: n.store, Member: n.member, Logs: logs, Kinds: kinds, Agents: n.agents, Logger: log})
+	n.agents = comms.New(comms.Config{Store: n.store, Member: n.member, Identity: identity, Storage: layout, Logger: log,
+		PickupTimeout: cfg.AgentPickup, Limits: cfg.Limits})
+	n.executor = tasks.New(tasks.Config{Store: n.store, Member: n.member, Logs: logs, Kinds: kinds, Agents: n.agents, Limits: cfg.Limits, Logger: log})
+	refusals := ratelog.New(log, 0)
+	n.ln = netguard.Limit(n.ln, cfg.Limits.ConnsPerAddress, func(ip string) {
+		refusals.Warn("conns/"+ip, "closed a connection: its address holds the most connections allowed",
+			"remote", ip, "limit", cfg.Limits.ConnsPerAddress)
+	})
+	apiHandler := api.New(api.Config{Store: n.store, Member: n.member, Cluster: n.cluster, Kinds: kinds, Logs: logs, Logger: log,
+		ClusterThumbprint: identity.Thumbprint, MasterKey: key, Limits: cfg.Limits})
 	n.http = &http.Server{
-		Handler: api.New(api.Config{Store: n.store, Member: n.member, Cluster: n.cluster, Kinds: kinds, Logs: logs, Logger: log,
-			ClusterThumbprint: identity.Thumbprint, MasterKey: key}),
+		Handler:           netguard.BodyTimeout(apiHandler, cfg.Limits.BodyTimeout),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

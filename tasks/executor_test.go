@@ -177,7 +177,9 @@ func TestRetentionDeletesEndedCommands(t *testing.T) {
 	if _, err := n.store.Command(ctx, cmds[0].ID); !cuttle.IsKind(err, cuttle.KindNotFound) {
 		t.Errorf("the command of the ended task after Retention: %v; want it deleted", err)
 	}
-	if log := n.log(t, job.ID); !strings.Contains(log, "Deleted 1 agent commands") {
+	// The leader's own scheduled Retention may have run meanwhile and
+	// deleted it first.
+	if log := n.log(t, job.ID); !strings.Contains(log, "Deleted 1 agent commands") && !strings.Contains(log, "Deleted 0 agent commands") {
 		t.Errorf("the Retention log:\n%s", log)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/cuttledeploy/cuttle"
 )
 
 // envNames holds the environment variables not named after their flag.
@@ -87,4 +89,27 @@ func (o *optionalInt) ptr() *int {
 	}
 	v := o.v
 	return &v
+}
+
+// sizeFlag is a flag of a size in bytes, written as cuttle.ParseSize reads
+// it: 16KiB, 256MiB, 4GiB or a plain number of bytes.
+type sizeFlag[T int | int64] struct{ v *T }
+
+func (f sizeFlag[T]) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return cuttle.FormatSize(int64(*f.v))
+}
+
+func (f sizeFlag[T]) Set(s string) error {
+	n, err := cuttle.ParseSize(s)
+	if err != nil {
+		return err
+	}
+	if int64(T(n)) != n {
+		return fmt.Errorf("%q is too large", s)
+	}
+	*f.v = T(n)
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ type serverOptions struct {
 	logLevel                                                             string
 	taskCap                                                              optionalInt
 	shutdownGrace, agentPickup                                           time.Duration
+	limits                                                               cuttle.Limits
 }
 
 func runServer(args []string, stdout, stderr io.Writer) error {
@@ -44,11 +46,15 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long running tasks may finish before resumable ones go back to the queue and the others fail")
 	fs.DurationVar(&o.agentPickup, "agent-pickup-timeout", comms.DefaultPickupTimeout, "how long a task waits for an agent to take a command before it gives up on that target")
+	limitFlags(fs, &o.limits)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if err := o.limits.Check(); err != nil {
+		return err
 	}
 	log, err := newLogger(stderr, o.logLevel)
 	if err != nil {
@@ -57,6 +63,30 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return serve(ctx, o, stdout, log)
+}
+
+// limitFlags defines the flags of the bounds on what clients, agents and
+// scripts can make a node hold (cuttle.Limits), each with its default.
+func limitFlags(fs *flag.FlagSet, l *cuttle.Limits) {
+	*l = cuttle.Limits{}.WithDefaults()
+	fs.IntVar(&l.ConnsPerAddress, "max-conns-per-address", l.ConnsPerAddress,
+		"most connections one remote address holds open on the API port; more are closed at once (behind a load balancer, every client has its address)")
+	fs.IntVar(&l.AgentConnsPerAddress, "agent-max-conns-per-address", l.AgentConnsPerAddress,
+		"most connections one remote address holds open on the polling port (a TCP balancer in front of polling agents shows them all from its address)")
+	fs.DurationVar(&l.BodyTimeout, "body-timeout", l.BodyTimeout,
+		"how long a request body may send nothing before the node gives up on it and closes the connection (the deadline moves while data arrives)")
+	fs.Var(sizeFlag[int]{&l.LogLineBytes}, "log-line-limit",
+		"longest line a task log keeps; the rest of a longer line is cut, and the cut marked")
+	fs.Var(sizeFlag[int64]{&l.CommandOutputBytes}, "command-output-limit",
+		"most output one command or script keeps; what comes after is counted and said, not kept")
+	fs.Int64Var(&l.CommandOutputLines, "command-output-lines", l.CommandOutputLines,
+		"most lines of output one command or script keeps; what comes after is counted and said, not kept")
+	fs.Var(sizeFlag[int64]{&l.ArtifactBytes}, "artifact-limit", "largest file an agent may upload as an artifact")
+	fs.IntVar(&l.ReportConcurrency, "report-concurrency", l.ReportConcurrency,
+		"agent reports one node decodes at once; one agent takes at most a quarter of them, the rest wait or are asked to retry")
+	fs.Var(sizeFlag[int]{&l.DetailsBytes}, "details-limit", "most log text one task details answer carries: the newest lines that fit")
+	fs.DurationVar(&l.CommandRetention, "command-retention", l.CommandRetention,
+		"how long agent commands and their stored output are kept after their task ended (the task's log keeps the output)")
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
@@ -73,7 +103,7 @@ func serve(ctx context.Context, o serverOptions, stdout io.Writer, log *slog.Log
 		DataDir: o.dataDir, DB: o.db, Listen: o.listen, PollingListen: o.pollingListen, NodeName: o.nodeName,
 		TaskCap: o.taskCap.ptr(), MasterKey: o.masterKey, AdminAPIKey: o.adminAPIKey,
 		Storage: o.storage, Packages: o.packages, Artifacts: o.artifacts, TaskLogs: o.taskLogs,
-		ShutdownGrace: o.shutdownGrace, AgentPickup: o.agentPickup, Logger: log, Stdout: stdout,
+		ShutdownGrace: o.shutdownGrace, AgentPickup: o.agentPickup, Limits: o.limits, Logger: log, Stdout: stdout,
 	})
 	if err != nil {
 		return err

@@ -54,8 +54,8 @@ type Column[T any] struct {
 }
 
 // DefaultMaxLength is the most characters a Text column's value may have
-// unless its Column says otherwise: Octopus's limit on names.
-const DefaultMaxLength = 200
+// unless its Column says otherwise (cuttle.MaxNameLength).
+const DefaultMaxLength = cuttle.MaxNameLength
 
 // Table is a declared collection, whatever its document type.
 type Table interface {

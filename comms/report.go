@@ -1,0 +1,228 @@
+package comms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/agentapi"
+	"github.com/cuttledeploy/cuttle/netguard"
+	"github.com/cuttledeploy/cuttle/store"
+)
+
+// What a report may cost a node (DESIGN.md invariant 13): each is decoded
+// under a gate that bounds the reports decoded at once, all agents together
+// and each agent apart; its body is bounded by agentapi.MaxReportBody; and
+// nothing of it is read before the command is known to be the agent's.
+
+// reportWait is how long a report waits for a place at the gate before it
+// is answered 429, which the agent retries.
+const reportWait = 5 * time.Second
+
+// gate bounds the work of one kind a node does at once: all clients
+// together, and each client (an agent, by its certificate) to a share.
+type gate struct {
+	all   chan struct{}
+	share int
+
+	mu   sync.Mutex
+	held map[string]int
+}
+
+// newGate returns a gate of n places, of which one client holds at most
+// share (at least 1).
+func newGate(n, share int) *gate {
+	return &gate{all: make(chan struct{}, n), share: max(share, 1), held: map[string]int{}}
+}
+
+// enter takes a place for client, waiting up to reportWait for one; leave
+// gives it back. KindBusy if the client holds its share already or no
+// place came free in time.
+func (g *gate) enter(ctx context.Context, client string) (leave func(), err error) {
+	g.mu.Lock()
+	if g.held[client] >= g.share {
+		g.mu.Unlock()
+		return nil, cuttle.Errorf(cuttle.KindBusy, "This agent has %d reports in progress on this node already; try again shortly.", g.share)
+	}
+	g.held[client]++
+	g.mu.Unlock()
+	release := func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.held[client]--; g.held[client] <= 0 {
+			delete(g.held, client)
+		}
+	}
+	wait := time.NewTimer(reportWait)
+	defer wait.Stop()
+	select {
+	case g.all <- struct{}{}:
+		return func() { <-g.all; release() }, nil
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	release()
+	return nil, cuttle.Errorf(cuttle.KindBusy, "The node is busy with other agents' reports; try again shortly.")
+}
+
+// owners remembers which machine each command belongs to, a fact that
+// never changes, so that a report's owner is checked without a read.
+type owners struct {
+	mu sync.Mutex
+	m  map[string]int64 // command UID to machine id
+}
+
+// maxOwners bounds the commands owners remembers; past it, it forgets all.
+const maxOwners = 100_000
+
+// machineOf returns the machine of the command uid: remembered, or read
+// with lookup. KindNotFound if there is no such command.
+func (o *owners) machineOf(uid string, lookup func() (cuttle.Command, error)) (int64, error) {
+	o.mu.Lock()
+	id, ok := o.m[uid]
+	o.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	c, err := lookup()
+	if err != nil {
+		return 0, err
+	}
+	o.mu.Lock()
+	if o.m == nil || len(o.m) >= maxOwners {
+		o.m = map[string]int64{}
+	}
+	o.m[uid] = c.MachineID
+	o.mu.Unlock()
+	return c.MachineID, nil
+}
+
+// ownMachine returns the machine of the command uid if it is one of the
+// machines with the peer's certificate. KindNotFound otherwise, so that an
+// agent learns nothing of other machines' commands; a command of another
+// machine is logged (rate-limited).
+func (c *Comms) ownMachine(r *http.Request, uid string) (int64, error) {
+	id, err := c.owners.machineOf(uid, func() (cuttle.Command, error) { return c.store.CommandByUID(r.Context(), uid) })
+	if cuttle.IsKind(err, cuttle.KindNotFound) {
+		return 0, noSuchCommand(uid)
+	}
+	if err != nil {
+		return 0, err
+	}
+	peer := peerThumbprint(r)
+	ms, err := c.machines.byThumbprint(r.Context(), peer)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range ms {
+		if m.ID == id {
+			return id, nil
+		}
+	}
+	c.limited.Warn("other-machine/"+peer, "refused an agent's request about a command of another machine", "command", uid, "thumbprint", peer)
+	return 0, noSuchCommand(uid)
+}
+
+func noSuchCommand(uid string) error {
+	return cuttle.Errorf(cuttle.KindNotFound, "This agent has no command %.80q.", uid)
+}
+
+// handleReport stores a command's report and acknowledges what is stored.
+// The command must be the agent's before the body is read; then the
+// report is decoded under the gate, within agentapi's bounds.
+func (c *Comms) handleReport(w http.ResponseWriter, r *http.Request) error {
+	leave, err := c.reports.enter(r.Context(), peerThumbprint(r))
+	if err != nil {
+		netguard.Refuse(w)
+		return err
+	}
+	defer leave()
+	uid := r.PathValue("uid")
+	machineID, err := c.ownMachine(r, uid)
+	if cuttle.IsKind(err, cuttle.KindNotFound) {
+		netguard.Refuse(w)
+	}
+	if err != nil {
+		return err
+	}
+	rep, err := decodeReport(http.MaxBytesReader(w, r.Body, agentapi.MaxReportBody))
+	if err != nil {
+		return err
+	}
+	report := cuttle.CommandReport{UID: uid, State: cuttle.CommandState(rep.State), ExitCode: rep.ExitCode,
+		Result: rep.Result, Error: rep.Error, Bound: c.outputBound}
+	for _, l := range rep.Lines {
+		report.Lines = append(report.Lines, cuttle.CommandLine{Seq: l.Seq, Time: l.Time, Stream: l.Stream, Text: l.Text})
+	}
+	stored, err := c.store.RecordReport(r.Context(), machineID, report)
+	if cuttle.IsKind(err, cuttle.KindConflict) {
+		// A gap: answer with what is stored, for the agent to resend from.
+		if cur, rerr := c.store.CommandByUID(r.Context(), uid); rerr == nil {
+			writeJSON(w, http.StatusConflict, ack(cur))
+			return nil
+		}
+	}
+	if cuttle.IsKind(err, cuttle.KindInvalid) {
+		c.limited.Warn("report-refused/"+peerThumbprint(r), "refused an agent's report", "command", uid, "thumbprint", peerThumbprint(r), "err", err)
+	}
+	if err != nil {
+		return err
+	}
+	if err := c.store.Notify(r.Context(), store.ChannelCommands, strconv.FormatInt(stored.ID, 10)); err != nil {
+		c.log.Debug("notifying a command's report failed; its follower reads it within a second", "err", err)
+	}
+	writeJSON(w, http.StatusOK, ack(stored))
+	return nil
+}
+
+// decodeReport reads one report from body, which the caller bounds to
+// agentapi.MaxReportBody, and checks it against agentapi's bounds. A NUL,
+// which scripts may print (find -print0), becomes U+FFFD: PostgreSQL
+// stores no NUL in text nor \u0000 in JSON. KindTooLarge for a body over
+// its bound; KindInvalid for anything else out of bounds or not a report.
+func decodeReport(body io.Reader) (agentapi.Report, error) {
+	var rep agentapi.Report
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(&rep); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return agentapi.Report{}, cuttle.Errorf(cuttle.KindTooLarge, "A report's body must be at most %d bytes.", agentapi.MaxReportBody)
+		}
+		return agentapi.Report{}, &cuttle.Error{Kind: cuttle.KindInvalid, Message: "The request body is not a report.", Err: err}
+	}
+	if len(rep.Lines) > agentapi.MaxReportLines {
+		return agentapi.Report{}, cuttle.Errorf(cuttle.KindInvalid, "A report carries at most %d lines; this one has %d.", agentapi.MaxReportLines, len(rep.Lines))
+	}
+	if len(rep.Error) > agentapi.MaxErrorBytes {
+		return agentapi.Report{}, cuttle.Errorf(cuttle.KindInvalid, "A report's Error is at most %d bytes.", agentapi.MaxErrorBytes)
+	}
+	for i, l := range rep.Lines {
+		if len(l.Text) > agentapi.MaxLineBytes {
+			return agentapi.Report{}, cuttle.Errorf(cuttle.KindInvalid, "A report's line %d has %d bytes; a line is at most %d.", l.Seq, len(l.Text), agentapi.MaxLineBytes)
+		}
+		rep.Lines[i].Text = noNUL.Replace(l.Text)
+	}
+	rep.Error = noNUL.Replace(rep.Error)
+	if len(rep.Result) == 0 {
+		rep.Result = nil
+	} else {
+		rep.Result = json.RawMessage(noNULJSON.Replace(string(rep.Result)))
+	}
+	return rep, nil
+}
+
+var (
+	noNUL     = strings.NewReplacer("\x00", "\uFFFD")
+	noNULJSON = strings.NewReplacer(`\u0000`, `\ufffd`)
+)
+
+func ack(c cuttle.Command) agentapi.ReportAck {
+	return agentapi.ReportAck{StoredSeq: c.OutputSeq, State: string(c.State), Cancel: c.CancelRequested}
+}
