@@ -208,7 +208,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("cuttle server ready", "data", cfg.DataDir, "storage", storageRoot, "thumbprint", identity.Thumbprint)
+	log.Info("cuttle server ready", "data", cfg.DataDir, "storage", storageRoot, "cluster_thumbprint", identity.Thumbprint)
 	return n, nil
 }
 

@@ -77,7 +77,7 @@ func TestTLSServesTheAPI(t *testing.T) {
 	if !strings.HasPrefix(n.URL(), "https://") {
 		t.Fatalf("URL %s; want https", n.URL())
 	}
-	if !strings.Contains(log.String(), "thumbprint="+n.Thumbprint()) || !strings.Contains(log.String(), "api="+n.URL()) {
+	if !strings.Contains(log.String(), "cluster_thumbprint="+n.Thumbprint()) || !strings.Contains(log.String(), "api="+n.URL()) {
 		t.Errorf("the start log lacks the cluster's thumbprint or the API's URL:\n%s", log.String())
 	}
 

@@ -67,8 +67,12 @@ func TestClientCommands(t *testing.T) {
 	if code, _, errOut = cli(t, env, "node", "remove", "beta"); code == 0 || !strings.Contains(errOut, "409") {
 		t.Fatalf("node remove of an online node: %d %s; want refused with 409", code, errOut)
 	}
+	cert, err := a.Client.ClusterCertificate(testcluster.Context(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
 	code, out, errOut = cli(t, env, "cluster", "set", "--heartbeat", "200ms", "--stale-timeout", "1s")
-	if code != 0 || !regexp.MustCompile(`Stale timeout +1s\n`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`Stale timeout +1s\n`).MatchString(out) || !regexp.MustCompile(`Certificate thumbprint +`+cert.Thumbprint+`\n`).MatchString(out) {
 		t.Fatalf("cluster set: %d\n%s%s", code, out, errOut)
 	}
 	b.Kill()
@@ -81,7 +85,7 @@ func TestClientCommands(t *testing.T) {
 	})
 	code, out, errOut = cli(t, env, "cluster", "show", "--output", "json")
 	var cl client.Cluster
-	if code != 0 || json.Unmarshal([]byte(out), &cl) != nil || cl.NodeCount != 1 || cl.Servers[0].Name != "alpha" {
+	if code != 0 || json.Unmarshal([]byte(out), &cl) != nil || cl.NodeCount != 1 || cl.Servers[0].Name != "alpha" || cl.CertificateThumbprint != cert.Thumbprint {
 		t.Fatalf("cluster show after removing beta: %d\n%s%s", code, out, errOut)
 	}
 	if code, _, errOut = cli(t, map[string]string{"CUTTLE_API_KEY": "API-WRONGWRONGWRONGWRONGWRONG"}, "node", "list"); code != 1 || !strings.Contains(errOut, "401") {
