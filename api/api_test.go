@@ -328,7 +328,7 @@ func TestClusterResource(t *testing.T) {
 		t.Fatalf("PUT /api/cluster: %d %s", status, body)
 	}
 	var cl struct {
-		InstallationId                                                       string
+		InstallationId, CertificateThumbprint                                string
 		HeartbeatFrequencySeconds, StaleTimeoutSeconds, LeaseDurationSeconds float64
 		LeaderNodeId                                                         string
 		Servers                                                              []struct {
@@ -341,7 +341,8 @@ func TestClusterResource(t *testing.T) {
 	if err := json.Unmarshal(body, &cl); err != nil {
 		t.Fatal(err)
 	}
-	if cl.HeartbeatFrequencySeconds != 0.5 || cl.StaleTimeoutSeconds != 4 || cl.LeaseDurationSeconds != 1.5 || cl.LeaderNodeId != "OctopusServerNodes-1" {
+	if cl.HeartbeatFrequencySeconds != 0.5 || cl.StaleTimeoutSeconds != 4 || cl.LeaseDurationSeconds != 1.5 || cl.LeaderNodeId != "OctopusServerNodes-1" ||
+		cl.CertificateThumbprint != e.thumbprint {
 		t.Errorf("settings: %s", body)
 	}
 	byName := map[string]int{}

@@ -11,8 +11,12 @@ import (
 
 // clusterResource is the cluster's settings and its servers table.
 type clusterResource struct {
-	Id                        string
-	InstallationId            string
+	Id             string
+	InstallationId string
+	// CertificateThumbprint is the thumbprint of the cluster certificate
+	// every node presents to agents (certificate-global), which agents
+	// pin; read-only.
+	CertificateThumbprint     string
 	HeartbeatFrequencySeconds float64
 	StaleTimeoutSeconds       float64
 	LeaseDurationSeconds      float64 // read-only: three heartbeats
@@ -36,6 +40,7 @@ type clusterResource struct {
 type clusterUpdateBody struct {
 	Id                                 *string
 	InstallationId                     *string
+	CertificateThumbprint              *string
 	HeartbeatFrequencySeconds          *float64
 	StaleTimeoutSeconds                *float64
 	LeaseDurationSeconds               *float64
@@ -105,6 +110,7 @@ func (s *Server) clusterResource(r *http.Request) (clusterResource, error) {
 	res := clusterResource{
 		Id:                                 "Cluster",
 		InstallationId:                     s.cluster.InstallationID,
+		CertificateThumbprint:              s.thumbprint,
 		HeartbeatFrequencySeconds:          settings.HeartbeatFrequency.Seconds(),
 		StaleTimeoutSeconds:                settings.StaleTimeout.Seconds(),
 		LeaseDurationSeconds:               settings.LeaseDuration().Seconds(),

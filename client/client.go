@@ -5,11 +5,14 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,11 +20,13 @@ import (
 
 // Client calls one cuttle API. The zero value is not usable: set BaseURL.
 type Client struct {
-	// BaseURL is the node's or load balancer's URL, such as http://localhost:8080.
+	// BaseURL is the node's or load balancer's URL, such as
+	// https://cuttle.example.com or http://localhost:8080.
 	BaseURL string
 	// APIKey is sent in the X-Octopus-ApiKey header.
 	APIKey string
-	// HTTP is the client used; default: one with a 30 s timeout.
+	// HTTP is the client used; default: one with a 30 s timeout that
+	// trusts the system's certificate authorities (see TrustingCAs).
 	HTTP *http.Client
 }
 
@@ -40,16 +45,22 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s [HTTP %d]", msg, e.Status)
 }
 
-// errorOf decodes an error answer.
+// errorOf decodes an error answer: the API's JSON, or one short line of
+// text (such as Go's answer to plain HTTP sent to an HTTPS port), or else
+// the status's text.
 func errorOf(status int, body []byte) *Error {
 	e := &Error{Status: status}
 	var doc struct {
 		ErrorMessage string
 		Errors       []string
 	}
-	if json.Unmarshal(body, &doc) == nil && doc.ErrorMessage != "" {
+	text := strings.TrimSpace(string(body))
+	switch {
+	case json.Unmarshal(body, &doc) == nil && doc.ErrorMessage != "":
 		e.Message, e.Errors = doc.ErrorMessage, doc.Errors
-	} else {
+	case text != "" && len(text) <= 200 && !strings.ContainsAny(text, "\n<{"):
+		e.Message = text
+	default:
 		e.Message = http.StatusText(status)
 	}
 	return e
@@ -61,6 +72,33 @@ func decodeError(resp *http.Response) error {
 }
 
 var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
+
+// TrustingCAs returns an HTTP client like the default one (30 s timeout)
+// that accepts an https server only if its certificate chains to one of
+// the certificate authorities in the PEM file caFile, instead of the
+// system's: for an API whose certificate a private authority signed. It
+// fails when the file cannot be read or holds no PEM certificate.
+func TrustingCAs(caFile string) (*http.Client, error) {
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the certificate authorities to trust: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate of an authority to trust", caFile)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{RootCAs: pool}
+	return &http.Client{Timeout: defaultHTTP.Timeout, Transport: transport}, nil
+}
+
+// httpClient is c.HTTP, or the default.
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return defaultHTTP
+}
 
 // Do sends a request with in (if not nil) as its JSON body and decodes a JSON
 // answer into out (if not nil). An answer of 400 or above is an *Error.
@@ -84,11 +122,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	if c.APIKey != "" {
 		req.Header.Set("X-Octopus-ApiKey", c.APIKey)
 	}
-	h := c.HTTP
-	if h == nil {
-		h = defaultHTTP
-	}
-	resp, err := h.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return err
 	}
@@ -158,8 +192,10 @@ func (c *Client) UpdateNode(ctx context.Context, id string, taskCap *int, drain 
 
 // Cluster is the cluster resource.
 type Cluster struct {
-	Id                                 string
-	InstallationId                     string
+	Id             string
+	InstallationId string
+	// CertificateThumbprint is the cluster certificate's, which agents pin.
+	CertificateThumbprint              string
 	HeartbeatFrequencySeconds          float64
 	StaleTimeoutSeconds                float64
 	LeaseDurationSeconds               float64
@@ -287,9 +323,11 @@ func (c *Client) TaskLog(ctx context.Context, id string, follow bool, w io.Write
 		return err
 	}
 	req.Header.Set("X-Octopus-ApiKey", c.APIKey)
-	h := c.HTTP
-	if h == nil || follow {
-		h = &http.Client{} // a followed log has no deadline but ctx
+	h := c.httpClient()
+	if follow {
+		unbounded := *h
+		unbounded.Timeout = 0 // a followed log has no deadline but ctx
+		h = &unbounded
 	}
 	resp, err := h.Do(req)
 	if err != nil {

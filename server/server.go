@@ -12,6 +12,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -39,19 +40,27 @@ import (
 	"github.com/cuttledeploy/cuttle/store/sqlite"
 	"github.com/cuttledeploy/cuttle/tasklog"
 	"github.com/cuttledeploy/cuttle/tasks"
+	"github.com/cuttledeploy/cuttle/tlsfiles"
 )
 
 // Config configures a Node. The zero value of every field but NodeName
-// works: an embedded database in ./cuttle-data, HTTP on :8080, polling
-// agents on :10943.
+// works: an embedded database in ./cuttle-data, plain HTTP on :8080,
+// polling agents on :10943.
 type Config struct {
 	DataDir string // default "./cuttle-data"; made private to its owner (0700)
 	// DB is the PostgreSQL URL of the cluster to join; empty: embedded
 	// SQLite in DataDir.
 	DB            string
-	Listen        string // HTTP address of the API; default ":8080"
+	Listen        string // address of the API; default ":8080"
 	PollingListen string // address polling agents connect to; default ":10943"
 	NodeName      string // unique in the cluster; required
+	// TLSCert and TLSKey are PEM files: the API's certificate (then its
+	// intermediates) and its private key. Given both, the API serves HTTPS
+	// only (TLS 1.2 at least), and a renewed pair written over the files
+	// is served within about a second, without a restart (package
+	// tlsfiles). Given neither, it serves plain HTTP. New fails when only
+	// one is given, a file cannot be read, or the two are not a pair.
+	TLSCert, TLSKey string
 	// TaskCap, when not nil, sets the node's task cap; otherwise a known
 	// node keeps its cap and a new one gets cuttle.DefaultTaskCap.
 	TaskCap *int
@@ -134,6 +143,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	apiTLS, err := loadTLS(cfg.TLSCert, cfg.TLSKey, log)
+	if err != nil {
+		return nil, err
+	}
 	if err := privateDir(cfg.DataDir, log); err != nil {
 		return nil, err
 	}
@@ -207,11 +220,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		ClusterThumbprint: identity.Thumbprint, MasterKey: key, Limits: cfg.Limits})
 	n.http = &http.Server{
 		Handler:           netguard.BodyTimeout(apiHandler, cfg.Limits.BodyTimeout),
+		TLSConfig:         apiTLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("cuttle server ready", "data", cfg.DataDir, "storage", storageRoot, "thumbprint", identity.Thumbprint)
+	log.Info("cuttle server ready", "data", cfg.DataDir, "storage", storageRoot, "cluster_thumbprint", identity.Thumbprint)
 	return n, nil
 }
 
@@ -245,11 +259,17 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}()
 	go func() {
-		if err := n.http.Serve(n.ln); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if n.http.TLSConfig != nil {
+			err = n.http.ServeTLS(n.ln, "", "") // the certificate comes from TLSConfig
+		} else {
+			err = n.http.Serve(n.ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			n.failed <- err
 		}
 	}()
-	n.log.Info("cuttle server started", "listen", n.Addr(), "polling", n.PollingAddr(), "version", cuttle.Version)
+	n.log.Info("cuttle server started", "api", n.URL(), "polling", n.PollingAddr(), "version", cuttle.Version)
 	return nil
 }
 
@@ -260,6 +280,15 @@ func (n *Node) Failed() <-chan error { return n.failed }
 // Addr is the address the API listens on; PollingAddr polling agents'.
 func (n *Node) Addr() string        { return n.ln.Addr().String() }
 func (n *Node) PollingAddr() string { return n.pln.Addr().String() }
+
+// URL is the API's base URL at Addr: https:// when it serves TLS, http://
+// otherwise.
+func (n *Node) URL() string {
+	if n.http.TLSConfig != nil {
+		return "https://" + n.Addr()
+	}
+	return "http://" + n.Addr()
+}
 
 // Store is the node's database.
 func (n *Node) Store() store.Store { return n.store }
@@ -299,6 +328,23 @@ func (n *Node) Stop(ctx context.Context) {
 	}
 	n.close()
 	n.log.Info("stopped")
+}
+
+// loadTLS returns the TLS configuration of the API for --tls-cert and
+// --tls-key, or nil for plain HTTP when both are empty. It fails when only
+// one is given or the pair does not load.
+func loadTLS(certFile, keyFile string, log *slog.Logger) (*tls.Config, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case certFile == "" || keyFile == "":
+		return nil, errors.New("--tls-cert and --tls-key go together: give both to serve the API over HTTPS, or neither for plain HTTP")
+	}
+	pair, err := tlsfiles.Load(certFile, keyFile, log)
+	if err != nil {
+		return nil, fmt.Errorf("serving the API over HTTPS: %w", err)
+	}
+	return pair.ServerConfig(), nil
 }
 
 // privateDir creates the data folder, which holds the master key and the

@@ -113,9 +113,25 @@ func agentConfigure(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// clusterThumbprint reads the thumbprint of the certificate the cluster's
-// nodes present to agents.
-func clusterThumbprint(c *clientCommand) (string, error) {
+// serverThumbprintFlag adds --server-thumbprint to fs (environment
+// variable CUTTLE_SERVER_THUMBPRINT; default none).
+func serverThumbprintFlag(fs *flag.FlagSet) *string {
+	return fs.String("server-thumbprint", "", "thumbprint of the cluster's certificate, as `cuttle cluster show` or a node's start log gives it: "+
+		"the command refuses a cluster that answers another one (default: trust the API's answer, with a warning)")
+}
+
+// clusterThumbprint returns the thumbprint of the certificate the cluster's
+// nodes present to agents, as the API answers it. Given want (from
+// --server-thumbprint, learnt out of band), it fails unless the answer is
+// that thumbprint, before anything is changed; without it, it warns on
+// stderr that the answer was taken unverified.
+func clusterThumbprint(c *clientCommand, want string) (string, error) {
+	if want != "" {
+		var err error
+		if want, err = certs.ParseThumbprint(want); err != nil {
+			return "", usageErr("--server-thumbprint: %v", err)
+		}
+	}
 	ctx, cancel := commandContext()
 	defer cancel()
 	cert, err := c.client().ClusterCertificate(ctx)
@@ -125,6 +141,19 @@ func clusterThumbprint(c *clientCommand) (string, error) {
 	thumbprint, err := certs.ParseThumbprint(cert.Thumbprint)
 	if err != nil {
 		return "", fmt.Errorf("the cluster's certificate: %w", err)
+	}
+	switch {
+	case want == "":
+		how := "over HTTPS, so only as far as the API's certificate is trusted"
+		if !strings.HasPrefix(strings.ToLower(c.server), "https://") {
+			how = "over plain HTTP, where anyone on the way could have replaced it"
+		}
+		fmt.Fprintf(c.stderr, "warning: trusting the cluster certificate thumbprint %s as the API at %s answered it, unverified (%s); "+
+			"give --server-thumbprint (from `cuttle cluster show` or cluster_thumbprint= in a node's start log) to check it\n", thumbprint, c.server, how)
+	case thumbprint != want:
+		return "", fmt.Errorf("the API at %s answers the cluster certificate thumbprint %s, but --server-thumbprint is %s: nothing was changed. "+
+			"Check the thumbprint (`cuttle cluster show` over a connection you trust, or cluster_thumbprint= in a node's start log) and --server; "+
+			"if both are right, something between this machine and the API is answering in the cluster's place", c.server, thumbprint, want)
 	}
 	return thumbprint, nil
 }
@@ -143,8 +172,9 @@ func pollAddress(address, server string) (string, error) {
 }
 
 func agentRegister(args []string, stdout, stderr io.Writer) error {
-	c := newClientCommand("agent register", "cuttle agent register --server URL --api-key KEY --environment NAME... --role NAME... [--name NAME] [--address HOST:PORT] [--public-host H] [--home DIR]", stdout, stderr)
+	c := newClientCommand("agent register", "cuttle agent register --server URL --api-key KEY --server-thumbprint T --environment NAME... --role NAME... [--name NAME] [--address HOST:PORT] [--public-host H] [--home DIR]", stdout, stderr)
 	home := homeFlag(c.fs)
+	pin := serverThumbprintFlag(c.fs)
 	var environments, roles stringList
 	c.fs.Var(&environments, "environment", "an environment of the machine (repeat the flag for more)")
 	c.fs.Var(&roles, "role", "a role of the machine, such as web-server (repeat the flag for more)")
@@ -162,7 +192,7 @@ func agentRegister(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	thumbprint, err := clusterThumbprint(c)
+	thumbprint, err := clusterThumbprint(c, *pin)
 	if err != nil {
 		return err
 	}
@@ -251,8 +281,9 @@ func environmentIDs(ctx context.Context, cl *client.Client, names []string) ([]s
 }
 
 func agentPollServer(args []string, stdout, stderr io.Writer) error {
-	c := newClientCommand("agent poll-server", "cuttle agent poll-server --server URL --api-key KEY --address HOST:PORT [--home DIR]", stdout, stderr)
+	c := newClientCommand("agent poll-server", "cuttle agent poll-server --server URL --api-key KEY --server-thumbprint T --address HOST:PORT [--home DIR]", stdout, stderr)
 	home := homeFlag(c.fs)
+	pin := serverThumbprintFlag(c.fs)
 	address := c.fs.String("address", "", "the HOST:PORT to poll: a node, or a TCP load balancer in front of nodes")
 	if _, err := c.parse(args, 0); err != nil {
 		return err
@@ -268,7 +299,7 @@ func agentPollServer(args []string, stdout, stderr io.Writer) error {
 	if cfg.Mode != agent.Polling {
 		return fmt.Errorf("the agent at %s is a listening agent (nodes connect to it at %s), so it polls no server; run `cuttle agent configure --polling` first", cfg.Home, cfg.ListenAddress)
 	}
-	thumbprint, err := clusterThumbprint(c)
+	thumbprint, err := clusterThumbprint(c, *pin)
 	if err != nil {
 		return err
 	}

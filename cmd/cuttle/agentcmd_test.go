@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,7 +27,9 @@ type fakeAPI struct {
 	machines []client.NewMachine
 }
 
-func newFakeAPI(t *testing.T) *fakeAPI {
+// newFakeAPI serves the routes over plain HTTP, or over HTTPS with
+// httptest's own certificate when secure.
+func newFakeAPI(t *testing.T, secure bool) *fakeAPI {
 	f := &fakeAPI{key: "API-TESTKEY1234567890", thumbprint: strings.Repeat("AB", 32)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/certificates/certificate-global", func(w http.ResponseWriter, r *http.Request) {
@@ -54,7 +57,12 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		f.answer(w, r, http.StatusCreated, client.Machine{Id: "Machines-" + string(rune('0'+len(f.machines))), Name: m.Name, Roles: m.Roles,
 			EnvironmentIds: m.EnvironmentIds, Endpoint: m.Endpoint, Thumbprint: m.Endpoint.Thumbprint, Uri: m.Endpoint.Uri, HealthStatus: "Unknown", SpaceId: "Spaces-1"})
 	})
-	f.srv = httptest.NewServer(mux)
+	f.srv = httptest.NewUnstartedServer(mux)
+	if secure {
+		f.srv.StartTLS()
+	} else {
+		f.srv.Start()
+	}
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -66,6 +74,12 @@ func (f *fakeAPI) answer(w http.ResponseWriter, r *http.Request, status int, v a
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+func (f *fakeAPI) machineCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.machines)
 }
 
 func (f *fakeAPI) lastMachine() client.NewMachine {
@@ -108,7 +122,7 @@ func TestAgentConfigureKeepsItsIdentity(t *testing.T) {
 }
 
 func TestAgentRegisterAndPollServer(t *testing.T) {
-	api := newFakeAPI(t)
+	api := newFakeAPI(t, false)
 	home := t.TempDir()
 	if code, out, errOut := cli(t, nil, "agent", "configure", "--home", home, "--polling", "--name", "web-1"); code != 0 {
 		t.Fatalf("configure: %d\n%s%s", code, out, errOut)
@@ -160,7 +174,7 @@ func TestAgentRegisterAndPollServer(t *testing.T) {
 }
 
 func TestListeningAgentRegisters(t *testing.T) {
-	api := newFakeAPI(t)
+	api := newFakeAPI(t, false)
 	home := t.TempDir()
 	if code, out, errOut := cli(t, nil, "agent", "configure", "--home", home, "--listen", ":10999", "--name", "db-1"); code != 0 {
 		t.Fatalf("configure: %d\n%s%s", code, out, errOut)
@@ -205,4 +219,113 @@ func checkTrusted(t *testing.T, home string, want []agent.TrustedServer) {
 	if b, err := os.ReadFile(filepath.Join(home, agent.ConfigFile)); err != nil || !strings.Contains(string(b), "TrustedServers") {
 		t.Errorf("agent.json: %s %v", b, err)
 	}
+}
+
+// unchanged fails the test if the agent's configuration is not as before.
+func unchanged(t *testing.T, home string, before []byte, what string) {
+	t.Helper()
+	if after, err := os.ReadFile(filepath.Join(home, agent.ConfigFile)); err != nil || string(after) != string(before) {
+		t.Errorf("%s changed agent.json:\n%s\nwas\n%s", what, after, before)
+	}
+}
+
+// TestAgentRegisterChecksServerThumbprint: register and poll-server given
+// --server-thumbprint refuse a cluster that answers another thumbprint,
+// naming both, and change nothing: no machine registered, agent.json as it
+// was. Given the right one (in any case, with colons) they trust it without
+// a warning; without it, they warn that the thumbprint came unverified over
+// plain HTTP.
+func TestAgentRegisterChecksServerThumbprint(t *testing.T) {
+	api := newFakeAPI(t, false)
+	home := t.TempDir()
+	if code, out, errOut := cli(t, nil, "agent", "configure", "--home", home, "--polling", "--name", "web-1"); code != 0 {
+		t.Fatalf("configure: %d\n%s%s", code, out, errOut)
+	}
+	before, err := os.ReadFile(filepath.Join(home, agent.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CUTTLE_SERVER": api.srv.URL, "CUTTLE_API_KEY": api.key}
+	register := []string{"agent", "register", "--home", home, "--environment", "Production", "--role", "web"}
+	wrong := strings.Repeat("CD", 32)
+
+	code, _, errOut := cli(t, env, append(register, "--server-thumbprint", wrong)...)
+	if code != 1 || !strings.Contains(errOut, wrong) || !strings.Contains(errOut, api.thumbprint) || !strings.Contains(errOut, "nothing was changed") {
+		t.Errorf("register with a wrong --server-thumbprint: %d %s; want refused naming both thumbprints", code, errOut)
+	}
+	if code, _, errOut = cli(t, env, append(register, "--server-thumbprint", "ABC")...); code != 2 || !strings.Contains(errOut, "--server-thumbprint") {
+		t.Errorf("register with a malformed --server-thumbprint: %d %s; want a usage error", code, errOut)
+	}
+	if n := api.machineCount(); n != 0 {
+		t.Fatalf("a refused register registered %d machine(s)", n)
+	}
+	unchanged(t, home, before, "a refused register")
+
+	colons := strings.ToLower(api.thumbprint[:2] + ":" + api.thumbprint[2:4] + ":" + api.thumbprint[4:])
+	code, out, errOut := cli(t, env, append(register, "--server-thumbprint", colons)...)
+	if code != 0 || !strings.Contains(out, api.thumbprint) || strings.Contains(errOut, "warning") || api.machineCount() != 1 {
+		t.Fatalf("register with the right --server-thumbprint %s: %d\n%s%s", colons, code, out, errOut)
+	}
+	registered, err := os.ReadFile(filepath.Join(home, agent.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	code, _, errOut = cli(t, nil, "agent", "poll-server", "--home", home, "--address", "node-b:10943", "--server-thumbprint", wrong)
+	if code != 1 || !strings.Contains(errOut, wrong) || !strings.Contains(errOut, api.thumbprint) {
+		t.Errorf("poll-server with a wrong --server-thumbprint: %d %s; want refused naming both thumbprints", code, errOut)
+	}
+	unchanged(t, home, registered, "a refused poll-server")
+	code, out, errOut = cli(t, nil, "agent", "poll-server", "--home", home, "--address", "node-b:10943")
+	if code != 0 || !strings.Contains(out, "now polls https://node-b:10943") ||
+		!strings.Contains(errOut, "warning") || !strings.Contains(errOut, api.thumbprint) || !strings.Contains(errOut, "plain HTTP") {
+		t.Fatalf("poll-server without --server-thumbprint: %d\n%s%s; want it done with a warning", code, out, errOut)
+	}
+	code, out, errOut = cli(t, map[string]string{"CUTTLE_SERVER_THUMBPRINT": api.thumbprint}, "agent", "poll-server", "--home", home, "--address", "node-c:10943")
+	if code != 0 || !strings.Contains(out, "now polls https://node-c:10943") || strings.Contains(errOut, "warning") {
+		t.Fatalf("poll-server with the right $CUTTLE_SERVER_THUMBPRINT: %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestAgentRegisterOverTLS: client commands reach an https API whose
+// certificate a private authority signed when --ca-cert (or
+// $CUTTLE_CA_CERT) names it, and refuse it otherwise, changing nothing.
+func TestAgentRegisterOverTLS(t *testing.T) {
+	api := newFakeAPI(t, true)
+	home, dir := t.TempDir(), t.TempDir()
+	if code, out, errOut := cli(t, nil, "agent", "configure", "--home", home, "--listen", ":10999", "--name", "db-1"); code != 0 {
+		t.Fatalf("configure: %d\n%s%s", code, out, errOut)
+	}
+	before, err := os.ReadFile(filepath.Join(home, agent.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.srv.Certificate().Raw}), 0o644)
+	notPEM := filepath.Join(dir, "ca.txt")
+	os.WriteFile(notPEM, []byte("not a certificate\n"), 0o644)
+	env := map[string]string{"CUTTLE_SERVER": api.srv.URL, "CUTTLE_API_KEY": api.key}
+	register := []string{"agent", "register", "--home", home, "--environment", "Staging", "--role", "db", "--public-host", "db-1.example"}
+
+	if code, _, errOut := cli(t, env, register...); code != 1 || !strings.Contains(errOut, "unknown authority") || !strings.Contains(errOut, "--ca-cert") {
+		t.Errorf("register without --ca-cert: %d %s; want refused for the unknown authority, with a hint", code, errOut)
+	}
+	plain := map[string]string{"CUTTLE_SERVER": strings.Replace(api.srv.URL, "https://", "http://", 1)}
+	if code, _, errOut := cli(t, plain, register...); code != 1 || !strings.Contains(errOut, "HTTP request to an HTTPS server") {
+		t.Errorf("register over plain HTTP to the HTTPS port: %d %s; want refused, saying why", code, errOut)
+	}
+	if code, _, errOut := cli(t, env, append(register, "--ca-cert", notPEM)...); code != 1 || !strings.Contains(errOut, notPEM) {
+		t.Errorf("register with a --ca-cert that holds no certificate: %d %s; want refused naming the file", code, errOut)
+	}
+	if n := api.machineCount(); n != 0 {
+		t.Fatalf("a refused register registered %d machine(s)", n)
+	}
+	unchanged(t, home, before, "a refused register")
+
+	env["CUTTLE_SERVER"], env["CUTTLE_CA_CERT"] = api.srv.URL, ca
+	code, out, errOut := cli(t, env, append(register, "--server-thumbprint", api.thumbprint)...)
+	if code != 0 || !strings.Contains(out, "Machines-1") || strings.Contains(errOut, "warning") {
+		t.Fatalf("register over HTTPS with $CUTTLE_CA_CERT: %d\n%s%s", code, out, errOut)
+	}
+	checkTrusted(t, home, []agent.TrustedServer{{Thumbprint: api.thumbprint, CommunicationStyle: cuttle.Listening}})
 }

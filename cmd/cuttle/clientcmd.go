@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -26,17 +27,20 @@ func usageErr(format string, args ...any) error {
 
 // clientCommand holds what every client command takes.
 type clientCommand struct {
-	fs     *flag.FlagSet
-	server string
-	apiKey string
-	output string
-	stdout io.Writer
+	fs             *flag.FlagSet
+	server         string
+	apiKey         string
+	caCert         string
+	output         string
+	stdout, stderr io.Writer
+	http           *http.Client // trusting --ca-cert; nil: the client's default
 }
 
 func newClientCommand(name, synopsis string, stdout, stderr io.Writer) *clientCommand {
-	c := &clientCommand{fs: newFlagSet(name, synopsis, stderr), stdout: stdout}
-	c.fs.StringVar(&c.server, "server", "http://localhost:8080", "URL of any node or of the load balancer")
+	c := &clientCommand{fs: newFlagSet(name, synopsis, stderr), stdout: stdout, stderr: stderr}
+	c.fs.StringVar(&c.server, "server", "http://localhost:8080", "URL of any node or of the load balancer (https://... in production)")
 	c.fs.StringVar(&c.apiKey, "api-key", "", "API key (API-...)")
+	c.fs.StringVar(&c.caCert, "ca-cert", "", "PEM file of the certificate authorities to trust for an https --server, instead of the system's (for a certificate a private authority signed)")
 	c.fs.StringVar(&c.output, "output", "table", "table (for people) or json (for scripts)")
 	return c
 }
@@ -62,11 +66,17 @@ func (c *clientCommand) parse(args []string, want int) ([]string, error) {
 	if c.output != "table" && c.output != "json" {
 		return nil, usageErr("--output must be table or json")
 	}
+	if c.caCert != "" {
+		var err error
+		if c.http, err = client.TrustingCAs(c.caCert); err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
+	}
 	return positional, nil
 }
 
 func (c *clientCommand) client() *client.Client {
-	return &client.Client{BaseURL: c.server, APIKey: c.apiKey}
+	return &client.Client{BaseURL: c.server, APIKey: c.apiKey, HTTP: c.http}
 }
 
 // print writes v as JSON, or calls table with a tab writer.
@@ -286,6 +296,7 @@ func clusterTable(w io.Writer, cl client.Cluster) {
 		leader = "none"
 	}
 	fmt.Fprintf(w, "Installation\t%s\n", cl.InstallationId)
+	fmt.Fprintf(w, "Certificate thumbprint\t%s\n", cl.CertificateThumbprint)
 	fmt.Fprintf(w, "Heartbeat\t%v\n", secondsDuration(cl.HeartbeatFrequencySeconds))
 	fmt.Fprintf(w, "Stale timeout\t%v\n", secondsDuration(cl.StaleTimeoutSeconds))
 	fmt.Fprintf(w, "Leader lease\t%v\n", secondsDuration(cl.LeaseDurationSeconds))

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,7 +22,7 @@ Usage:
   cuttle node undrain NAME           let a drained node claim tasks again
   cuttle node set-cap NAME N         set a node's task cap (0: API and UI only)
   cuttle node remove NAME            remove an offline node
-  cuttle cluster show                show the cluster's settings and servers
+  cuttle cluster show                show the cluster's settings, certificate thumbprint and servers
   cuttle cluster set [--heartbeat D] [--stale-timeout D] [--retention-interval D] ...
   cuttle task list [--state S] [--node NAME]
   cuttle task show ID                show one task
@@ -31,9 +32,9 @@ Usage:
                                      run a Bash script on a node, or on agents (--wait: print its log, fail unless it succeeds)
   cuttle agent configure [--listen ADDR | --polling] [--name NAME]
                                      create or change an agent's home (certificate, subscription id, agent.json)
-  cuttle agent register --server URL --api-key KEY --environment NAME --role NAME
+  cuttle agent register --server URL --api-key KEY --server-thumbprint T --environment NAME --role NAME
                                      register this agent as a machine and trust the cluster's certificate
-  cuttle agent poll-server --server URL --api-key KEY --address HOST:PORT
+  cuttle agent poll-server --server URL --api-key KEY --server-thumbprint T --address HOST:PORT
                                      have a polling agent poll one more address
   cuttle agent run                   run the agent until SIGTERM or SIGINT
   cuttle agent show-thumbprint       print the agent's certificate's thumbprint
@@ -49,9 +50,11 @@ Usage:
                                      a user's API keys (--user: default me); create prints the key, once
   cuttle version
 
-Client commands take --server (default http://localhost:8080), --api-key and
---output table|json, or CUTTLE_SERVER, CUTTLE_API_KEY and CUTTLE_OUTPUT. They
-name projects, groups, lifecycles, users and teams by name (ignoring case) or id.
+Client commands take --server (default http://localhost:8080), --api-key,
+--ca-cert (authorities to trust for an https server, instead of the system's)
+and --output table|json, or CUTTLE_SERVER, CUTTLE_API_KEY, CUTTLE_CA_CERT and
+CUTTLE_OUTPUT. They name projects, groups, lifecycles, users and teams by name
+(ignoring case) or id.
 Run a subcommand with --help for its flags.
 `
 
@@ -108,6 +111,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	default:
 		fmt.Fprintf(stderr, "cuttle: %v\n", err)
+		var unknownCA x509.UnknownAuthorityError
+		if errors.As(err, &unknownCA) {
+			fmt.Fprintln(stderr, "cuttle: if a private authority signed the API's certificate, name its certificate with --ca-cert (CUTTLE_CA_CERT)")
+		}
 		return 1
 	}
 }

@@ -67,8 +67,12 @@ func TestClientCommands(t *testing.T) {
 	if code, _, errOut = cli(t, env, "node", "remove", "beta"); code == 0 || !strings.Contains(errOut, "409") {
 		t.Fatalf("node remove of an online node: %d %s; want refused with 409", code, errOut)
 	}
+	cert, err := a.Client.ClusterCertificate(testcluster.Context(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
 	code, out, errOut = cli(t, env, "cluster", "set", "--heartbeat", "200ms", "--stale-timeout", "1s")
-	if code != 0 || !regexp.MustCompile(`Stale timeout +1s\n`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`Stale timeout +1s\n`).MatchString(out) || !regexp.MustCompile(`Certificate thumbprint +`+cert.Thumbprint+`\n`).MatchString(out) {
 		t.Fatalf("cluster set: %d\n%s%s", code, out, errOut)
 	}
 	b.Kill()
@@ -81,7 +85,7 @@ func TestClientCommands(t *testing.T) {
 	})
 	code, out, errOut = cli(t, env, "cluster", "show", "--output", "json")
 	var cl client.Cluster
-	if code != 0 || json.Unmarshal([]byte(out), &cl) != nil || cl.NodeCount != 1 || cl.Servers[0].Name != "alpha" {
+	if code != 0 || json.Unmarshal([]byte(out), &cl) != nil || cl.NodeCount != 1 || cl.Servers[0].Name != "alpha" || cl.CertificateThumbprint != cert.Thumbprint {
 		t.Fatalf("cluster show after removing beta: %d\n%s%s", code, out, errOut)
 	}
 	if code, _, errOut = cli(t, map[string]string{"CUTTLE_API_KEY": "API-WRONGWRONGWRONGWRONGWRONG"}, "node", "list"); code != 1 || !strings.Contains(errOut, "401") {
@@ -170,13 +174,54 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	}
 	for _, want := range []string{"--data-dir  [$CUTTLE_DATA_DIR] (default \"./cuttle-data\")", "--db  [$CUTTLE_DB]", "--listen  [$CUTTLE_LISTEN] (default \":8080\")", "--polling-listen  [$CUTTLE_POLLING_LISTEN] (default \":10943\")", "[$CUTTLE_AGENT_PICKUP_TIMEOUT]",
 		"[$CUTTLE_NODE_NAME]", "[$CUTTLE_TASK_CAP]", "[$CUTTLE_MASTER_KEY]", "[$CUTTLE_STORAGE]", "[$CUTTLE_PACKAGES]", "[$CUTTLE_ARTIFACTS]",
-		"[$CUTTLE_TASK_LOGS]", "[$CUTTLE_ADMIN_API_KEY]"} {
+		"[$CUTTLE_TASK_LOGS]", "[$CUTTLE_ADMIN_API_KEY]", "--tls-cert  [$CUTTLE_TLS_CERT]", "--tls-key  [$CUTTLE_TLS_KEY]"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("server --help lacks %q", want)
 		}
 	}
 	if code, _, errOut = cli(t, map[string]string{"CUTTLE_TASK_CAP": "lots"}, "server"); code == 0 || !strings.Contains(errOut, "CUTTLE_TASK_CAP") {
 		t.Errorf("a bad CUTTLE_TASK_CAP: exit %d %s; want refused naming the variable", code, errOut)
+	}
+}
+
+// TestServerTLSFlags: --tls-cert and --tls-key (or their variables) go
+// together, and a file that cannot be read or a certificate and key that
+// are not a pair stop the start with an error naming the files, before the
+// data folder is made.
+func TestServerTLSFlags(t *testing.T) {
+	ca, dir := testcluster.NewCA(t), t.TempDir()
+	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	ca.Issue(t, 1, cert, key)
+	otherCert, otherKey := filepath.Join(dir, "other.crt"), filepath.Join(dir, "other.key")
+	ca.Issue(t, 2, otherCert, otherKey)
+	missing := filepath.Join(dir, "missing.key")
+	data := filepath.Join(dir, "data")
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want []string // in the error
+	}{
+		{"only --tls-cert", nil, []string{"--tls-cert", cert}, []string{"--tls-cert and --tls-key go together"}},
+		{"only $CUTTLE_TLS_KEY", map[string]string{"CUTTLE_TLS_KEY": key}, nil, []string{"--tls-cert and --tls-key go together"}},
+		{"a key file missing", nil, []string{"--tls-cert", cert, "--tls-key", missing}, []string{missing, "no such file"}},
+		{"a folder for a certificate", map[string]string{"CUTTLE_TLS_CERT": dir, "CUTTLE_TLS_KEY": key}, nil, []string{dir, "is a directory"}},
+		{"not a pair", nil, []string{"--tls-cert", cert, "--tls-key", otherKey}, []string{cert, otherKey, "private key does not match"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errOut := cli(t, c.env, append([]string{"server", "--data-dir", data, "--listen", "127.0.0.1:0", "--polling-listen", "127.0.0.1:0"}, c.args...)...)
+			if code != 1 {
+				t.Errorf("exit %d, want 1: %s", code, errOut)
+			}
+			for _, want := range c.want {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("the error lacks %q: %s", want, errOut)
+				}
+			}
+			if _, err := os.Stat(data); !os.IsNotExist(err) {
+				t.Errorf("a refused start made the data folder: %v", err)
+			}
+		})
 	}
 }
 

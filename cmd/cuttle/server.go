@@ -20,6 +20,7 @@ import (
 // serverOptions are the flags of `cuttle server`.
 type serverOptions struct {
 	dataDir, db, listen, pollingListen, nodeName, masterKey, adminAPIKey string
+	tlsCert, tlsKey                                                      string
 	storage, packages, artifacts, taskLogs                               string
 	logLevel                                                             string
 	taskCap                                                              optionalInt
@@ -33,7 +34,9 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("server", "cuttle server [flags]", stderr)
 	fs.StringVar(&o.dataDir, "data-dir", "./cuttle-data", "folder for the embedded database, the generated master key and, by default, shared storage")
 	fs.StringVar(&o.db, "db", "", "PostgreSQL URL (postgres://...) of the cluster to join; empty: embedded SQLite in the data folder")
-	fs.StringVar(&o.listen, "listen", ":8080", "HTTP address of the API and UI")
+	fs.StringVar(&o.listen, "listen", ":8080", "address of the API and UI (plain HTTP unless --tls-cert and --tls-key are given)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM file of the API's certificate (then its intermediates): with --tls-key, the API serves HTTPS only; a renewed file is picked up without a restart")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM file of the private key of --tls-cert")
 	fs.StringVar(&o.pollingListen, "polling-listen", fmt.Sprintf(":%d", cuttle.DefaultPollingPort), "address polling agents connect to (TLS with the cluster's certificate)")
 	fs.StringVar(&o.nodeName, "node-name", host, "name of this node, unique in the cluster; it keeps its id across restarts")
 	fs.Var(&o.taskCap, "task-cap", fmt.Sprintf("most tasks this node runs at once (0: API and UI only); default: keep the node's cap, %d for a new node", cuttle.DefaultTaskCap))
@@ -100,7 +103,7 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 // serve runs a node until ctx ends, then stops it cleanly.
 func serve(ctx context.Context, o serverOptions, stdout io.Writer, log *slog.Logger) error {
 	node, err := server.New(ctx, server.Config{
-		DataDir: o.dataDir, DB: o.db, Listen: o.listen, PollingListen: o.pollingListen, NodeName: o.nodeName,
+		DataDir: o.dataDir, DB: o.db, Listen: o.listen, TLSCert: o.tlsCert, TLSKey: o.tlsKey, PollingListen: o.pollingListen, NodeName: o.nodeName,
 		TaskCap: o.taskCap.ptr(), MasterKey: o.masterKey, AdminAPIKey: o.adminAPIKey,
 		Storage: o.storage, Packages: o.packages, Artifacts: o.artifacts, TaskLogs: o.taskLogs,
 		ShutdownGrace: o.shutdownGrace, AgentPickup: o.agentPickup, Limits: o.limits, Logger: log, Stdout: stdout,
