@@ -978,8 +978,8 @@ func TestTaskLeaderJobsSurviveLeaderKill(t *testing.T) {
 
 // TestTaskJobIntervalChangeApplies: a job interval lowered while the job is
 // scheduled under the old one applies to the next run: the Retention
-// scheduled an hour ahead (the default interval) runs within the new 3 s
-// interval of the change, not an hour later.
+// scheduled an hour ahead (the default interval) is rescheduled within the
+// new 3 s interval of the change, and runs then, not an hour later.
 func TestTaskJobIntervalChangeApplies(t *testing.T) {
 	t.Parallel()
 	c := testcluster.StartFastCluster(t, nil, 2)
@@ -993,20 +993,27 @@ func TestTaskJobIntervalChangeApplies(t *testing.T) {
 		return nil
 	})
 	const interval = 3 * time.Second
+	before := time.Now()
 	cl, err := a.Client.SetClusterSettings(ctx, map[string]time.Duration{"RetentionIntervalSeconds": interval})
 	if err != nil {
 		t.Fatal(err)
 	}
 	changed := time.Now()
-	testcluster.Eventually(t, interval+2*time.Second, func() error {
+	// The schedule, which the database keeps, moves at once.
+	var next *time.Time
+	for _, sc := range cl.Schedules {
+		if sc.Job == "Retention" {
+			next = sc.NextRun
+		}
+	}
+	if next == nil || next.After(changed.Add(interval+time.Second)) {
+		t.Fatalf("after the change the next Retention run is scheduled at %v; want within %v of %v", next, interval, before)
+	}
+	// Liveness, not latency: the run comes when the leader's sweep finds it
+	// due, which a starved node may do seconds late, but never near the old
+	// interval of an hour.
+	testcluster.Eventually(t, 30*time.Second, func() error {
 		if got := listTasks(ctx, t, a.Client, url.Values{"name": {"Retention"}}); len(got) == len(first) {
-			cl, _ = a.Client.Cluster(ctx)
-			var next any
-			for _, sc := range cl.Schedules {
-				if sc.Job == "Retention" {
-					next = sc.NextRun
-				}
-			}
 			return fmt.Errorf("no Retention run since the interval became %v (%v ago); first run %s at %s, next run scheduled at %v",
 				interval, time.Since(changed).Round(time.Millisecond), first[0].Id, first[0].QueueTime, next)
 		}
