@@ -7,9 +7,12 @@ package ratelog
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 )
 
 // DefaultEvery is the interval of a Logger whose Every is zero.
@@ -70,6 +73,31 @@ func (l *Logger) Log(level slog.Level, key, msg string, args ...any) {
 	}
 	l.log.Log(context.Background(), level, msg, args...)
 }
+
+// Writer returns a writer for a log.Logger (such as http.Server's
+// ErrorLog) whose every write is one message logged at level through l,
+// the kind of message being its text less digits (addresses and ports
+// differ, the cause does not) and cut to 80 bytes.
+func (l *Logger) Writer(level slog.Level) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		msg := strings.TrimSpace(string(p))
+		key := strings.Map(func(r rune) rune {
+			if unicode.IsDigit(r) {
+				return -1
+			}
+			return r
+		}, msg)
+		if len(key) > 80 {
+			key = key[:80]
+		}
+		l.Log(level, key, msg)
+		return len(p), nil
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // Warn is Log at slog.LevelWarn.
 func (l *Logger) Warn(key, msg string, args ...any) { l.Log(slog.LevelWarn, key, msg, args...) }

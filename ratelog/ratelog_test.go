@@ -2,6 +2,7 @@ package ratelog
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -24,5 +25,17 @@ func TestLogsOncePerIntervalAndCountsTheRest(t *testing.T) {
 	l.Warn("refused", "refused a handshake")
 	if got := buf.String(); !strings.Contains(got, "held_back=4") {
 		t.Errorf("the line after the interval: %q; want held_back=4", got)
+	}
+}
+
+func TestWriterKeysByTheCauseNotTheAddress(t *testing.T) {
+	var buf bytes.Buffer
+	w := New(slog.New(slog.NewTextHandler(&buf, nil)), time.Hour).Writer(slog.LevelWarn)
+	for port := range 5 {
+		fmt.Fprintf(w, "http: TLS handshake error from 10.0.0.%d:%d: EOF\n", port, 40000+port)
+	}
+	fmt.Fprintf(w, "http: URL query contains semicolon\n")
+	if n := strings.Count(buf.String(), "\n"); n != 2 {
+		t.Errorf("logged %d lines; want one per cause:\n%s", n, buf.String())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -223,7 +224,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		TLSConfig:         apiTLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// A scanner can make net/http log a line per connection (a failed
+		// TLS handshake, plain HTTP to the HTTPS port): once per cause.
+		ErrorLog: stdlog.New(refusals.Writer(slog.LevelWarn), "", 0),
 	}
 	log.Info("cuttle server ready", "data", cfg.DataDir, "storage", storageRoot, "cluster_thumbprint", identity.Thumbprint)
 	return n, nil
