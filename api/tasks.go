@@ -299,14 +299,19 @@ const (
 // block of it (one target's lines, say). Its log elements are written one
 // by one (writeActivity), never marshalled whole.
 type activityElement struct {
+	activityHead
+	children []*activityElement
+	lines    []numberedLine
+}
+
+// activityHead is what an activity element says of itself.
+type activityHead struct {
 	Id                 string
 	Name               string
 	Started            *time.Time
 	Ended              *time.Time
 	Status             string
 	ShowAtSummaryLevel bool
-	children           []*activityElement
-	lines              []numberedLine
 }
 
 type activityLogElement struct {
@@ -404,14 +409,14 @@ func (s *Server) handleTaskDetails(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	id := cuttle.FormatID(cuttle.TaskIDPrefix, t.ID)
-	root := &activityElement{Id: id, Name: t.Description, Started: timePtr(t.StartTime), Ended: timePtr(t.CompletedTime),
-		Status: activityStatus(t.State), ShowAtSummaryLevel: true}
+	root := &activityElement{activityHead: activityHead{Id: id, Name: t.Description, Started: timePtr(t.StartTime),
+		Ended: timePtr(t.CompletedTime), Status: activityStatus(t.State), ShowAtSummaryLevel: true}}
 	blocks := map[string]*activityElement{}
 	for _, l := range newest.lines {
 		el := root
 		if l.Block != "" {
 			if el = blocks[l.Block]; el == nil {
-				el = &activityElement{Id: id + "/" + l.Block, Name: l.Block, Status: root.Status}
+				el = &activityElement{activityHead: activityHead{Id: id + "/" + l.Block, Name: l.Block, Status: root.Status}}
 				blocks[l.Block] = el
 				root.children = append(root.children, el)
 			}
@@ -449,14 +454,7 @@ func (s *Server) handleTaskDetails(w http.ResponseWriter, r *http.Request) error
 
 // writeActivity writes el as JSON, its log elements one at a time.
 func writeActivity(out *bufio.Writer, enc *json.Encoder, el *activityElement) {
-	head, _ := json.Marshal(struct {
-		Id                 string
-		Name               string
-		Started            *time.Time
-		Ended              *time.Time
-		Status             string
-		ShowAtSummaryLevel bool
-	}{el.Id, el.Name, el.Started, el.Ended, el.Status, el.ShowAtSummaryLevel})
+	head, _ := json.Marshal(el.activityHead)
 	out.Write(head[:len(head)-1]) // without its closing brace
 	out.WriteString(`,"Children":[`)
 	for i, c := range el.children {

@@ -31,23 +31,37 @@ func twoNodes(t *testing.T) (a, b, key string) {
 	master := masterkey.Generate().String()
 	var urls []string
 	for _, name := range []string{"node-a", "node-b"} {
-		n, err := server.New(t.Context(), server.Config{DataDir: t.TempDir(), DB: db, Listen: "127.0.0.1:0", PollingListen: "127.0.0.1:0",
-			NodeName: name, MasterKey: master, AdminAPIKey: key, ShutdownGrace: time.Second,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			n.Stop(ctx)
-		})
+		n := startNode(t, server.Config{DB: db, NodeName: name, MasterKey: master, AdminAPIKey: key})
 		urls = append(urls, "http://"+n.Addr())
 	}
 	return urls[0], urls[1], key
+}
+
+// startNode starts a node of cfg, on loopback ports with a fresh data
+// folder and a quiet log unless cfg says otherwise, stopped when the test
+// ends.
+func startNode(t *testing.T, cfg server.Config) *server.Node {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	cfg.Listen, cfg.PollingListen, cfg.ShutdownGrace, cfg.Stdout = "127.0.0.1:0", "127.0.0.1:0", time.Second, io.Discard
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	n, err := server.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.Stop(ctx)
+	})
+	return n
 }
 
 func request(t *testing.T, method, url, key, body string) (int, map[string]any) {

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -47,20 +46,8 @@ func (l *lockedBuffer) String() string {
 func tlsNode(t *testing.T, ca *testcluster.CA, certFile, keyFile, adminKey string, log io.Writer) *server.Node {
 	t.Helper()
 	ca.Issue(t, 1, certFile, keyFile)
-	n, err := server.New(t.Context(), server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", PollingListen: "127.0.0.1:0",
-		NodeName: "secure", AdminAPIKey: adminKey, TLSCert: certFile, TLSKey: keyFile, ShutdownGrace: time.Second,
-		Logger: slog.New(slog.NewTextHandler(log, nil)), Stdout: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.Stop(ctx)
-	})
+	n := startNode(t, server.Config{NodeName: "secure", AdminAPIKey: adminKey, TLSCert: certFile, TLSKey: keyFile,
+		Logger: slog.New(slog.NewTextHandler(log, nil))})
 	return n
 }
 
