@@ -172,25 +172,23 @@ func (tg *target) taskLogBytes(id string) int64 {
 const readTimeout = time.Minute
 
 // get sends a GET of the API's path with the administrator's key and
-// returns the answer, whose status must be 200.
-func (tg *target) get(path string) *http.Response {
-	tg.t.Helper()
+// returns the answer, which is an error unless its status is 200.
+func (tg *target) get(path string) (*http.Response, error) {
 	req, err := http.NewRequest(http.MethodGet, tg.node.URL+path, nil)
 	if err != nil {
-		tg.t.Fatal(err)
+		return nil, err
 	}
 	req.Header.Set("X-Octopus-ApiKey", tg.node.Config.AdminKey)
 	resp, err := (&http.Client{Timeout: readTimeout}).Do(req)
 	if err != nil {
-		tg.alive()
-		tg.t.Fatalf("GET %s: %v", path, err)
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
-		tg.t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+		return nil, fmt.Errorf("GET %s: %s %s", path, resp.Status, b)
 	}
-	return resp
+	return resp, nil
 }
 
 // attack measures the node over one attack, from begin to end, while the

@@ -141,7 +141,11 @@ func TestHugeReportLines(t *testing.T) {
 	t.Logf("answers: %v; the task's log has %s", &tally, testcluster.MiB(logBytes))
 
 	// The raw log: every line within the limit, the long lines all there.
-	resp := tg.get("/api/tasks/" + task + "/raw")
+	resp, err := tg.get("/api/tasks/" + task + "/raw")
+	if err != nil {
+		tg.alive()
+		t.Fatal(err)
+	}
 	defer resp.Body.Close()
 	r := bufio.NewReader(resp.Body)
 	lines, found, longest := 0, 0, 0

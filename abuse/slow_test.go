@@ -166,7 +166,9 @@ func (s *slow) close() {
 func (s *slow) check(tg *target, f figures) {
 	t := tg.t
 	t.Helper()
-	t.Logf("the slowest connection the node closed ended %v after its byte", s.slowest.Round(time.Millisecond))
+	if s.slowest > 0 {
+		t.Logf("the last connection the node closed ended %v after its byte", s.slowest.Round(time.Millisecond))
+	}
 	if n := s.timedOut.Load(); n > 0 {
 		t.Errorf("%d of %d slow connections were still open %v after their byte (--body-timeout %v)", n, slowConns, bodyTimeout+closeSlack, bodyTimeout)
 	}
