@@ -222,8 +222,7 @@ func (tg *target) begin(name string) *attack {
 		tg.t.Fatal(err)
 	}
 	tg.sampler.Reset()
-	pinger := testcluster.StartPinger(tg.node, pingEvery)
-	tg.t.Cleanup(func() { pinger.Stop() }) // if the test ends before the attack does
+	pinger := testcluster.StartPinger(tg.t, tg.node, pingEvery)
 	return &attack{tg: tg, name: name, before: before, files: files, start: time.Now(), pinger: pinger, genuine: tg.startGenuine()}
 }
 

@@ -132,7 +132,7 @@ func (s *slow) release() { s.releaseOnce.Do(func() { close(s.released) }) }
 // percentile reached maxPingP99.
 func (s *slow) hold(tg *target, during func()) {
 	tg.t.Helper()
-	p := testcluster.StartPinger(tg.node, pingEvery)
+	p := testcluster.StartPinger(tg.t, tg.node, pingEvery)
 	during()
 	<-s.released
 	stats := p.Stop()

@@ -5,15 +5,17 @@ package testcluster
 // (Linux only), and the latency of its ping route.
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -179,19 +181,24 @@ func (s PingStats) String() string {
 	return out
 }
 
-// pingTimeout bounds one call of a Pinger; a slower answer is a failure.
-const pingTimeout = 5 * time.Second
+var (
+	probeOnce sync.Once
+	probePath string
+	probeErr  error
+)
 
-// Pinger calls a node's ping route (GET /api/octopusservernodes/ping) from
-// one goroutine, every interval or as soon as the previous answer came if
-// it took longer, each time on a new connection as a load balancer's health
-// check does, and records how long each answer took to its last byte.
+// Pinger calls a node's ping route (GET /api/octopusservernodes/ping) every
+// interval, or as soon as the previous answer came if it took longer, each
+// time on a new connection as a load balancer's health check does, and
+// records how long each answer took to its last byte. The calls come from
+// a process of their own (testcluster/cmd/pingprobe, built once per test
+// process): measured from a test's own process, they would also measure
+// that process's scheduling while it attacks the node.
 type Pinger struct {
-	url    string
-	client *http.Client
-	stop   chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	cmd   *exec.Cmd
+	stdin io.Closer
+	done  chan struct{} // closed when the probe's output has been read
+	once  sync.Once
 
 	mu        sync.Mutex
 	latencies []time.Duration
@@ -199,54 +206,59 @@ type Pinger struct {
 	failure   string
 }
 
-// StartPinger starts calling n's ping route every interval until Stop.
-func StartPinger(n *Node, interval time.Duration) *Pinger {
-	p := &Pinger{url: n.URL + "/api/octopusservernodes/ping", stop: make(chan struct{}), done: make(chan struct{}),
-		client: &http.Client{Timeout: pingTimeout, Transport: &http.Transport{DisableKeepAlives: true}}}
-	go p.run(interval)
+// StartPinger starts calling n's ping route every interval until Stop; the
+// calls stop when the test ends at the latest.
+func StartPinger(tb testing.TB, n *Node, interval time.Duration) *Pinger {
+	tb.Helper()
+	probeOnce.Do(func() { probePath, probeErr = build("./testcluster/cmd/pingprobe", "pingprobe") })
+	if probeErr != nil {
+		tb.Fatal(probeErr)
+	}
+	cmd := exec.Command(probePath, "-url", n.URL+"/api/octopusservernodes/ping", "-interval", interval.String())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	p := &Pinger{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	go p.read(stdout)
+	tb.Cleanup(func() { p.Stop() })
 	return p
 }
 
-func (p *Pinger) run(interval time.Duration) {
+// read records the probe's lines: nanoseconds, or "fail ...".
+func (p *Pinger) read(r io.Reader) {
 	defer close(p.done)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		p.ping()
-		select {
-		case <-p.stop:
-			return
-		case <-tick.C:
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		ns, err := strconv.ParseInt(line, 10, 64)
+		p.mu.Lock()
+		if err != nil {
+			if p.failures++; p.failures == 1 {
+				p.failure = strings.TrimPrefix(line, "fail ")
+			}
+		} else {
+			p.latencies = append(p.latencies, time.Duration(ns))
 		}
+		p.mu.Unlock()
 	}
-}
-
-func (p *Pinger) ping() {
-	start := time.Now()
-	resp, err := p.client.Get(p.url)
-	if err == nil {
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("answered %s", resp.Status)
-		}
-	}
-	took := time.Since(start)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err != nil {
-		if p.failures++; p.failures == 1 {
-			p.failure = fmt.Sprintf("after %v: %v", took.Round(time.Millisecond), err)
-		}
-		return
-	}
-	p.latencies = append(p.latencies, took)
 }
 
 // Stop stops the calls, if they still run, and sums them up.
 func (p *Pinger) Stop() PingStats {
-	p.once.Do(func() { close(p.stop) })
-	<-p.done
+	p.once.Do(func() {
+		p.stdin.Close() // the probe ends after its call in flight
+		<-p.done
+		p.cmd.Wait()
+	})
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := PingStats{Samples: len(p.latencies), Failures: p.failures, Failure: p.failure}

@@ -31,28 +31,31 @@ var (
 // requires cuttle (such as bench/) as well as from cuttle's own packages.
 func Binary(tb testing.TB) string {
 	tb.Helper()
-	buildOnce.Do(func() {
-		dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cuttledeploy/cuttle").Output()
-		if err != nil {
-			buildErr = fmt.Errorf("finding the cuttle module: go list -m: %v", err)
-			return
-		}
-		out, err := os.MkdirTemp("", "cuttle-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(out, "cuttle")
-		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/cuttle")
-		cmd.Dir = strings.TrimSpace(string(dir))
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/cuttle: %v\n%s", err, msg)
-		}
-	})
+	buildOnce.Do(func() { buildPath, buildErr = build("./cmd/cuttle", "cuttle") })
 	if buildErr != nil {
 		tb.Fatal(buildErr)
 	}
 	return buildPath
+}
+
+// build builds the command pkg of the cuttle module (a path such as
+// ./cmd/cuttle) into a fresh temporary folder as name, and returns its path.
+func build(pkg, name string) (string, error) {
+	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cuttledeploy/cuttle").Output()
+	if err != nil {
+		return "", fmt.Errorf("finding the cuttle module: go list -m: %v", err)
+	}
+	out, err := os.MkdirTemp("", "cuttle-bin-")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(out, name)
+	cmd := exec.Command("go", "build", "-o", path, pkg)
+	cmd.Dir = strings.TrimSpace(string(dir))
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, msg)
+	}
+	return path, nil
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
