@@ -49,6 +49,10 @@ const (
 const (
 	// pingEvery is the interval of the ping's calls.
 	pingEvery = 20 * time.Millisecond
+	// attackFor is the least an attack that a node may refuse quickly
+	// lasts, repeated, so that the ping's figures over it come from a
+	// couple of hundred calls.
+	attackFor = 5 * time.Second
 	// memoryCeiling is the resident memory at which a node is killed
 	// (about 3 GB): past it, a node is far beyond its limits, and the
 	// machine runs other work.

@@ -20,23 +20,24 @@ import (
 // measured.
 const todayReportBody = 16 << 20
 
-// flood is one shape of a report flood: senders each sending body each
-// times, one after the other.
+// flood is one shape of a report flood: senders each sending body, one
+// report after the other.
 type flood struct {
 	body    []byte
 	senders int
-	each    int
 }
 
 // flood sends the floods' reports on the command uid, every sender at
-// once, calls during meanwhile, and returns the tally of their outcomes.
+// once, each until attackFor has passed, and calls during meanwhile. It
+// returns the tally of the reports' outcomes.
 func (a *attacker) flood(uid string, during func(), floods ...flood) *count {
 	var tally count
 	var wg sync.WaitGroup
+	end := time.Now().Add(attackFor)
 	for _, f := range floods {
 		for range f.senders {
 			wg.Go(func() {
-				for range f.each {
+				for time.Now().Before(end) {
 					status, _, err := a.report(uid, f.body)
 					tally.add(outcome(status, err))
 				}
@@ -48,22 +49,22 @@ func (a *attacker) flood(uid string, during func(), floods ...flood) *count {
 	return &tally
 }
 
-// floodShapes returns the flood of the report tests: 40 senders of 3
+// floodShapes returns the flood of the report tests: 40 senders of
 // reports within the protocol's bounds (1,000 lines of 900 bytes, under
-// 1 MiB), more than the node decodes at once; and 8 senders of 2 reports
-// of short lines within the 16 MiB a node accepted before the bounds.
+// 1 MiB), more than the node decodes at once; and 8 senders of reports of
+// short lines within the 16 MiB a node accepted before the bounds.
 func floodShapes(t *testing.T) []flood {
 	near := report("Running", 1, maxReportLines, strings.Repeat("a", 900))
 	if len(near) > maxReportBody {
 		t.Fatalf("the near-limit report has %d bytes, more than the %d a report may have", len(near), maxReportBody)
 	}
 	big := reportOfSize(todayReportBody-1024, "a short line of a flood of agent output")
-	return []flood{{body: near, senders: 40, each: 3}, {body: big, senders: 8, each: 2}}
+	return []flood{{body: near, senders: 40}, {body: big, senders: 8}}
 }
 
 // TestReportFloodOwnCommand: an agent floods the node with reports on its
 // own command, near-limit bodies of short lines from 48 connections at
-// once; the node stays within its limits.
+// once for 5 seconds; the node stays within its limits.
 func TestReportFloodOwnCommand(t *testing.T) {
 	tg := startTarget(t)
 	a := tg.attacker("attacker", attackerIP)
@@ -100,8 +101,8 @@ func TestReportFloodOtherMachine(t *testing.T) {
 }
 
 // TestHugeReportLines: an agent reports huge lines: reports of one line of
-// 15 MiB (over the protocol's bounds), then reports of 15 lines of 60 KiB
-// (within them). The node stays within its limits, and the task's log
+// 15 MiB (over the protocol's bounds), at least 10 and for attackFor, then
+// 10 reports of 15 lines of 60 KiB (within the bounds). The node stays within its limits, and the task's log
 // holds no line longer than the log's line limit: the lines it took are
 // there, cut.
 func TestHugeReportLines(t *testing.T) {
@@ -128,7 +129,7 @@ func TestHugeReportLines(t *testing.T) {
 			next = ack.StoredSeq + 1
 		}
 	}
-	for range hugeReports {
+	for i := 0; i < hugeReports || time.Since(at.start) < attackFor; i++ {
 		send(report("Running", next, 1, hugeLine))
 	}
 	for range longReports {
@@ -181,8 +182,9 @@ func TestHugeReportLines(t *testing.T) {
 const outcomeGrace = 15 * time.Second
 
 // TestOutputAfterOutcome: once a command's outcome is stored, an agent
-// keeps reporting lines; beyond a short grace, the node refuses them and
-// stores none.
+// keeps reporting lines; beyond a short grace (outcomeGrace at most), the
+// node refuses them and stores none, however long the agent goes on
+// (attackFor).
 func TestOutputAfterOutcome(t *testing.T) {
 	tg := startTarget(t)
 	a := tg.attacker("attacker", attackerIP)
@@ -214,7 +216,7 @@ func TestOutputAfterOutcome(t *testing.T) {
 		return nil
 	})
 	refusedAfter := time.Since(ended)
-	for range 20 {
+	for refused := time.Now(); time.Since(refused) < attackFor; {
 		if stored() {
 			t.Errorf("a report %v after the outcome was stored, though an earlier one was refused", time.Since(ended).Round(time.Millisecond))
 		}
