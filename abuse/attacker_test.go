@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -121,6 +122,7 @@ func (a *attacker) do(method, path string, body io.Reader, contentLength int64) 
 // outcome names how a request ended, for tallies: its status, or the kind
 // of error that left it without one.
 func outcome(status int, err error) string {
+	var ne net.Error
 	switch {
 	case err == nil:
 		return strconv.Itoa(status)
@@ -130,10 +132,14 @@ func outcome(status int, err error) string {
 		return "broken pipe"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "closed"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
 	default:
-		return err.Error()
+		return addresses.ReplaceAllString(err.Error(), "ADDRESS") // one tally whatever the ports
 	}
 }
+
+var addresses = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
 
 // takeCommand queues a task of kind for the attacker's machine with args
 // (MachineIds added), polls until the task's command comes and confirms it

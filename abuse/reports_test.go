@@ -219,6 +219,7 @@ func TestOutputAfterOutcome(t *testing.T) {
 	for refused := time.Now(); time.Since(refused) < attackFor; {
 		if stored() {
 			t.Errorf("a report %v after the outcome was stored, though an earlier one was refused", time.Since(ended).Round(time.Millisecond))
+			break
 		}
 	}
 	at.end()
