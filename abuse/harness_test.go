@@ -213,6 +213,7 @@ type attack struct {
 // genuine agent's script.
 func (tg *target) begin(name string) *attack {
 	tg.t.Helper()
+	pinger := testcluster.StartPinger(tg.t, tg.node, pingEvery) // first: it may build its probe
 	pid := tg.node.Pid()
 	if err := testcluster.ResetPeakMemory(pid); err != nil {
 		tg.t.Fatalf("resetting the node's peak resident memory: %v", err)
@@ -226,7 +227,6 @@ func (tg *target) begin(name string) *attack {
 		tg.t.Fatal(err)
 	}
 	tg.sampler.Reset()
-	pinger := testcluster.StartPinger(tg.t, tg.node, pingEvery)
 	return &attack{tg: tg, name: name, before: before, files: files, start: time.Now(), pinger: pinger, genuine: tg.startGenuine()}
 }
 
