@@ -38,18 +38,26 @@ func Binary(tb testing.TB) string {
 	return buildPath
 }
 
+// binDir is the temporary folder of the test process's builds.
+var binDir struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 // build builds the command pkg of the cuttle module (a path such as
-// ./cmd/cuttle) into a fresh temporary folder as name, and returns its path.
+// ./cmd/cuttle) as name into the test process's temporary folder of builds,
+// and returns its path.
 func build(pkg, name string) (string, error) {
+	binDir.once.Do(func() { binDir.path, binDir.err = os.MkdirTemp("", "cuttle-bin-") })
+	if binDir.err != nil {
+		return "", binDir.err
+	}
 	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cuttledeploy/cuttle").Output()
 	if err != nil {
 		return "", fmt.Errorf("finding the cuttle module: go list -m: %v", err)
 	}
-	out, err := os.MkdirTemp("", "cuttle-bin-")
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(out, name)
+	path := filepath.Join(binDir.path, name)
 	cmd := exec.Command("go", "build", "-o", path, pkg)
 	cmd.Dir = strings.TrimSpace(string(dir))
 	if msg, err := cmd.CombinedOutput(); err != nil {
