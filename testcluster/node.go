@@ -31,28 +31,39 @@ var (
 // requires cuttle (such as bench/) as well as from cuttle's own packages.
 func Binary(tb testing.TB) string {
 	tb.Helper()
-	buildOnce.Do(func() {
-		dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cuttledeploy/cuttle").Output()
-		if err != nil {
-			buildErr = fmt.Errorf("finding the cuttle module: go list -m: %v", err)
-			return
-		}
-		out, err := os.MkdirTemp("", "cuttle-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(out, "cuttle")
-		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/cuttle")
-		cmd.Dir = strings.TrimSpace(string(dir))
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/cuttle: %v\n%s", err, msg)
-		}
-	})
+	buildOnce.Do(func() { buildPath, buildErr = build("./cmd/cuttle", "cuttle") })
 	if buildErr != nil {
 		tb.Fatal(buildErr)
 	}
 	return buildPath
+}
+
+// binDir is the temporary folder of the test process's builds.
+var binDir struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// build builds the command pkg of the cuttle module (a path such as
+// ./cmd/cuttle) as name into the test process's temporary folder of builds,
+// and returns its path.
+func build(pkg, name string) (string, error) {
+	binDir.once.Do(func() { binDir.path, binDir.err = os.MkdirTemp("", "cuttle-bin-") })
+	if binDir.err != nil {
+		return "", binDir.err
+	}
+	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cuttledeploy/cuttle").Output()
+	if err != nil {
+		return "", fmt.Errorf("finding the cuttle module: go list -m: %v", err)
+	}
+	path := filepath.Join(binDir.path, name)
+	cmd := exec.Command("go", "build", "-o", path, pkg)
+	cmd.Dir = strings.TrimSpace(string(dir))
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, msg)
+	}
+	return path, nil
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
