@@ -2,6 +2,7 @@ package cuttle
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -39,7 +40,10 @@ type Limits struct {
 	// 4 GiB.
 	ArtifactBytes int64
 	// ReportConcurrency bounds the agent reports one node decodes at once;
-	// one agent gets at most a quarter of them. Default 32.
+	// one agent holds at most a quarter of them (at least one), and a
+	// report waits up to 5 s for a place before it is answered 429.
+	// Default two per core (GOMAXPROCS): decoding is CPU work, and more at
+	// once only makes every other answer of the node wait.
 	ReportConcurrency int
 	// DetailsBytes bounds the log text of one task details answer: the
 	// newest lines that fit. Default 8 MiB.
@@ -59,7 +63,6 @@ const (
 	DefaultCommandOutputBytes   = 256 << 20
 	DefaultCommandOutputLines   = 1_000_000
 	DefaultArtifactBytes        = 4 << 30
-	DefaultReportConcurrency    = 32
 	DefaultDetailsBytes         = 8 << 20
 	DefaultCommandRetention     = 7 * 24 * time.Hour
 )
@@ -79,7 +82,7 @@ func (l Limits) WithDefaults() Limits {
 	def(&l.ConnsPerAddress, DefaultConnsPerAddress)
 	def(&l.AgentConnsPerAddress, DefaultAgentConnsPerAddress)
 	def(&l.LogLineBytes, DefaultLogLineBytes)
-	def(&l.ReportConcurrency, DefaultReportConcurrency)
+	def(&l.ReportConcurrency, 2*runtime.GOMAXPROCS(0))
 	def(&l.DetailsBytes, DefaultDetailsBytes)
 	def64(&l.CommandOutputBytes, DefaultCommandOutputBytes)
 	def64(&l.CommandOutputLines, DefaultCommandOutputLines)

@@ -322,8 +322,9 @@ func (r CommandReport) Plan(c Command, closed bool) (ReportPlan, error) {
 }
 
 // OutputGrace is how long after a command's outcome is stored new output
-// lines are still taken; later ones are refused.
-const OutputGrace = time.Minute
+// lines are still taken; later ones are refused. An agent sends the outcome
+// with its last lines, so only a resend of stored lines comes later.
+const OutputGrace = 10 * time.Second
 
 // ClusterCertificate is the certificate every node of a cluster presents
 // to agents. Its private key is kept sealed with the master key.

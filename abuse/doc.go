@@ -22,5 +22,8 @@
 //
 // A node that lacks a bound is killed once its resident memory passes
 // about 3 GB, so that the suite fails instead of exhausting the machine.
-// The package holds tests only; run it with `go test ./abuse/`.
+// The package holds tests only. They run only with CUTTLE_ABUSE=1, alone:
+// `CUTTLE_ABUSE=1 go test ./abuse/` (./scripts/test runs it so, after the
+// other packages), since beside other packages' tests the ping's figures
+// would measure their load, not the node's bounds.
 package abuse

@@ -9,14 +9,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/agentapi"
 	"github.com/cuttledeploy/cuttle/client"
 	"github.com/cuttledeploy/cuttle/testcluster"
 )
@@ -32,11 +31,11 @@ const (
 // The node's bounds the suite expects: the defaults of `cuttle server`
 // and the bounds of the agent protocol (package agentapi).
 const (
-	logLineLimit       = 16 << 10 // --log-line-limit: a longer line in a task log is cut
-	detailsLimit       = 8 << 20  // --details-limit: the most a task's details answer holds
-	maxConnsPerAddress = 1000     // --max-conns-per-address, on the API port
-	maxReportBody      = 1 << 20  // a report's body
-	maxReportLines     = 1000     // a report's lines
+	logLineLimit       = cuttle.DefaultLogLineBytes    // --log-line-limit: a longer line in a task log is cut
+	detailsLimit       = cuttle.DefaultDetailsBytes    // --details-limit: the most a task's details answer holds
+	maxConnsPerAddress = cuttle.DefaultConnsPerAddress // --max-conns-per-address, on the API port
+	maxReportBody      = agentapi.MaxReportBody
+	maxReportLines     = agentapi.MaxReportLines
 )
 
 // Addresses of the test's traffic. The attacks come from addresses of
@@ -73,44 +72,20 @@ type target struct {
 }
 
 // startTarget starts the node with settings (NAME=VALUE for `cuttle server
-// --name VALUE`) and its genuine agent.
-//
-// The settings reach the node as environment variables (CUTTLE_NAME), which
-// `cuttle server` reads for every flag: a node that does not know a setting
-// ignores it and shows the behaviour the attack reproduces, instead of
-// refusing to start. Such a setting is named in the test's log.
+// --name VALUE`; a setting the node does not know fails its start) and its
+// genuine agent.
 func startTarget(t *testing.T, settings ...string) *target {
 	t.Helper()
-	var env []string
+	var args []string
 	for _, s := range settings {
-		name, value, _ := strings.Cut(s, "=")
-		variable := "CUTTLE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		if !knowsSetting(t, variable) {
-			t.Logf("the node does not know --%s ($%s): it runs with its built-in behaviour", name, variable)
-		}
-		env = append(env, variable+"="+value)
+		args = append(args, "--"+s)
 	}
 	storage := t.TempDir()
-	node := testcluster.StartNode(t, testcluster.NodeConfig{Name: "node-a", AdminKey: cuttle.NewAPIKey(), Storage: storage, Env: env})
+	node := testcluster.StartNode(t, testcluster.NodeConfig{Name: "node-a", AdminKey: cuttle.NewAPIKey(), Storage: storage, Args: args})
 	tg := &target{t: t, node: node, storage: storage, sampler: node.Sample(t, memoryCeiling)}
 	tg.genuine = testcluster.StartAgent(t, testcluster.AgentConfig{Name: "genuine", Register: node, AdminKey: node.Config.AdminKey})
 	tg.waitSuccess(tg.startGenuine(), genuineTimeout)
 	return tg
-}
-
-var serverHelp = struct {
-	sync.Once
-	text string
-}{}
-
-// knowsSetting reports whether `cuttle server --help` names the
-// environment variable.
-func knowsSetting(t *testing.T, variable string) bool {
-	serverHelp.Do(func() {
-		out, _ := exec.Command(testcluster.Binary(t), "server", "--help").CombinedOutput()
-		serverHelp.text = string(out)
-	})
-	return strings.Contains(serverHelp.text, "$"+variable+"]")
 }
 
 // startGenuine queues a script on the genuine agent and returns its task.

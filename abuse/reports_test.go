@@ -15,10 +15,10 @@ import (
 	"github.com/cuttledeploy/cuttle/testcluster"
 )
 
-// todayReportBody is the most a node decoded of a report before the
+// unboundedReportBody is the most a node decoded of a report before the
 // protocol's bounds (16 MiB): a flood of such bodies is what issue 9
 // measured.
-const todayReportBody = 16 << 20
+const unboundedReportBody = 16 << 20
 
 // flood is one shape of a report flood: senders each sending body, one
 // report after the other.
@@ -58,7 +58,7 @@ func floodShapes(t *testing.T) []flood {
 	if len(near) > maxReportBody {
 		t.Fatalf("the near-limit report has %d bytes, more than the %d a report may have", len(near), maxReportBody)
 	}
-	big := reportOfSize(todayReportBody-1024, "a short line of a flood of agent output")
+	big := reportOfSize(unboundedReportBody-1024, "a short line of a flood of agent output")
 	return []flood{{body: near, senders: 40}, {body: big, senders: 8}}
 }
 

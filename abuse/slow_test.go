@@ -35,6 +35,9 @@ const (
 	openers = 8
 	// slowBody is what a slow request's head promises; one byte of it comes.
 	slowBody = 100000
+	// reportWait is how long a report may wait for a place to be decoded
+	// before its body is read (comms), and so before its body timeout runs.
+	reportWait = 5 * time.Second
 )
 
 // slow is an attack of slow connections: each sends a request's head,
@@ -48,7 +51,9 @@ type slow struct {
 	held     int           // connections open once every request was sent
 	refused  atomic.Int64  // connections that could not open, or the node closed before their byte was sent
 	atOnce   atomic.Int64  // connections the node closed within refusedWithin of their byte
-	timedOut atomic.Int64  // connections the node had not closed bodyTimeout+closeSlack after their byte
+	timedOut atomic.Int64  // connections the node had not closed within+closeSlack after their byte
+	// within is how long after its byte the node may keep a connection.
+	within time.Duration
 	// released is closed when the first connection the node held ends,
 	// or when every connection has ended.
 	released    chan struct{}
@@ -62,10 +67,10 @@ type slow struct {
 
 // attackSlow opens slowConns connections with dial, openers at once, then
 // sends head(i) and one byte on the i-th, and watches each connection
-// until the node closes it or bodyTimeout plus closeSlack have passed
-// since its byte.
-func attackSlow(dial func(ctx context.Context) (net.Conn, error), head func(i int) string) *slow {
-	s := &slow{released: make(chan struct{}), conns: make([]net.Conn, slowConns)}
+// until the node closes it or within plus closeSlack have passed since its
+// byte.
+func attackSlow(dial func(ctx context.Context) (net.Conn, error), head func(i int) string, within time.Duration) *slow {
+	s := &slow{released: make(chan struct{}), conns: make([]net.Conn, slowConns), within: within}
 	begin := time.Now()
 	var next atomic.Int64
 	var opening sync.WaitGroup
@@ -108,7 +113,7 @@ func attackSlow(dial func(ctx context.Context) (net.Conn, error), head func(i in
 // watch reads what the node answers (a 408 or 413, say) until it closes
 // the connection (EOF or a reset), or until the deadline.
 func (s *slow) watch(conn net.Conn, sent time.Time) {
-	conn.SetReadDeadline(sent.Add(bodyTimeout + closeSlack))
+	conn.SetReadDeadline(sent.Add(s.within + closeSlack))
 	_, err := io.Copy(io.Discard, conn)
 	lived := time.Since(sent)
 	switch {
@@ -161,7 +166,7 @@ func (s *slow) close() {
 }
 
 // check fails the test unless the node closed every connection within
-// bodyTimeout plus closeSlack of its byte, and its open files came back
+// s.within plus closeSlack of its byte, and its open files came back
 // to about what they were before the attack.
 func (s *slow) check(tg *target, f figures) {
 	t := tg.t
@@ -170,7 +175,7 @@ func (s *slow) check(tg *target, f figures) {
 		t.Logf("the last connection the node closed ended %v after its byte", s.slowest.Round(time.Millisecond))
 	}
 	if n := s.timedOut.Load(); n > 0 {
-		t.Errorf("%d of %d slow connections were still open %v after their byte (--body-timeout %v)", n, slowConns, bodyTimeout+closeSlack, bodyTimeout)
+		t.Errorf("%d of %d slow connections were still open %v after their byte (--body-timeout %v)", n, slowConns, s.within+closeSlack, bodyTimeout)
 	}
 	// A few files come and go with the node's own work.
 	const slack = 20
@@ -199,7 +204,7 @@ func TestSlowAPIConnections(t *testing.T) {
 
 	at := tg.begin("2,000 slow connections on the API port")
 	s := attackSlow(func(ctx context.Context) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) },
-		func(int) string { return head })
+		func(int) string { return head }, bodyTimeout)
 	defer s.close()
 	s.hold(tg, at.genuineDone)
 	s.wait()
@@ -207,6 +212,30 @@ func TestSlowAPIConnections(t *testing.T) {
 	s.check(tg, f)
 	if held := s.heldByNode(); held > maxConnsPerAddress {
 		t.Errorf("the node held %d connections of one address at once, more than --max-conns-per-address %d", held, maxConnsPerAddress)
+	}
+}
+
+// TestSlowAuthenticatedAPIConnections: the same with a valid API key, so
+// that the node reads the bodies: it holds at most --max-conns-per-address
+// of the 2,000 (the rest are closed at once), stays within its limits while
+// it holds them, and closes them within --body-timeout.
+func TestSlowAuthenticatedAPIConnections(t *testing.T) {
+	tg := startTarget(t, "body-timeout="+bodyTimeout.String())
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(attackerIP)}}
+	addr := "127.0.0.1:" + strconv.Itoa(tg.node.Port)
+	head := "POST /api/tasks HTTP/1.1\r\nHost: " + addr + "\r\nX-Octopus-ApiKey: " + tg.node.Config.AdminKey +
+		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(slowBody) + "\r\n\r\n"
+
+	at := tg.begin("2,000 slow authenticated connections on the API port")
+	s := attackSlow(func(ctx context.Context) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) },
+		func(int) string { return head }, bodyTimeout)
+	defer s.close()
+	s.hold(tg, at.genuineDone)
+	s.wait()
+	f := at.end()
+	s.check(tg, f)
+	if held := s.heldByNode(); held > maxConnsPerAddress {
+		t.Errorf("the node held %d connections of one address; want at most %d", held, maxConnsPerAddress)
 	}
 }
 
@@ -231,7 +260,8 @@ func TestSlowAgentConnections(t *testing.T) {
 	}
 
 	at := tg.begin("2,000 slow connections on the polling port")
-	s := attackSlow(a.dialTLS, func(i int) string { return heads[i%2] })
+	// A report may wait for a place before its body timeout runs.
+	s := attackSlow(a.dialTLS, func(i int) string { return heads[i%2] }, bodyTimeout+reportWait)
 	defer s.close()
 	s.hold(tg, at.genuineDone)
 	s.wait()

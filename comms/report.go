@@ -27,48 +27,67 @@ import (
 const reportWait = 5 * time.Second
 
 // gate bounds the work of one kind a node does at once: all clients
-// together, and each client (an agent, by its certificate) to a share.
+// together, and each client (an agent, by its certificate) to a share, so
+// that one client cannot take every place.
 type gate struct {
 	all   chan struct{}
 	share int
 
-	mu   sync.Mutex
-	held map[string]int
+	mu      sync.Mutex
+	clients map[string]*clientPlaces
+}
+
+// clientPlaces are the places one client holds, and how many of its
+// requests hold or wait for one.
+type clientPlaces struct {
+	places chan struct{}
+	users  int
 }
 
 // newGate returns a gate of n places, of which one client holds at most
 // share (at least 1).
 func newGate(n, share int) *gate {
-	return &gate{all: make(chan struct{}, n), share: max(share, 1), held: map[string]int{}}
+	return &gate{all: make(chan struct{}, n), share: max(share, 1), clients: map[string]*clientPlaces{}}
 }
 
-// enter takes a place for client, waiting up to reportWait for one; leave
-// gives it back. KindBusy if the client holds its share already or no
-// place came free in time.
+// enter takes a place for client, waiting up to reportWait for one of the
+// client's share and one of the node's; leave gives it back. KindBusy if
+// none came free in time.
 func (g *gate) enter(ctx context.Context, client string) (leave func(), err error) {
 	g.mu.Lock()
-	if g.held[client] >= g.share {
-		g.mu.Unlock()
-		return nil, cuttle.Errorf(cuttle.KindBusy, "This agent has %d reports in progress on this node already; try again shortly.", g.share)
+	cp := g.clients[client]
+	if cp == nil {
+		cp = &clientPlaces{places: make(chan struct{}, g.share)}
+		g.clients[client] = cp
 	}
-	g.held[client]++
+	cp.users++
 	g.mu.Unlock()
-	release := func() {
+	done := func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		if g.held[client]--; g.held[client] <= 0 {
-			delete(g.held, client)
+		if cp.users--; cp.users == 0 {
+			delete(g.clients, client)
 		}
 	}
 	wait := time.NewTimer(reportWait)
 	defer wait.Stop()
 	select {
+	case cp.places <- struct{}{}:
+	case <-wait.C:
+		done()
+		return nil, cuttle.Errorf(cuttle.KindBusy, "This agent has %d reports in progress on this node; try again shortly.", g.share)
+	case <-ctx.Done(): // the agent went away
+		done()
+		return nil, cuttle.Errorf(cuttle.KindBusy, "The report was given up while it waited.")
+	}
+	select {
 	case g.all <- struct{}{}:
-		return func() { <-g.all; release() }, nil
+		return func() { <-g.all; <-cp.places; done() }, nil
 	case <-wait.C:
 	case <-ctx.Done():
 	}
-	release()
+	<-cp.places
+	done()
 	return nil, cuttle.Errorf(cuttle.KindBusy, "The node is busy with other agents' reports; try again shortly.")
 }
 
@@ -140,7 +159,6 @@ func noSuchCommand(uid string) error {
 func (c *Comms) handleReport(w http.ResponseWriter, r *http.Request) error {
 	leave, err := c.reports.enter(r.Context(), peerThumbprint(r))
 	if err != nil {
-		netguard.Refuse(w)
 		return err
 	}
 	defer leave()
@@ -186,7 +204,9 @@ func (c *Comms) handleReport(w http.ResponseWriter, r *http.Request) error {
 // agentapi.MaxReportBody, and checks it against agentapi's bounds. A NUL,
 // which scripts may print (find -print0), becomes U+FFFD: PostgreSQL
 // stores no NUL in text nor \u0000 in JSON. KindTooLarge for a body over
-// its bound; KindInvalid for anything else out of bounds or not a report.
+// its bound; KindBusy for a body that stopped coming (netguard.BodyTimeout),
+// which the agent sends again; KindInvalid for anything else out of bounds
+// or not a report.
 func decodeReport(body io.Reader) (agentapi.Report, error) {
 	var rep agentapi.Report
 	dec := json.NewDecoder(body)
@@ -194,6 +214,9 @@ func decodeReport(body io.Reader) (agentapi.Report, error) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return agentapi.Report{}, cuttle.Errorf(cuttle.KindTooLarge, "A report's body must be at most %d bytes.", agentapi.MaxReportBody)
+		}
+		if netguard.IsTimeout(err) { // the body stopped coming: not a wrong report, the agent sends it again
+			return agentapi.Report{}, &cuttle.Error{Kind: cuttle.KindBusy, Message: "The report's body did not arrive in time; send it again.", Err: err}
 		}
 		return agentapi.Report{}, &cuttle.Error{Kind: cuttle.KindInvalid, Message: "The request body is not a report.", Err: err}
 	}

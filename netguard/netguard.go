@@ -52,10 +52,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if !over {
 			return &countedConn{Conn: c, release: func() { l.release(ip) }}, nil
 		}
-		c.Close()
 		if l.refused != nil {
 			l.refused(ip)
 		}
+		c.Close()
 	}
 }
 

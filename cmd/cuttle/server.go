@@ -86,7 +86,7 @@ func limitFlags(fs *flag.FlagSet, l *cuttle.Limits) {
 		"most lines of output one command or script keeps; what comes after is counted and said, not kept")
 	fs.Var(sizeFlag[int64]{&l.ArtifactBytes}, "artifact-limit", "largest file an agent may upload as an artifact")
 	fs.IntVar(&l.ReportConcurrency, "report-concurrency", l.ReportConcurrency,
-		"agent reports one node decodes at once; one agent takes at most a quarter of them, the rest wait or are asked to retry")
+		"agent reports one node decodes at once (default: two per core); one agent holds at most a quarter of them, and a report waits up to 5 s for a place before it is asked to retry")
 	fs.Var(sizeFlag[int]{&l.DetailsBytes}, "details-limit", "most log text one task details answer carries: the newest lines that fit")
 	fs.DurationVar(&l.CommandRetention, "command-retention", l.CommandRetention,
 		"how long agent commands and their stored output are kept after their task ended (the task's log keeps the output)")
