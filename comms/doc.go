@@ -42,6 +42,19 @@
 //     agent is reached by the node that runs the task, which opens a
 //     session to it while it has commands to follow.
 //
+// # Bounds (DESIGN.md 13)
+//
+// What an agent sends is bounded before it costs the node: connections per
+// remote address, a deadline on request bodies that moves while data
+// arrives (netguard); a report's owner is checked before its body is read,
+// and reports are decoded under a gate of a few places per core, a quarter
+// of them at most for one agent (report.go), within agentapi's bounds on
+// bodies, lines and line length. A command keeps at most the node's
+// output bound (what comes after is counted, not stored) and takes no new
+// line more than cuttle.OutputGrace after its outcome; an upload is
+// bounded by the artifact limit. Refusals that an agent can repeat at will
+// are logged through a ratelog.Logger.
+//
 // # Wake-ups
 //
 // A queued command or a requested cancel notifies ChannelAgentWork (payload:
