@@ -134,8 +134,8 @@ type DeploymentProcess struct {
 	Resource
 	ProjectId      string `json:"ProjectId"`
 	LastSnapshotId string `json:"LastSnapshotId,omitempty"`
-	// Steps are kept as given (their validation comes with deployments).
-	Steps []json.RawMessage `json:"Steps"`
+	// Steps run in order (NormalizeSteps, ValidateSteps).
+	Steps []DeploymentStep `json:"Steps"`
 }
 
 // VariableSet is the variables of an owner (a project); id

@@ -62,7 +62,8 @@ func (s *Server) serveProjects() {
 			}
 			p.ProjectId, p.LastSnapshotId = old.ProjectId, old.LastSnapshotId
 			p.Steps = nonNil(p.Steps)
-			return nil
+			cuttle.NormalizeSteps(p.Steps)
+			return cuttle.ValidateSteps(p.Steps)
 		}}
 	serveDocs(s, processes)
 	variables := docs[cuttle.VariableSet]{def: resources.VariableSets, path: "variables", link: "Variables",
@@ -228,7 +229,7 @@ func createProjectParts(ctx context.Context, tx *collection.Tx, p *cuttle.Projec
 	if err := resources.Channels.Insert(ctx, tx, &channel); err != nil {
 		return err
 	}
-	process := cuttle.DeploymentProcess{Resource: meta(p.DeploymentProcessId), ProjectId: p.ID, Steps: []json.RawMessage{}}
+	process := cuttle.DeploymentProcess{Resource: meta(p.DeploymentProcessId), ProjectId: p.ID, Steps: []cuttle.DeploymentStep{}}
 	if err := resources.DeploymentProcesses.Insert(ctx, tx, &process); err != nil {
 		return err
 	}

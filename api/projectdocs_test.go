@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -149,6 +148,8 @@ func TestProjectsOfficialClient(t *testing.T) {
 	step := deployments.NewDeploymentStep("Say hello")
 	action := deployments.NewDeploymentAction("Hello", "Octopus.Script")
 	action.Properties["Octopus.Action.Script.ScriptBody"] = core.NewPropertyValue("echo hello", false)
+	action.Properties["Octopus.Action.Script.Syntax"] = core.NewPropertyValue("Bash", false)
+	action.Properties["Octopus.Action.RunOnServer"] = core.NewPropertyValue("True", false)
 	step.Actions = append(step.Actions, action)
 	proc.Steps = append(proc.Steps, step)
 	proc, err = deployments.UpdateDeploymentProcess(c, proc)
@@ -232,6 +233,15 @@ func TestProjectBadInput(t *testing.T) {
 		{"create a variable set", "POST", "/api/Spaces-1/variables", `{"OwnerId": "` + id + `"}`, 400},
 		{"delete a variable set", "DELETE", "/api/Spaces-1/variables/variableset-" + id, ``, 400},
 		{"move a process", "PUT", "/api/Spaces-1/deploymentprocesses/deploymentprocess-" + id, `{"ProjectId": "Projects-77", "Steps": []}`, 400},
+		{"a process step of an unknown action type", "PUT", "/api/Spaces-1/deploymentprocesses/deploymentprocess-" + id,
+			`{"Steps": [{"Name": "Web", "Actions": [{"Name": "a", "ActionType": "Octopus.AzureWebApp"}]}]}`, 400},
+		{"a process step with neither roles nor the server", "PUT", "/api/Spaces-1/deploymentprocesses/deploymentprocess-" + id,
+			`{"Steps": [{"Name": "Web", "Actions": [{"Name": "a", "ActionType": "Octopus.Script", "Properties": {"Octopus.Action.Script.Syntax": "Bash", "Octopus.Action.Script.ScriptBody": "true"}}]}]}`, 400},
+		{"a process step with a window of 0", "PUT", "/api/Spaces-1/deploymentprocesses/deploymentprocess-" + id,
+			`{"Steps": [{"Name": "Web", "Properties": {"Octopus.Action.TargetRoles": "web", "Octopus.Action.MaxParallelism": "0"}, "Actions": [{"Name": "a", "ActionType": "Octopus.Manual"}]}]}`, 400},
+		{"process steps of one name", "PUT", "/api/Spaces-1/deploymentprocesses/deploymentprocess-" + id, `{"Steps": [` + manualStep("Web") + `,` + manualStep("web") + `]}`, 400},
+		{"a process property that is a number", "PUT", "/api/Spaces-1/deploymentprocesses/deploymentprocess-" + id,
+			`{"Steps": [{"Name": "Web", "Properties": {"Octopus.Action.MaxParallelism": 2}, "Actions": [{"Name": "a", "ActionType": "Octopus.Manual"}]}]}`, 400},
 		{"channel without a project", "POST", "/api/Spaces-1/channels", `{"Name": "Beta"}`, 400},
 		{"channel of an unknown project", "POST", "/api/Spaces-1/channels", `{"Name": "Beta", "ProjectId": "Projects-99"}`, 400},
 		{"channel of another type", "POST", "/api/Spaces-1/channels", `{"Name": "Beta", "ProjectId": "` + id + `", "Type": "EphemeralEnvironment"}`, 400},
@@ -316,10 +326,10 @@ func TestProcessStaleVersion(t *testing.T) {
 		t.Fatalf("GET %s: %d %s", under, status, body)
 	}
 	self := "/api/Spaces-1/deploymentprocesses/deploymentprocess-" + id
-	if status, body := e.do("PUT", self, e.adminKey, `{"Version": 0, "Steps": [{"Name": "one"}]}`); status != http.StatusOK {
+	if status, body := e.do("PUT", self, e.adminKey, `{"Version": 0, "Steps": [`+manualStep("one")+`]}`); status != http.StatusOK {
 		t.Fatalf("PUT at version 0: %d %s", status, body)
 	}
-	status, body = e.do("PUT", under, e.adminKey, `{"Version": 0, "Steps": [{"Name": "two"}]}`)
+	status, body = e.do("PUT", under, e.adminKey, `{"Version": 0, "Steps": [`+manualStep("two")+`]}`)
 	wantError(t, "PUT at the stale version 0", status, body, http.StatusConflict)
 	if _, body := e.do("GET", self, e.adminKey, ""); !strings.Contains(string(body), `"Name":"one"`) || !strings.Contains(string(body), `"Version":1`) {
 		t.Fatalf("after a stale PUT: %s", body)
@@ -378,9 +388,15 @@ func takeProcessID(t *testing.T, e *env, id string) {
 	t.Helper()
 	err := e.store.Update(t.Context(), func(tx *collection.Tx) error {
 		return resources.DeploymentProcesses.Insert(t.Context(), tx, &cuttle.DeploymentProcess{
-			Resource: cuttle.Resource{ID: id, SpaceID: "Spaces-1"}, Steps: []json.RawMessage{}})
+			Resource: cuttle.Resource{ID: id, SpaceID: "Spaces-1"}, Steps: []cuttle.DeploymentStep{}})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// manualStep returns the JSON of a step of one manual intervention, named
+// after the step.
+func manualStep(name string) string {
+	return fmt.Sprintf(`{"Name": %q, "Actions": [{"Name": %q, "ActionType": "Octopus.Manual"}]}`, name, name+" approval")
 }

@@ -189,7 +189,7 @@ func testOwnedCollection[T any](t *testing.T, s store.Store, d *collection.Def[T
 func processesCase() collectionCase {
 	return ownedCase(resources.DeploymentProcesses, func(p *cuttle.Project) cuttle.DeploymentProcess {
 		return cuttle.DeploymentProcess{Resource: cuttle.Resource{ID: cuttle.DeploymentProcessID(p.ID), SpaceID: space}, ProjectId: p.ID,
-			Steps: []json.RawMessage{json.RawMessage(`{"Name":"a step"}`)}}
+			Steps: []cuttle.DeploymentStep{{Name: "a step", Actions: []cuttle.DeploymentAction{}}}}
 	}, func(p *cuttle.DeploymentProcess) *string { return &p.ProjectId })
 }
 
