@@ -67,7 +67,9 @@ func TestValidateSteps(t *testing.T) {
 	}
 }
 
-func web2() map[string]PropertyValue { return map[string]PropertyValue{PropTargetRoles: {Value: "web"}} }
+func web2() map[string]PropertyValue {
+	return map[string]PropertyValue{PropTargetRoles: {Value: "web"}}
+}
 
 func TestPropertyValueJSON(t *testing.T) {
 	var props map[string]PropertyValue
