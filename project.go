@@ -1,6 +1,10 @@
 package cuttle
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/cuttledeploy/cuttle/variables"
+)
 
 // ProjectGroup groups projects. Every space has a "Default Project Group".
 type ProjectGroup struct {
@@ -143,9 +147,12 @@ type DeploymentProcess struct {
 type VariableSet struct {
 	Resource
 	OwnerId string `json:"OwnerId"`
-	// Variables are kept as given.
-	Variables   []json.RawMessage `json:"Variables"`
-	ScopeValues ScopeValues       `json:"ScopeValues"`
+	// Variables hold no sensitive value: those are in Secrets.
+	Variables   []variables.Variable `json:"Variables"`
+	ScopeValues ScopeValues          `json:"ScopeValues"`
+	// Secrets are the sensitive values, sealed with the master key
+	// (resources.StoreVariables), by variable id. Stored, never answered.
+	Secrets map[string]string `json:"Secrets,omitempty"`
 }
 
 // ScopeValues are the names of what a variable set's variables may be

@@ -32,6 +32,7 @@ type env struct {
 	adminKey    string
 	userKey     string // a key of a user who is not an administrator
 	masterKey   masterkey.Key
+	dataDir     string // the node's, holding its embedded database
 }
 
 // testServer is where the env's node answers.
@@ -51,7 +52,8 @@ func newLimitedEnv(t testing.TB, limits cuttle.Limits) *env {
 	ctx := context.Background()
 	e := &env{t: t, adminKey: cuttle.NewAPIKey(), userKey: cuttle.NewAPIKey(), masterKey: masterkey.Generate()}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	node, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", PollingListen: "127.0.0.1:0",
+	e.dataDir = t.TempDir()
+	node, err := server.New(ctx, server.Config{DataDir: e.dataDir, Listen: "127.0.0.1:0", PollingListen: "127.0.0.1:0",
 		NodeName: "node-1", AdminAPIKey: e.adminKey, MasterKey: e.masterKey.String(), ShutdownGrace: time.Second, Limits: limits,
 		Logger: quiet, Stdout: io.Discard})
 	if err != nil {

@@ -42,6 +42,9 @@ type docs[T any] struct {
 	owner string
 	// links returns the resource's Links but Self, which docs adds.
 	links func(doc *T) map[string]string
+	// present takes out of a document about to be answered what is stored
+	// but never shown (sealed sensitive values).
+	present func(doc *T)
 	// lookup finds a document by something other than its id (a project's
 	// slug, say) when a GET by id finds nothing; it answers KindNotFound
 	// when that finds nothing either.
@@ -115,8 +118,12 @@ func (d docs[T]) self(id string) string {
 	return "/api/" + d.path + "/" + id
 }
 
-// out completes doc for an answer: its Links.
+// out completes doc for an answer: its Links, and nothing of what present
+// takes out.
 func (d docs[T]) out(doc *T) *T {
+	if d.present != nil {
+		d.present(doc)
+	}
 	m := metaOf(doc)
 	links := map[string]string{}
 	if d.links != nil {

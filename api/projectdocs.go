@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store/collection"
+	"github.com/cuttledeploy/cuttle/variables"
 )
 
 // serveProjects serves the projects and what they own: channels,
@@ -80,7 +80,10 @@ func (s *Server) serveProjects() {
 				return cuttle.Errorf(cuttle.KindInvalid, "The variable set %s is %s's, not %s's.", old.ID, old.OwnerId, v.OwnerId)
 			}
 			v.OwnerId, v.Variables, v.ScopeValues = old.OwnerId, nonNil(v.Variables), cuttle.EmptyScopeValues()
-			return nil
+			return resources.StoreVariables(s.masterKey, v, old)
+		},
+		present: func(v *cuttle.VariableSet) {
+			v.Secrets = nil // sensitive values are never answered
 		}}
 	serveDocs(s, variables)
 
@@ -233,7 +236,7 @@ func createProjectParts(ctx context.Context, tx *collection.Tx, p *cuttle.Projec
 	if err := resources.DeploymentProcesses.Insert(ctx, tx, &process); err != nil {
 		return err
 	}
-	set := cuttle.VariableSet{Resource: meta(p.VariableSetId), OwnerId: p.ID, Variables: []json.RawMessage{}, ScopeValues: cuttle.EmptyScopeValues()}
+	set := cuttle.VariableSet{Resource: meta(p.VariableSetId), OwnerId: p.ID, Variables: []variables.Variable{}, ScopeValues: cuttle.EmptyScopeValues()}
 	return resources.VariableSets.Insert(ctx, tx, &set)
 }
 

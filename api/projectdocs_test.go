@@ -1,8 +1,13 @@
 package api_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +22,7 @@ import (
 	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/store/collection"
+	cvariables "github.com/cuttledeploy/cuttle/variables"
 )
 
 // The lifecycle of the tests' projects: the seeded Default Lifecycle.
@@ -399,4 +405,81 @@ func takeProcessID(t *testing.T, e *env, id string) {
 // after the step.
 func manualStep(name string) string {
 	return fmt.Sprintf(`{"Name": %q, "Actions": [{"Name": %q, "ActionType": "Octopus.Manual"}]}`, name, name+" approval")
+}
+
+// TestSensitiveVariables: a sensitive value is answered as null, kept when
+// a PUT sends back null or "", stored sealed (no file of the node's data
+// folder holds it in clear), and opens to itself with the master key.
+func TestSensitiveVariables(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	status, body := e.do("POST", "/api/Spaces-1/projects", e.adminKey,
+		fmt.Sprintf(`{"Name": "P", "LifecycleId": %q, "ProjectGroupId": %q}`, testLifecycle, defaultGroupID(t, e)))
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	id := jsonField(t, body, "Id")
+	vars := "/api/Spaces-1/projects/" + id + "/variables"
+	const secret = "hunter2-very-secret"
+	status, body = e.do("PUT", vars, e.adminKey, `{"Variables": [
+		{"Name": "Password", "Value": "`+secret+`", "Type": "Sensitive", "IsSensitive": false},
+		{"Name": "Plain", "Value": "visible"}]}`)
+	if status != http.StatusOK || strings.Contains(string(body), secret) || strings.Contains(string(body), "Secrets") {
+		t.Fatalf("PUT of a sensitive variable: %d %s", status, body)
+	}
+	var set struct {
+		Version   int
+		Variables []struct {
+			Id, Name string
+			Value    *string
+		}
+	}
+	_, body = e.do("GET", vars, e.adminKey, "")
+	if err := json.Unmarshal(body, &set); err != nil || len(set.Variables) != 2 || set.Variables[0].Value != nil ||
+		set.Variables[1].Value == nil || *set.Variables[1].Value != "visible" || set.Variables[0].Id == "" {
+		t.Fatalf("GET: %s", body)
+	}
+	// Sent back as answered (null), then as "": the secret stays.
+	for _, again := range []string{`null`, `""`} {
+		status, body = e.do("PUT", vars, e.adminKey, fmt.Sprintf(`{"Variables": [{"Id": %q, "Name": "Password", "Value": %s, "Type": "Sensitive"}]}`,
+			set.Variables[0].Id, again))
+		if status != http.StatusOK {
+			t.Fatalf("PUT back with %s: %d %s", again, status, body)
+		}
+	}
+	opened := openVariables(t, e, cuttle.VariableSetID(id))
+	if len(opened) != 1 || opened[0].Value == nil || *opened[0].Value != secret {
+		t.Errorf("the stored variables opened: %+v; want the secret kept", opened)
+	}
+	// A new sensitive variable needs a value.
+	status, body = e.do("PUT", vars, e.adminKey, `{"Variables": [{"Name": "Token", "Type": "Sensitive"}]}`)
+	wantError(t, "a sensitive variable without a value", status, body, http.StatusBadRequest)
+	// No file of the node's data holds the secret in clear.
+	filepath.WalkDir(e.dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(secret)) {
+				t.Errorf("%s holds the sensitive value in clear", path)
+			}
+		}
+		return nil
+	})
+}
+
+// openVariables reads a variable set from the node's store and opens its
+// sensitive values with the master key.
+func openVariables(t *testing.T, e *env, id string) []cvariables.Variable {
+	t.Helper()
+	var set cuttle.VariableSet
+	if err := e.store.Read(t.Context(), func(tx *collection.Tx) error {
+		var err error
+		set, err = resources.VariableSets.Get(t.Context(), tx, id)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := resources.OpenVariables(e.masterKey, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
 }

@@ -1,8 +1,15 @@
 package resources
 
 import (
+	"encoding/base64"
+	"fmt"
+
+	"github.com/google/uuid"
+
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/store/collection"
+	"github.com/cuttledeploy/cuttle/variables"
 )
 
 // Projects are the projects. Creating one creates its default channel,
@@ -55,4 +62,65 @@ var VariableSets = &collection.Def[cuttle.VariableSet]{
 	Columns: []collection.Column[cuttle.VariableSet]{
 		{Name: "owner_id", Refers: Projects, Value: func(v *cuttle.VariableSet) any { return v.OwnerId }},
 	},
+}
+
+// secretPurpose names the master key's use for sensitive values.
+const secretPurpose = "sensitive value"
+
+// StoreVariables readies the variables a user sent for storage in set,
+// old being the set as stored (nil for a new one): each variable gets an
+// id if it has none; a sensitive value is sealed with mk into set.Secrets
+// and taken out of the variable; a sensitive variable sent without a
+// value ("" or null, as the API answers it) keeps the value stored under
+// its id. Secrets a client sent are ignored. KindInvalid for a sensitive
+// variable with no value, sent or stored.
+func StoreVariables(mk masterkey.Key, set, old *cuttle.VariableSet) error {
+	set.Secrets = map[string]string{}
+	for i := range set.Variables {
+		v := &set.Variables[i]
+		if v.Id == "" {
+			v.Id = uuid.NewString()
+		}
+		if !v.Sensitive() {
+			continue
+		}
+		if v.Value != nil && *v.Value != "" {
+			sealed, err := mk.Seal(secretPurpose, []byte(*v.Value))
+			if err != nil {
+				return err
+			}
+			set.Secrets[v.Id] = base64.StdEncoding.EncodeToString(sealed)
+		} else if old != nil && old.Secrets[v.Id] != "" {
+			set.Secrets[v.Id] = old.Secrets[v.Id]
+		} else {
+			return cuttle.Errorf(cuttle.KindInvalid, "The sensitive variable %q has no value.", v.Name)
+		}
+		v.Value = nil
+	}
+	if len(set.Secrets) == 0 {
+		set.Secrets = nil
+	}
+	return nil
+}
+
+// OpenVariables returns the set's variables with their sensitive values
+// opened with mk: for a deployment, never for an answer.
+func OpenVariables(mk masterkey.Key, set cuttle.VariableSet) ([]variables.Variable, error) {
+	out := make([]variables.Variable, len(set.Variables))
+	for i, v := range set.Variables {
+		if v.Sensitive() {
+			sealed, err := base64.StdEncoding.DecodeString(set.Secrets[v.Id])
+			if err != nil {
+				return nil, fmt.Errorf("the sensitive value of %q is damaged: %w", v.Name, err)
+			}
+			plain, err := mk.Open(secretPurpose, sealed)
+			if err != nil {
+				return nil, fmt.Errorf("the sensitive value of %q: %w", v.Name, err)
+			}
+			value := string(plain)
+			v.Value = &value
+		}
+		out[i] = v
+	}
+	return out, nil
 }

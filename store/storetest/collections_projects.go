@@ -1,9 +1,7 @@
 package storetest
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +10,7 @@ import (
 	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/store/collection"
+	"github.com/cuttledeploy/cuttle/variables"
 )
 
 // testLifecycleID is the lifecycle of the suite's projects; only its form
@@ -196,6 +195,6 @@ func processesCase() collectionCase {
 func variableSetsCase() collectionCase {
 	return ownedCase(resources.VariableSets, func(p *cuttle.Project) cuttle.VariableSet {
 		return cuttle.VariableSet{Resource: cuttle.Resource{ID: cuttle.VariableSetID(p.ID), SpaceID: space}, OwnerId: p.ID,
-			Variables: []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"Name":"Owner","Value":%q}`, p.ID))}, ScopeValues: cuttle.EmptyScopeValues()}
+			Variables: []variables.Variable{{Name: "Owner", Value: &p.ID}}, ScopeValues: cuttle.EmptyScopeValues()}
 	}, func(v *cuttle.VariableSet) *string { return &v.OwnerId })
 }
