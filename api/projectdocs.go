@@ -50,6 +50,9 @@ func (s *Server) serveProjects() {
 				"Template": spacePath("deploymentprocesses/" + p.ID + "/template{?channel,releaseId}")}
 		},
 		lookup: func(ctx context.Context, tx *collection.Tx, sp, key string) (cuttle.DeploymentProcess, error) {
+			if strings.HasPrefix(key, resources.ProcessSnapshots.Prefix) { // a release's, read only
+				return resources.ProcessSnapshots.Get(ctx, tx, key)
+			}
 			id, err := byProject(ctx, tx, sp, key, "deployment process", func(p *cuttle.Project) string { return p.DeploymentProcessId })
 			if err != nil {
 				return cuttle.DeploymentProcess{}, err
@@ -69,6 +72,9 @@ func (s *Server) serveProjects() {
 	variables := docs[cuttle.VariableSet]{def: resources.VariableSets, path: "variables", link: "Variables",
 		itemType: "VariableSet", template: "{/id}{?ids}", owner: "project",
 		lookup: func(ctx context.Context, tx *collection.Tx, sp, key string) (cuttle.VariableSet, error) {
+			if strings.HasPrefix(key, resources.VariableSetSnapshots.Prefix) { // a release's, read only
+				return resources.VariableSetSnapshots.Get(ctx, tx, key)
+			}
 			id, err := byProject(ctx, tx, sp, key, "variable set", func(p *cuttle.Project) string { return p.VariableSetId })
 			if err != nil {
 				return cuttle.VariableSet{}, err
@@ -86,6 +92,7 @@ func (s *Server) serveProjects() {
 			v.Secrets = nil // sensitive values are never answered
 		}}
 	serveDocs(s, variables)
+	s.serveReleases(projects)
 
 	groupsProjects := func(ctx context.Context, tx *collection.Tx, r *http.Request) (map[string]any, string, error) {
 		g, err := docs[cuttle.ProjectGroup]{def: resources.ProjectGroups}.find(ctx, tx, DefaultSpaceID, r.PathValue("id"), false)
@@ -240,8 +247,18 @@ func createProjectParts(ctx context.Context, tx *collection.Tx, p *cuttle.Projec
 	return resources.VariableSets.Insert(ctx, tx, &set)
 }
 
-// deleteProjectParts deletes what a project owns, before the project.
+// deleteProjectParts deletes what a project owns, before the project: its
+// releases (with their snapshots), channels, process and variable set.
 func deleteProjectParts(ctx context.Context, tx *collection.Tx, p *cuttle.Project) error {
+	rs, _, err := resources.Releases.List(ctx, tx, collection.Query{Space: p.SpaceID, Where: map[string]any{"project_id": p.ID}, Take: -1})
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if err := resources.DeleteRelease(ctx, tx, r.ID); err != nil {
+			return err
+		}
+	}
 	channels, _, err := resources.Channels.List(ctx, tx, collection.Query{Space: p.SpaceID, Where: map[string]any{"project_id": p.ID}, Take: -1})
 	if err != nil {
 		return err

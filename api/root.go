@@ -13,6 +13,9 @@ const APIVersion = "3.0.0"
 // DefaultSpaceID is the one space of a cuttle installation.
 const DefaultSpaceID = "Spaces-1"
 
+// defaultSpaceName is the name of the default space.
+const defaultSpaceName = "Default"
+
 // rootResource is the root document at /api/ and /api/{spaceId}. Official
 // clients find every route they call through its Links (exact, case-sensitive
 // keys), so each resource cuttle serves has its link here.
@@ -91,7 +94,7 @@ func (s *Server) handleSpaceRoot(w http.ResponseWriter, r *http.Request) error {
 
 func defaultSpace() spaceResource {
 	return spaceResource{
-		Id: DefaultSpaceID, Name: "Default", Slug: "default", Description: "The default space.", IsDefault: true,
+		Id: DefaultSpaceID, Name: defaultSpaceName, Slug: "default", Description: "The default space.", IsDefault: true,
 		SpaceManagersTeams: []string{}, SpaceManagersTeamMembers: []string{},
 		Links: map[string]string{"Self": "/api/spaces/" + DefaultSpaceID, "SpaceHome": "/api/" + DefaultSpaceID},
 	}

@@ -35,6 +35,7 @@ var All = collection.NewSet(
 	MachinePolicies,
 	Projects, Channels, DeploymentProcesses, VariableSets,
 	TagSets, Tenants,
+	ProcessSnapshots, VariableSetSnapshots, Releases,
 )
 
 // Seed creates the documents every installation starts with (the "Default

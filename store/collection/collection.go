@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -109,7 +110,17 @@ func (d *Def[T]) table() string  { return d.Table }
 func (d *Def[T]) prefix() string { return d.Prefix }
 func (d *Def[T]) noun() string   { return d.Noun }
 func (d *Def[T]) order() string  { return d.Order }
-func (d *Def[T]) bind(s *Set)    { d.set = s }
+
+// bind adds d to s. It panics on a column named as one every table has
+// (id, space_id, version, doc): a declaration's mistake, found at start.
+func (d *Def[T]) bind(s *Set) {
+	for _, c := range d.Columns {
+		if slices.Contains([]string{"id", "space_id", "version", "doc"}, c.Name) {
+			panic(fmt.Sprintf("collection %s: the column name %q is one every table has; name it otherwise", d.Table, c.Name))
+		}
+	}
+	d.set = s
+}
 
 func (d *Def[T]) columns() []columnInfo {
 	var out []columnInfo

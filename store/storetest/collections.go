@@ -45,6 +45,7 @@ func collectionCases() []collectionCase {
 		processesCase(),
 		variableSetsCase(),
 		tagSetsCase(), tenantsCase(),
+		releasesCase(),
 	}
 }
 
@@ -258,4 +259,7 @@ func testCollectionsCovered(t *testing.T, s store.Store) {
 // testNamedCollection (for example documents without names).
 var uncovered = map[string]bool{
 	resources.APIKeys.Table: true, // unnamed: testAPIKeys
+	// Written by releases only: releasesCase.
+	resources.ProcessSnapshots.Table:     true,
+	resources.VariableSetSnapshots.Table: true,
 }
