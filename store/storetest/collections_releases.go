@@ -35,7 +35,7 @@ func releasesCase() collectionCase {
 			}
 			v := "one"
 			set := cuttle.VariableSet{Resource: cuttle.Resource{ID: p.VariableSetId, SpaceID: space}, OwnerId: p.ID,
-				Variables: []variables.Variable{{Id: "v1", Name: "A", Value: &v}, {Id: "v2", Name: "S", Type: "Sensitive"}},
+				Variables:   []variables.Variable{{Id: "v1", Name: "A", Value: &v}, {Id: "v2", Name: "S", Type: "Sensitive"}},
 				ScopeValues: cuttle.EmptyScopeValues(), Secrets: map[string]string{"v2": secret}}
 			return resources.VariableSets.Insert(ctx, tx, &set)
 		}), "inserting the project's channel, process and variables")
