@@ -73,6 +73,22 @@ type Task struct {
 
 	ErrorMessage        string
 	HasWarningsOrErrors bool
+
+	// Parked is set on a task that waits for a person (package tasks,
+	// "Parked tasks"): it is Queued, but no claim takes it, no expiry ends
+	// it, and the API shows it Executing with pending interruptions.
+	Parked bool
+	// ConcurrencyKey, when set, lets one task of the key run (or be
+	// parked) at a time.
+	ConcurrencyKey string
+}
+
+// Shown returns the state the API shows: a parked task is Executing.
+func (t Task) Shown() TaskState {
+	if t.Parked && t.State == TaskQueued {
+		return TaskExecuting
+	}
+	return t.State
 }
 
 // NewTask is a task to queue.
@@ -84,6 +100,8 @@ type NewTask struct {
 	Resumable   bool
 	// QueueTimeout is how long the task may stay queued; zero means DefaultQueueTimeout.
 	QueueTimeout time.Duration
+	// ConcurrencyKey: see Task.
+	ConcurrencyKey string
 }
 
 // TaskRef names one ownership of a task: the task, its owner and its epoch.
@@ -105,9 +123,9 @@ type TaskResult struct {
 // TaskQuery selects tasks; zero fields select all. Tasks are ordered newest first.
 type TaskQuery struct {
 	IDs        []int64
-	States     []TaskState
-	Name       string // the kind
-	NodeName   string // ServerNode
+	States     []TaskState // as shown (Task.Shown): a parked task is Executing
+	Name       string      // the kind
+	NodeName   string      // ServerNode
 	OwnerID    int64
 	Skip, Take int // Take 0: no limit
 }

@@ -68,11 +68,11 @@ func timePtr(t time.Time) *time.Time {
 func toTaskResource(t cuttle.Task) taskResource {
 	id := cuttle.FormatID(cuttle.TaskIDPrefix, t.ID)
 	res := taskResource{
-		Id: id, SpaceId: t.SpaceID, Name: t.Name, Description: t.Description, Arguments: t.Arguments, State: t.State,
+		Id: id, SpaceId: t.SpaceID, Name: t.Name, Description: t.Description, Arguments: t.Arguments, State: t.Shown(),
 		QueueTime: timePtr(t.QueueTime), QueueTimeExpiry: timePtr(t.QueueTimeExpiry), StartTime: timePtr(t.StartTime),
 		CompletedTime: timePtr(t.CompletedTime), LastUpdatedTime: timePtr(t.LastUpdatedTime), ServerNode: t.ServerNode,
 		ErrorMessage: t.ErrorMessage, IsCompleted: t.State.Completed(), FinishedSuccessfully: t.State == cuttle.TaskSuccess,
-		HasWarningsOrErrors: t.HasWarningsOrErrors, HasBeenPickedUpByProcessor: !t.StartTime.IsZero(),
+		HasWarningsOrErrors: t.HasWarningsOrErrors, HasBeenPickedUpByProcessor: !t.StartTime.IsZero(), HasPendingInterruptions: t.Parked,
 		Links: map[string]string{
 			"Self":    "/api/tasks/" + id,
 			"Details": "/api/tasks/" + id + "/details{?verbose,tail}",
@@ -410,7 +410,7 @@ func (s *Server) handleTaskDetails(w http.ResponseWriter, r *http.Request) error
 	}
 	id := cuttle.FormatID(cuttle.TaskIDPrefix, t.ID)
 	root := &activityElement{activityHead: activityHead{Id: id, Name: t.Description, Started: timePtr(t.StartTime),
-		Ended: timePtr(t.CompletedTime), Status: activityStatus(t.State), ShowAtSummaryLevel: true}}
+		Ended: timePtr(t.CompletedTime), Status: activityStatus(t.Shown()), ShowAtSummaryLevel: true}}
 	blocks := map[string]*activityElement{}
 	for _, l := range newest.lines {
 		el := root

@@ -149,13 +149,18 @@ type TaskStore interface {
 	// CreateTask queues a task: QueueTime is the database's now and
 	// QueueTimeExpiry now plus t.QueueTimeout (cuttle.DefaultQueueTimeout if zero).
 	CreateTask(ctx context.Context, t cuttle.NewTask) (cuttle.Task, error)
+	// CreateTaskIn queues a task in the unit of work tx, as CreateTask:
+	// with the document it runs for (a deployment), say.
+	CreateTaskIn(ctx context.Context, tx *collection.Tx, t cuttle.NewTask) (cuttle.Task, error)
 	// Task returns one task. KindNotFound if there is none.
 	Task(ctx context.Context, id int64) (cuttle.Task, error)
 	// Tasks returns the page of tasks q selects, newest first, and how many it selects in all.
 	Tasks(ctx context.Context, q cuttle.TaskQuery) ([]cuttle.Task, int, error)
 
 	// ClaimTasks claims for the node up to limit of the oldest queued tasks
-	// whose expiry has not passed, and no more than its task cap less the
+	// whose expiry has not passed, not parked, and of a concurrency key
+	// only the oldest, while no task of that key is Executing, Cancelling
+	// or parked; and no more than its task cap less the
 	// tasks it executes (Executing or Cancelling) now; none if the node is
 	// offline or draining. Each claimed task becomes Executing with the
 	// node as owner (ServerNode its name), its epoch one more, and its
@@ -174,6 +179,18 @@ type TaskStore interface {
 	// timeout if that is later (a Cancelling one ends Canceled). KindInvalid
 	// for any other state, or two results for one task.
 	FinishTasks(ctx context.Context, results []cuttle.TaskResult) (lost []int64, err error)
+
+	// ParkTask parks a task that waits for a person (package tasks, "Parked
+	// tasks"), in the unit of work tx that records what it waits for: it is
+	// handed back Queued, its epoch and checkpoint kept, and marked Parked,
+	// so that no claim takes it and no expiry ends it. KindConflict if ref
+	// no longer owns the task or it is Cancelling.
+	ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef) error
+	// ResumeTask makes a parked task claimable again, in the unit of work
+	// tx that records the answer, and pushes its queue expiry to at least
+	// now plus its queue timeout. KindConflict if it is not parked,
+	// KindNotFound if there is no such task.
+	ResumeTask(ctx context.Context, tx *collection.Tx, id int64) error
 
 	// CancelTask cancels a task: a queued one ends Canceled at once, an
 	// executing one becomes Cancelling (its owner finishes it), a cancelling

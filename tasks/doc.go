@@ -17,6 +17,30 @@
 //	  └── still queued at QueueTimeExpiry ─────────────────────────────────▶ TimedOut
 //	Executing ── owner offline, kind not resumable ──────────────────────▶ Failed
 //
+//	Executing ── park (fenced; waits for a person) ──▶ Queued+parked ── resume ──▶ Queued
+//	                                                        └── cancel ─────────▶ Canceled
+//
+// # Parked tasks
+//
+// A task that waits for a person (a deployment's manual intervention or
+// guided failure) is parked: its owner hands it back (as at a clean stop:
+// Queued, its epoch and checkpoint kept) marked parked, in the unit of work
+// that records what it waits for. A parked task is owned by no node and
+// counts in no cap; no claim takes it and no queue expiry ends it, however
+// long it waits; the API shows it Executing with HasPendingInterruptions.
+// Resuming it (in the unit of work that records the person's answer) takes
+// the mark off and pushes its expiry on by its queue timeout, and the next
+// claim, on any node, runs it from its checkpoint. A cancel ends a parked
+// task Canceled at once, as a queued one.
+//
+// # One at a time
+//
+// A task may name a concurrency key (a deployment: its project and
+// environment). A claim takes a keyed task only when no task of its key is
+// Executing, Cancelling or parked, and only the oldest queued one of a key;
+// a unique partial index over the keys of running and parked tasks is the
+// fence that refuses a second one whatever two claims race.
+//
 // # Invariants (DESIGN.md 2, 3, 4)
 //
 //   - Ownership is (owner node, epoch). A claim sets both in one statement;

@@ -14,12 +14,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
 // taskColumns are the columns scanTask reads, from tasks aliased t.
 const taskColumns = `t.id, t.space_id, t.name, t.description, t.arguments::text, t.state, t.resumable, t.checkpoint::text,
 	t.queue_time, t.queue_time_expiry, t.start_time, t.completed_time, t.last_updated_time,
-	t.owner_id, t.server_node, t.epoch, t.error_message, t.has_warnings_or_errors`
+	t.owner_id, t.server_node, t.epoch, t.error_message, t.has_warnings_or_errors, t.parked, t.concurrency_key`
 
 // running is SQL for the states of a task its owner executes.
 const running = `('Executing', 'Cancelling')`
@@ -39,7 +40,7 @@ func scanTask(row pgx.Row) (cuttle.Task, error) {
 	)
 	err := row.Scan(&t.ID, &t.SpaceID, &t.Name, &t.Description, &args, &state, &t.Resumable, &checkpoint,
 		&t.QueueTime, &t.QueueTimeExpiry, &start, &completed, &t.LastUpdatedTime,
-		&owner, &t.ServerNode, &t.Epoch, &t.ErrorMessage, &t.HasWarningsOrErrors)
+		&owner, &t.ServerNode, &t.Epoch, &t.ErrorMessage, &t.HasWarningsOrErrors, &t.Parked, &t.ConcurrencyKey)
 	if err != nil {
 		return cuttle.Task{}, err
 	}
@@ -126,15 +127,35 @@ func insertTask(ctx context.Context, q querier, t cuttle.NewTask) (cuttle.Task, 
 	if err != nil {
 		return cuttle.Task{}, err
 	}
-	task, err := scanTask(q.QueryRow(ctx, `
-		WITH clock AS (SELECT clock_timestamp() AS ts)
-		INSERT INTO tasks AS t (space_id, name, description, arguments, state, resumable,
-			queue_time, queue_time_expiry, last_updated_time)
-		SELECT $1, $2, $3, $4::jsonb, 'Queued', $5, clock.ts, clock.ts + `+interval("$6::bigint")+`, clock.ts
-		FROM clock
-		RETURNING `+taskColumns,
-		t.SpaceID, t.Name, t.Description, args, t.Resumable, timeout))
+	task, err := scanTask(q.QueryRow(ctx, insertTaskSQL,
+		t.SpaceID, t.Name, t.Description, args, t.Resumable, timeout, t.ConcurrencyKey))
 	return task, invalidJSON(err, "arguments")
+}
+
+var insertTaskSQL = `
+	WITH clock AS (SELECT clock_timestamp() AS ts)
+	INSERT INTO tasks AS t (space_id, name, description, arguments, state, resumable,
+		queue_time, queue_time_expiry, last_updated_time, concurrency_key)
+	SELECT $1, $2, $3, $4::jsonb, 'Queued', $5, clock.ts, clock.ts + ` + interval("$6::bigint") + `, clock.ts, $7
+	FROM clock
+	RETURNING ` + taskColumns
+
+// CreateTaskIn queues a task in the unit of work tx, as CreateTask.
+func (s *Store) CreateTaskIn(ctx context.Context, tx *collection.Tx, t cuttle.NewTask) (cuttle.Task, error) {
+	args, timeout, err := newTaskArgs(t)
+	if err != nil {
+		return cuttle.Task{}, err
+	}
+	rows, err := tx.Q.Query(ctx, insertTaskSQL, t.SpaceID, t.Name, t.Description, args, t.Resumable, timeout, t.ConcurrencyKey)
+	if err != nil {
+		return cuttle.Task{}, dbError(invalidJSON(err, "arguments"), "queuing the task")
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return cuttle.Task{}, dbError(rows.Err(), "queuing the task")
+	}
+	task, err := scanTask(rows)
+	return task, dbError(err, "queuing the task")
 }
 
 // CreateTask queues a task: QueueTime is the database's now and
@@ -183,7 +204,7 @@ func (s *Store) Tasks(ctx context.Context, q cuttle.TaskQuery) ([]cuttle.Task, i
 		for i, st := range q.States {
 			states[i] = string(st)
 		}
-		add(`t.state = ANY($?::text[])`, states)
+		add(`(CASE WHEN t.parked AND t.state = 'Queued' THEN 'Executing' ELSE t.state END) = ANY($?::text[])`, states)
 	}
 	if q.Name != "" {
 		add(`t.name = $?`, q.Name)
@@ -240,7 +261,12 @@ var claimTasks = `
 	),
 	picked AS (
 		SELECT q.id FROM tasks q
-		WHERE q.state = 'Queued' AND q.queue_time_expiry > (SELECT ts FROM clock)
+		WHERE q.state = 'Queued' AND NOT q.parked AND q.queue_time_expiry > (SELECT ts FROM clock)
+			AND (q.concurrency_key = '' OR (
+				NOT EXISTS (SELECT 1 FROM tasks o WHERE o.concurrency_key = q.concurrency_key
+					AND (o.state IN ` + running + ` OR (o.state = 'Queued' AND o.parked)))
+				AND q.id = (SELECT min(f.id) FROM tasks f
+					WHERE f.concurrency_key = q.concurrency_key AND f.state = 'Queued' AND NOT f.parked)))
 		ORDER BY q.queue_time, q.id
 		LIMIT coalesce((SELECT room FROM me), 0)
 		FOR UPDATE OF q SKIP LOCKED
@@ -424,6 +450,7 @@ func (s *Store) CancelTask(ctx context.Context, id int64) (cuttle.Task, error) {
 			UPDATE tasks AS t SET
 				state = CASE WHEN t.state = 'Queued' THEN 'Canceled' ELSE 'Cancelling' END,
 				completed_time = CASE WHEN t.state = 'Queued' THEN clock.ts END,
+				parked = false,
 				last_updated_time = clock.ts
 			FROM clock
 			WHERE t.id = $1 AND t.state IN ('Queued', 'Executing')
@@ -464,7 +491,7 @@ func (s *Store) ExpireTasks(ctx context.Context) (int, error) {
 			completed_time = clock.ts,
 			last_updated_time = clock.ts
 		FROM clock
-		WHERE t.state = 'Queued' AND t.queue_time_expiry <= clock.ts`)
+		WHERE t.state = 'Queued' AND NOT t.parked AND t.queue_time_expiry <= clock.ts`)
 	if err != nil {
 		return 0, dbError(err, "expiring tasks")
 	}
@@ -594,4 +621,49 @@ func (s *Store) Schedules(ctx context.Context) ([]cuttle.Schedule, error) {
 		return nil, dbError(err, "reading the schedules")
 	}
 	return schedules, nil
+}
+
+// ParkTask parks a task that waits for a person (package tasks, "Parked
+// tasks"), in the unit of work tx that records what it waits for: it is
+// handed back Queued, its epoch and checkpoint kept, and marked parked.
+// KindConflict if ref no longer owns the task or it is Cancelling (its
+// owner then ends it Canceled instead).
+func (s *Store) ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef) error {
+	n, err := tx.Q.Exec(ctx, `
+		UPDATE tasks SET state = 'Queued', parked = true, last_updated_time = clock_timestamp()
+		WHERE id = $1 AND owner_id = $2 AND epoch = $3 AND state = 'Executing'`, ref.ID, ref.Owner, ref.Epoch)
+	if err != nil {
+		return dbError(err, "parking the task")
+	}
+	if n == 0 {
+		return lostOwnership(ref)
+	}
+	return nil
+}
+
+// ResumeTask makes a parked task claimable again, in the unit of work tx
+// that records the answer it waited for, and pushes its queue expiry to at
+// least now plus its queue timeout. KindConflict if it is not parked
+// (answered already, or cancelled); KindNotFound if there is no such task.
+func (s *Store) ResumeTask(ctx context.Context, tx *collection.Tx, id int64) error {
+	n, err := tx.Q.Exec(ctx, `
+		WITH clock AS (SELECT clock_timestamp() AS ts)
+		UPDATE tasks AS t SET parked = false, last_updated_time = clock.ts,
+			queue_time_expiry = greatest(t.queue_time_expiry, clock.ts + (t.queue_time_expiry - t.queue_time))
+		FROM clock
+		WHERE t.id = $1 AND t.state = 'Queued' AND t.parked`, id)
+	if err != nil {
+		return dbError(err, "resuming the task")
+	}
+	if n == 0 {
+		found, err := collection.Exists(ctx, tx.Q, `SELECT 1 FROM tasks WHERE id = $1`, id)
+		if err != nil {
+			return dbError(err, "resuming the task")
+		}
+		if !found {
+			return taskNotFound(id)
+		}
+		return cuttle.Errorf(cuttle.KindConflict, "The task %s is not waiting to be resumed.", cuttle.FormatID(cuttle.TaskIDPrefix, id))
+	}
+	return nil
 }

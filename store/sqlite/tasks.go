@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
 // taskColumns are the columns scanTask reads, unqualified: SQLite's
 // RETURNING names the modified table's columns only so.
 const taskColumns = `id, space_id, name, description, arguments, state, resumable, checkpoint,
 	queue_time, queue_time_expiry, start_time, completed_time, last_updated_time,
-	owner_id, server_node, epoch, error_message, has_warnings_or_errors`
+	owner_id, server_node, epoch, error_message, has_warnings_or_errors, parked, concurrency_key`
 
 // running is SQL for the states of a task its owner executes.
 const running = `('Executing', 'Cancelling')`
@@ -39,7 +40,7 @@ func scanTask(row scanner) (cuttle.Task, error) {
 	)
 	err := row.Scan(&t.ID, &t.SpaceID, &t.Name, &t.Description, &args, &state, &t.Resumable, &checkpoint,
 		&queued, &expiry, &start, &completed, &updated,
-		&owner, &t.ServerNode, &t.Epoch, &t.ErrorMessage, &t.HasWarningsOrErrors)
+		&owner, &t.ServerNode, &t.Epoch, &t.ErrorMessage, &t.HasWarningsOrErrors, &t.Parked, &t.ConcurrencyKey)
 	if err != nil {
 		return cuttle.Task{}, err
 	}
@@ -127,14 +128,38 @@ func insertTask(ctx context.Context, q queryRower, t cuttle.NewTask) (cuttle.Tas
 	if err != nil {
 		return cuttle.Task{}, err
 	}
-	return scanTask(q.QueryRowContext(ctx, `
-		INSERT INTO tasks (space_id, name, description, arguments, state, resumable,
-			queue_time, queue_time_expiry, last_updated_time)
-		VALUES (:space, :name, :description, :arguments, 'Queued', :resumable,
-			`+nowMS+`, `+nowMS+` + :timeout, `+nowMS+`)
-		RETURNING `+taskColumns,
-		sql.Named("space", t.SpaceID), sql.Named("name", t.Name), sql.Named("description", t.Description),
-		sql.Named("arguments", args), sql.Named("resumable", t.Resumable), sql.Named("timeout", timeout)))
+	return scanTask(q.QueryRowContext(ctx, insertTaskSQL, insertTaskArgs(t, args, timeout)...))
+}
+
+const insertTaskSQL = `
+	INSERT INTO tasks (space_id, name, description, arguments, state, resumable,
+		queue_time, queue_time_expiry, last_updated_time, concurrency_key)
+	VALUES (:space, :name, :description, :arguments, 'Queued', :resumable,
+		` + nowMS + `, ` + nowMS + ` + :timeout, ` + nowMS + `, :key)
+	RETURNING ` + taskColumns
+
+func insertTaskArgs(t cuttle.NewTask, args string, timeout int64) []any {
+	return []any{sql.Named("space", t.SpaceID), sql.Named("name", t.Name), sql.Named("description", t.Description),
+		sql.Named("arguments", args), sql.Named("resumable", t.Resumable), sql.Named("timeout", timeout),
+		sql.Named("key", t.ConcurrencyKey)}
+}
+
+// CreateTaskIn queues a task in the unit of work tx, as CreateTask.
+func (s *Store) CreateTaskIn(ctx context.Context, tx *collection.Tx, t cuttle.NewTask) (cuttle.Task, error) {
+	args, timeout, err := newTaskArgs(t)
+	if err != nil {
+		return cuttle.Task{}, err
+	}
+	rows, err := tx.Q.Query(ctx, insertTaskSQL, insertTaskArgs(t, args, timeout)...)
+	if err != nil {
+		return cuttle.Task{}, dbError(err, "queuing the task")
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return cuttle.Task{}, dbError(rows.Err(), "queuing the task")
+	}
+	task, err := scanTask(rows)
+	return task, dbError(err, "queuing the task")
 }
 
 // CreateTask queues a task: QueueTime is the database's now and
@@ -178,7 +203,7 @@ func (s *Store) Tasks(ctx context.Context, q cuttle.TaskQuery) ([]cuttle.Task, i
 		if err != nil {
 			return nil, 0, cuttle.Wrap(err, "listing the tasks")
 		}
-		conds = append(conds, `state IN (SELECT value FROM json_each(:states))`)
+		conds = append(conds, `(CASE WHEN parked <> 0 AND state = 'Queued' THEN 'Executing' ELSE state END) IN (SELECT value FROM json_each(:states))`)
 		args = append(args, sql.Named("states", string(states)))
 	}
 	if q.Name != "" {
@@ -245,7 +270,12 @@ func (s *Store) ClaimTasks(ctx context.Context, nodeID int64, limit int) ([]cutt
 			last_updated_time = `+nowMS+`
 		WHERE id IN (
 			SELECT q.id FROM tasks q
-			WHERE q.state = 'Queued' AND q.queue_time_expiry > `+nowMS+`
+			WHERE q.state = 'Queued' AND q.parked = 0 AND q.queue_time_expiry > `+nowMS+`
+				AND (q.concurrency_key = '' OR (
+					NOT EXISTS (SELECT 1 FROM tasks o WHERE o.concurrency_key = q.concurrency_key
+						AND (o.state IN `+running+` OR (o.state = 'Queued' AND o.parked <> 0)))
+					AND q.id = (SELECT min(f.id) FROM tasks f
+						WHERE f.concurrency_key = q.concurrency_key AND f.state = 'Queued' AND f.parked = 0)))
 			ORDER BY q.queue_time, q.id
 			LIMIT COALESCE((
 				SELECT MAX(0, MIN(:limit, n.max_concurrent_tasks - `+runningTasks+`))
@@ -381,6 +411,7 @@ func (s *Store) CancelTask(ctx context.Context, id int64) (cuttle.Task, error) {
 			UPDATE tasks SET
 				state = CASE WHEN state = 'Queued' THEN 'Canceled' ELSE 'Cancelling' END,
 				completed_time = CASE WHEN state = 'Queued' THEN `+nowMS+` END,
+				parked = 0,
 				last_updated_time = `+nowMS+`
 			WHERE id = ? AND state IN ('Queued', 'Executing')
 			RETURNING `+taskColumns, id))
@@ -415,7 +446,7 @@ func (s *Store) ExpireTasks(ctx context.Context) (int, error) {
 				|| ') because no node had room to run it.',
 			completed_time = `+nowMS+`,
 			last_updated_time = `+nowMS+`
-		WHERE state = 'Queued' AND queue_time_expiry <= `+nowMS)
+		WHERE state = 'Queued' AND parked = 0 AND queue_time_expiry <= `+nowMS)
 	if err != nil {
 		return 0, dbError(err, "expiring tasks")
 	}
@@ -546,4 +577,44 @@ func (s *Store) Schedules(ctx context.Context) ([]cuttle.Schedule, error) {
 		return nil, dbError(err, "reading the schedules")
 	}
 	return schedules, nil
+}
+
+// ParkTask parks a task that waits for a person (see store.TaskStore), in
+// the unit of work tx. KindConflict if ref no longer owns the task or it
+// is Cancelling.
+func (s *Store) ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef) error {
+	n, err := tx.Q.Exec(ctx, `
+		UPDATE tasks SET state = 'Queued', parked = 1, last_updated_time = `+nowMS+`
+		WHERE id = ? AND owner_id = ? AND epoch = ? AND state = 'Executing'`, ref.ID, ref.Owner, ref.Epoch)
+	if err != nil {
+		return dbError(err, "parking the task")
+	}
+	if n == 0 {
+		return lostOwnership(ref)
+	}
+	return nil
+}
+
+// ResumeTask makes a parked task claimable again (see store.TaskStore), in
+// the unit of work tx. KindConflict if it is not parked; KindNotFound if
+// there is no such task.
+func (s *Store) ResumeTask(ctx context.Context, tx *collection.Tx, id int64) error {
+	n, err := tx.Q.Exec(ctx, `
+		UPDATE tasks SET parked = 0, last_updated_time = `+nowMS+`,
+			queue_time_expiry = MAX(queue_time_expiry, `+nowMS+` + (queue_time_expiry - queue_time))
+		WHERE id = ? AND state = 'Queued' AND parked <> 0`, id)
+	if err != nil {
+		return dbError(err, "resuming the task")
+	}
+	if n == 0 {
+		found, err := collection.Exists(ctx, tx.Q, `SELECT 1 FROM tasks WHERE id = ?`, id)
+		if err != nil {
+			return dbError(err, "resuming the task")
+		}
+		if !found {
+			return taskNotFound(id)
+		}
+		return cuttle.Errorf(cuttle.KindConflict, "The task %s is not waiting to be resumed.", cuttle.FormatID(cuttle.TaskIDPrefix, id))
+	}
+	return nil
 }
