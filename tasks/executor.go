@@ -298,6 +298,13 @@ func (e *Executor) execute(ctx context.Context, t cuttle.Task, r *run) {
 	}
 	cause := context.Cause(ctx)
 	switch {
+	case errors.Is(runErr, ErrParked):
+		// Parked in the database already (Park): no result to write, and
+		// one would be fenced out anyway.
+		w.Close()
+		e.log.Info("the task waits for a person", "task", cuttle.FormatID(cuttle.TaskIDPrefix, t.ID), "epoch", t.Epoch)
+		e.forget(t.ID, ref.Epoch)
+		return
 	case cause == errLost:
 		w.Close()
 		e.log.Warn("stopped a task this node no longer owns", "task", cuttle.FormatID(cuttle.TaskIDPrefix, t.ID), "epoch", t.Epoch)

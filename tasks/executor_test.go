@@ -18,9 +18,11 @@ import (
 	"github.com/cuttledeploy/cuttle/blob"
 	"github.com/cuttledeploy/cuttle/cluster"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
 	"github.com/cuttledeploy/cuttle/store/sqlite"
 	"github.com/cuttledeploy/cuttle/tasklog"
 	"github.com/cuttledeploy/cuttle/tasks"
+	"github.com/cuttledeploy/cuttle/testcluster"
 )
 
 // node is one in-process node on an embedded database: a member and an executor.
@@ -331,5 +333,52 @@ func TestCheckpointFailureSticks(t *testing.T) {
 	}
 	if string(got.Checkpoint) != `"first"` {
 		t.Errorf("stored checkpoint %s; want the last that succeeded, \"first\"", got.Checkpoint)
+	}
+}
+
+// TestParkAndResume: a task that parks is no node's and counts in no cap;
+// resumed, it runs again from its checkpoint and ends.
+func TestParkAndResume(t *testing.T) {
+	parker := tasks.Kind{
+		Name:      "Parker",
+		Resumable: true,
+		Prepare: func(json.RawMessage) (tasks.Plan, error) {
+			return tasks.Plan{Description: "waits for a person once"}, nil
+		},
+		Run: func(ctx context.Context, x *tasks.Execution) error {
+			if len(x.Task.Checkpoint) > 0 {
+				x.Log.Logf(tasklog.Info, "resumed after %s", x.Task.Checkpoint)
+				return nil
+			}
+			if err := x.Checkpoint(ctx, []byte(`{"waiting":true}`)); err != nil {
+				return err
+			}
+			if err := x.Park(ctx, func(context.Context, *collection.Tx) error { return nil }); err != nil {
+				return err
+			}
+			return tasks.ErrParked
+		},
+	}
+	n := newNode(t, 1, parker)
+	parked := n.queue(t, "Parker", map[string]any{})
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		tk, err := n.store.Task(t.Context(), parked.ID)
+		if err != nil || !tk.Parked {
+			return fmt.Errorf("the task is not parked yet (%v)", err)
+		}
+		return nil
+	})
+	// Its cap of one is free: another task runs while it waits.
+	other := n.queue(t, "Noop", map[string]any{})
+	n.wait(t, other.ID, 10*time.Second, cuttle.TaskSuccess)
+	if err := n.store.Update(t.Context(), func(tx *collection.Tx) error { return n.store.ResumeTask(t.Context(), tx, parked.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	n.store.Notify(t.Context(), store.ChannelTasks, cuttle.FormatID(cuttle.TaskIDPrefix, parked.ID))
+	if got := n.wait(t, parked.ID, 10*time.Second, cuttle.TaskSuccess, cuttle.TaskFailed); got.State != cuttle.TaskSuccess || got.Epoch != 2 {
+		t.Fatalf("the resumed task: %s at epoch %d (%s)", got.State, got.Epoch, got.ErrorMessage)
+	}
+	if log := n.log(t, parked.ID); !strings.Contains(log, `resumed after {"waiting": true}`) && !strings.Contains(log, `resumed after {"waiting":true}`) {
+		t.Errorf("the resumed task's log:\n%s", log)
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/store/collection"
 	"github.com/cuttledeploy/cuttle/tasklog"
 )
 
@@ -84,6 +86,27 @@ func (x *Execution) Checkpoint(ctx context.Context, checkpoint []byte) error {
 	}
 	x.checkpointErr = err
 	return err
+}
+
+// ErrParked is what Run returns after Park: the task waits for a person,
+// owned by no node, and its run is over without a result.
+var ErrParked = errors.New("the task waits for a person")
+
+// Park parks the task (package doc, "Parked tasks") in one unit of work
+// with record, which stores what it waits for; Run must then return
+// ErrParked, having nothing more to do until a node claims the task again
+// (its checkpoint tells that node where the task got to). While the
+// database is away it tries again until ctx ends. KindConflict if this
+// node no longer owns the task, or it is being cancelled.
+func (x *Execution) Park(ctx context.Context, record func(ctx context.Context, tx *collection.Tx) error) error {
+	return retryUnavailable(ctx, func() error {
+		return x.e.store.Update(ctx, func(tx *collection.Tx) error {
+			if err := record(ctx, tx); err != nil {
+				return err
+			}
+			return x.e.store.ParkTask(ctx, tx, x.ref)
+		})
+	})
 }
 
 // Plan is what Prepare makes of a new task.
