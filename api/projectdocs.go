@@ -248,8 +248,27 @@ func createProjectParts(ctx context.Context, tx *collection.Tx, p *cuttle.Projec
 }
 
 // deleteProjectParts deletes what a project owns, before the project: its
+// interruptions and deployments (their tasks stay, in the task history),
 // releases (with their snapshots), channels, process and variable set.
 func deleteProjectParts(ctx context.Context, tx *collection.Tx, p *cuttle.Project) error {
+	is, _, err := resources.Interruptions.List(ctx, tx, collection.Query{Space: p.SpaceID, Where: map[string]any{"related": p.ID}, Take: -1})
+	if err != nil {
+		return err
+	}
+	for _, i := range is {
+		if err := resources.Interruptions.Delete(ctx, tx, i.ID); err != nil {
+			return err
+		}
+	}
+	ds, _, err := resources.Deployments.List(ctx, tx, collection.Query{Space: p.SpaceID, Where: map[string]any{"project_id": p.ID}, Take: -1})
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if err := resources.Deployments.Delete(ctx, tx, d.ID); err != nil {
+			return err
+		}
+	}
 	rs, _, err := resources.Releases.List(ctx, tx, collection.Query{Space: p.SpaceID, Where: map[string]any{"project_id": p.ID}, Take: -1})
 	if err != nil {
 		return err

@@ -36,6 +36,7 @@ var All = collection.NewSet(
 	Projects, Channels, DeploymentProcesses, VariableSets,
 	TagSets, Tenants,
 	ProcessSnapshots, VariableSetSnapshots, Releases,
+	Deployments, Interruptions,
 )
 
 // Seed creates the documents every installation starts with (the "Default

@@ -46,6 +46,7 @@ func collectionCases() []collectionCase {
 		variableSetsCase(),
 		tagSetsCase(), tenantsCase(),
 		releasesCase(),
+		deploymentsCase(),
 	}
 }
 
@@ -262,4 +263,6 @@ var uncovered = map[string]bool{
 	// Written by releases only: releasesCase.
 	resources.ProcessSnapshots.Table:     true,
 	resources.VariableSetSnapshots.Table: true,
+	// With the deployments: deploymentsCase.
+	resources.Interruptions.Table: true,
 }

@@ -18,27 +18,8 @@ import (
 func releasesCase() collectionCase {
 	return collectionCase{name: resources.Releases.Table, run: func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		p := insertProject(t, s, "Released")
-		var channel string
+		p, channel := releasableProject(t, s, "Released")
 		secret := "sealed-elsewhere"
-		check(t, update(t, s, func(tx *collection.Tx) error {
-			c := cuttle.Channel{Resource: cuttle.Resource{SpaceID: space}, Name: cuttle.DefaultChannelName, ProjectId: p.ID, IsDefault: true,
-				Type: cuttle.ChannelTypeLifecycle, Rules: []cuttle.ChannelRule{}, TenantTags: []string{}}
-			if err := resources.Channels.Insert(ctx, tx, &c); err != nil {
-				return err
-			}
-			channel = c.ID
-			process := cuttle.DeploymentProcess{Resource: cuttle.Resource{ID: p.DeploymentProcessId, SpaceID: space}, ProjectId: p.ID,
-				Steps: []cuttle.DeploymentStep{{Name: "v1 step", Actions: []cuttle.DeploymentAction{}}}}
-			if err := resources.DeploymentProcesses.Insert(ctx, tx, &process); err != nil {
-				return err
-			}
-			v := "one"
-			set := cuttle.VariableSet{Resource: cuttle.Resource{ID: p.VariableSetId, SpaceID: space}, OwnerId: p.ID,
-				Variables:   []variables.Variable{{Id: "v1", Name: "A", Value: &v}, {Id: "v2", Name: "S", Type: "Sensitive"}},
-				ScopeValues: cuttle.EmptyScopeValues(), Secrets: map[string]string{"v2": secret}}
-			return resources.VariableSets.Insert(ctx, tx, &set)
-		}), "inserting the project's channel, process and variables")
 
 		create := func(version string) (cuttle.Release, error) {
 			r := cuttle.Release{Resource: cuttle.Resource{SpaceID: space}, ProjectId: p.ID, Version: version}
@@ -105,5 +86,97 @@ func releasesCase() collectionCase {
 			return err
 		})
 		wantKind(t, err, cuttle.KindNotFound, "the process snapshot of a deleted release")
+	}}
+}
+
+// releasableProject inserts a project with what a release needs: its
+// default channel, whose id it returns, its process (one step) and its
+// variable set (a plain variable and a sensitive one, "sealed-elsewhere").
+func releasableProject(t *testing.T, s store.Store, name string) (cuttle.Project, string) {
+	t.Helper()
+	ctx := t.Context()
+	p := insertProject(t, s, name)
+	var channel string
+	check(t, update(t, s, func(tx *collection.Tx) error {
+		c := cuttle.Channel{Resource: cuttle.Resource{SpaceID: space}, Name: cuttle.DefaultChannelName, ProjectId: p.ID, IsDefault: true,
+			Type: cuttle.ChannelTypeLifecycle, Rules: []cuttle.ChannelRule{}, TenantTags: []string{}}
+		if err := resources.Channels.Insert(ctx, tx, &c); err != nil {
+			return err
+		}
+		channel = c.ID
+		process := cuttle.DeploymentProcess{Resource: cuttle.Resource{ID: p.DeploymentProcessId, SpaceID: space}, ProjectId: p.ID,
+			Steps: []cuttle.DeploymentStep{{Name: "v1 step", Actions: []cuttle.DeploymentAction{}}}}
+		if err := resources.DeploymentProcesses.Insert(ctx, tx, &process); err != nil {
+			return err
+		}
+		v := "one"
+		set := cuttle.VariableSet{Resource: cuttle.Resource{ID: p.VariableSetId, SpaceID: space}, OwnerId: p.ID,
+			Variables:   []variables.Variable{{Id: "v1", Name: "A", Value: &v}, {Id: "v2", Name: "S", Type: "Sensitive"}},
+			ScopeValues: cuttle.EmptyScopeValues(), Secrets: map[string]string{"v2": "sealed-elsewhere"}}
+		return resources.VariableSets.Insert(ctx, tx, &set)
+	}), "inserting the project's channel, process and variables")
+	return p, channel
+}
+
+// deploymentsCase: a deployment refers to its release, environment and
+// project, which cannot be deleted while it exists; interruptions are
+// found by what they regard and whether they are pending.
+func deploymentsCase() collectionCase {
+	return collectionCase{name: resources.Deployments.Table, run: func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		p, _ := releasableProject(t, s, "Deployed")
+		var rel cuttle.Release
+		var env cuttle.Environment
+		check(t, update(t, s, func(tx *collection.Tx) error {
+			rel = cuttle.Release{Resource: cuttle.Resource{SpaceID: space}, ProjectId: p.ID}
+			if err := resources.PrepareRelease(ctx, tx, &rel); err != nil {
+				return err
+			}
+			if err := resources.Releases.Insert(ctx, tx, &rel); err != nil {
+				return err
+			}
+			env = cuttle.Environment{Resource: cuttle.Resource{SpaceID: space}, Name: "Staging", EnvironmentTags: []string{}}
+			return resources.Environments.Insert(ctx, tx, &env)
+		}), "a release and an environment")
+		d := cuttle.Deployment{Resource: cuttle.Resource{SpaceID: space}, ReleaseId: rel.ID, EnvironmentId: env.ID, ProjectId: p.ID,
+			ChannelId: rel.ChannelId, TaskId: "ServerTasks-1"}
+		check(t, update(t, s, func(tx *collection.Tx) error { return resources.Deployments.Insert(ctx, tx, &d) }), "Insert of a deployment")
+		bad := d
+		bad.ID, bad.ReleaseId = "", "Releases-999999"
+		err := update(t, s, func(tx *collection.Tx) error { return resources.Deployments.Insert(ctx, tx, &bad) })
+		wantKind(t, err, cuttle.KindInvalid, "Insert of a deployment of an unknown release")
+		for what, del := range map[string]func(tx *collection.Tx) error{
+			"its release":     func(tx *collection.Tx) error { return resources.Releases.Delete(ctx, tx, rel.ID) },
+			"its environment": func(tx *collection.Tx) error { return resources.Environments.Delete(ctx, tx, env.ID) },
+		} {
+			wantKind(t, update(t, s, del), cuttle.KindConflict, "Delete of a deployment's "+what)
+		}
+
+		pending := cuttle.Interruption{Resource: cuttle.Resource{SpaceID: space}, Title: "Approve", Type: cuttle.InterruptionManual,
+			IsPending: true, Form: cuttle.ManualForm("look"), RelatedDocumentIds: []string{d.ID, "ServerTasks-1", p.ID, env.ID},
+			ResponsibleTeamIds: []string{}, TaskId: "ServerTasks-1"}
+		done := pending
+		done.IsPending = false
+		check(t, update(t, s, func(tx *collection.Tx) error {
+			if err := resources.Interruptions.Insert(ctx, tx, &pending); err != nil {
+				return err
+			}
+			return resources.Interruptions.Insert(ctx, tx, &done)
+		}), "Insert of interruptions")
+		check(t, s.Read(ctx, func(tx *collection.Tx) error {
+			got, n, err := resources.Interruptions.List(ctx, tx, collection.Query{Space: space, Take: -1,
+				Where: map[string]any{"related": d.ID, "is_pending": true}})
+			if err != nil {
+				return err
+			}
+			if n != 1 || got[0].ID != pending.ID {
+				t.Errorf("the pending interruptions regarding %s: %d, %+v", d.ID, n, got)
+			}
+			_, n, err = resources.Interruptions.List(ctx, tx, collection.Query{Space: space, Take: -1, Where: map[string]any{"related": "Deployments-999999"}})
+			if err == nil && n != 0 {
+				t.Errorf("%d interruptions regard a deployment that does not exist", n)
+			}
+			return err
+		}), "listing interruptions")
 	}}
 }
