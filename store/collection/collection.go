@@ -257,6 +257,17 @@ func (d *Def[T]) List(ctx context.Context, tx *Tx, q Query) ([]T, int, error) {
 		if c.Fold {
 			v = strings.ToLower(fmt.Sprint(v))
 		}
+		if text, ok := v.(string); ok && c.Kind != Text { // from a query parameter
+			var err error
+			if c.Kind == Bool {
+				v, err = strconv.ParseBool(text)
+			} else {
+				v, err = strconv.ParseInt(text, 10, 64)
+			}
+			if err != nil {
+				return nil, 0, cuttle.Errorf(cuttle.KindInvalid, "The filter %s takes a %s, not %.40q.", name, map[Kind]string{Bool: "true or false", Int: "whole number"}[c.Kind], text)
+			}
+		}
 		where, args = append(where, name+" = ?"), append(args, v)
 	}
 	take := q.Take

@@ -587,7 +587,9 @@ func (s *Store) RunJob(ctx context.Context, nodeID, term int64, job string, ever
 		if task, err = insertTask(ctx, tx, t); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE schedules SET last_task_id = $2 WHERE job = $1`, job, task.ID); err != nil {
+		// The run's time is its task's queue time, which a later statement
+		// took: the next run is due an interval after the task was queued.
+		if _, err := tx.Exec(ctx, `UPDATE schedules SET last_task_id = $2, last_run = $3 WHERE job = $1`, job, task.ID, task.QueueTime); err != nil {
 			return err
 		}
 		ok = true

@@ -539,7 +539,10 @@ func (s *Store) RunJob(ctx context.Context, nodeID, term int64, job string, ever
 		if task, err = insertTask(ctx, tx, t); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE schedules SET last_task_id = ? WHERE job = ?`, task.ID, job); err != nil {
+		// The run's time is its task's queue time, which a later statement
+		// took: the next run is due an interval after the task was queued.
+		if _, err := tx.ExecContext(ctx, `UPDATE schedules SET last_task_id = ?, last_run = ? WHERE job = ?`,
+			task.ID, task.QueueTime.UnixMilli(), job); err != nil {
 			return err
 		}
 		ok = true

@@ -1002,6 +1002,11 @@ func testRunJob(t *testing.T, s store.Store) {
 	if sc.LastRun.Before(before) || sc.LastRun.After(after) || sc.LastTask != got.ID {
 		t.Errorf("schedule = %+v, want a last run between %v and %v and task %d", sc, before, after, got.ID)
 	}
+	// A run's time is its task's queue time, so that runs are an interval
+	// apart as their tasks show them.
+	if !sc.LastRun.Equal(got.QueueTime) {
+		t.Errorf("the last run %v is not the task's queue time %v", sc.LastRun, got.QueueTime)
+	}
 
 	// Not due yet: nothing, even for the leader.
 	run(a.ID, la.Term, cuttle.JobRetention, time.Minute, false)
@@ -1021,7 +1026,8 @@ func testRunJob(t *testing.T, s store.Store) {
 		return ok
 	})
 	sh2 := schedule(cuttle.JobHealthCheck)
-	if second.ID == first.ID || sh2.LastTask != second.ID || sh2.LastRun.Before(sh.NextRun(100*time.Millisecond)) {
+	if second.ID == first.ID || sh2.LastTask != second.ID || sh2.LastRun.Before(sh.NextRun(100*time.Millisecond)) ||
+		second.QueueTime.Sub(first.QueueTime) < 100*time.Millisecond {
 		t.Errorf("the second run: task %d, schedule %+v; want a new task, run no sooner than %v", second.ID, sh2, sh.NextRun(100*time.Millisecond))
 	}
 
