@@ -35,6 +35,10 @@ type Deployment struct {
 	// Secrets are FormValues of sensitive variables, sealed with the
 	// master key (never answered); their FormValues entries are empty.
 	Secrets map[string]string `json:"Secrets,omitempty"`
+	// State is how the deployment ended, as its task wrote it when it did
+	// (Success, Failed, Canceled); "" while it has not. The lifecycle's
+	// progression reads it.
+	State TaskState `json:"State,omitempty"`
 }
 
 // DeploymentKey is the concurrency key of a deployment's task: one

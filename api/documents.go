@@ -43,8 +43,14 @@ type docs[T any] struct {
 	// links returns the resource's Links but Self, which docs adds.
 	links func(doc *T) map[string]string
 	// present takes out of a document about to be answered what is stored
-	// but never shown (sealed sensitive values).
-	present func(doc *T)
+	// but never shown (sealed sensitive values), and adds what depends on
+	// who asks.
+	present func(r *http.Request, doc *T)
+	// query adds to a list's query what its own parameters ask.
+	query func(r *http.Request, q *collection.Query) error
+	// readOnly refuses creates, changes and deletes: the documents are made
+	// and changed by the server alone (a deployment's interruptions).
+	readOnly bool
 	// lookup finds a document by something other than its id (a project's
 	// slug, say) when a GET by id finds nothing; it answers KindNotFound
 	// when that finds nothing either.
@@ -75,7 +81,13 @@ func serveDocs[T any](s *Server, d docs[T]) {
 	} else {
 		s.links[d.link] = "/api/" + d.path + template
 	}
-	create, remove := d.create(s), d.remove(s)
+	create, modify, remove := d.create(s), d.modify(s), d.remove(s)
+	if d.readOnly {
+		refuse := func(w http.ResponseWriter, r *http.Request) error {
+			return cuttle.Errorf(cuttle.KindInvalid, "%ss are made and changed by the server, not through this route.", strings.ToUpper(d.def.Noun[:1])+d.def.Noun[1:])
+		}
+		create, modify, remove = refuse, refuse, refuse
+	}
 	if d.owner != "" {
 		create = func(w http.ResponseWriter, r *http.Request) error {
 			return cuttle.Errorf(cuttle.KindInvalid, "%s is created with its %s and cannot be created alone.", collection.Article(d.def.Noun), d.owner)
@@ -90,7 +102,7 @@ func serveDocs[T any](s *Server, d docs[T]) {
 		s.handle("GET "+base+"/all", user, d.list(s, true, nil))
 		s.handle("GET "+base+"/{id}", user, d.get(s))
 		s.handle("POST "+base, admin, create)
-		s.handle("PUT "+base+"/{id}", admin, d.modify(s))
+		s.handle("PUT "+base+"/{id}", admin, modify)
 		s.handle("DELETE "+base+"/{id}", admin, remove)
 	}
 }
@@ -118,11 +130,11 @@ func (d docs[T]) self(id string) string {
 	return "/api/" + d.path + "/" + id
 }
 
-// out completes doc for an answer: its Links, and nothing of what present
-// takes out.
-func (d docs[T]) out(doc *T) *T {
+// out completes doc for an answer to r: its Links, and nothing of what
+// present takes out.
+func (d docs[T]) out(r *http.Request, doc *T) *T {
 	if d.present != nil {
-		d.present(doc)
+		d.present(r, doc)
 	}
 	m := metaOf(doc)
 	links := map[string]string{}
@@ -172,6 +184,11 @@ func (d docs[T]) list(s *Server, all bool, within scope) handler {
 					return err
 				}
 			}
+			if d.query != nil {
+				if err := d.query(r, &q); err != nil {
+					return err
+				}
+			}
 			for param, column := range d.params {
 				if v := r.URL.Query().Get(param); v != "" {
 					if q.Where == nil {
@@ -190,7 +207,7 @@ func (d docs[T]) list(s *Server, all bool, within scope) handler {
 			items, q.Take = items[:0], 0
 		}
 		for i := range items {
-			d.out(&items[i])
+			d.out(r, &items[i])
 		}
 		if all {
 			writeJSON(w, http.StatusOK, items)
@@ -249,7 +266,7 @@ func (d docs[T]) get(s *Server) handler {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, d.out(&doc))
+		writeJSON(w, http.StatusOK, d.out(r, &doc))
 		return nil
 	}
 }
@@ -320,7 +337,7 @@ func (d docs[T]) create(s *Server) handler {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusCreated, d.out(&doc))
+		writeJSON(w, http.StatusCreated, d.out(r, &doc))
 		return nil
 	}
 }
@@ -363,7 +380,7 @@ func (d docs[T]) modify(s *Server) handler {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, d.out(&doc))
+		writeJSON(w, http.StatusOK, d.out(r, &doc))
 		return nil
 	}
 }

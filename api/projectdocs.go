@@ -88,7 +88,7 @@ func (s *Server) serveProjects() {
 			v.OwnerId, v.Variables, v.ScopeValues = old.OwnerId, nonNil(v.Variables), cuttle.EmptyScopeValues()
 			return resources.StoreVariables(s.masterKey, v, old)
 		},
-		present: func(v *cuttle.VariableSet) {
+		present: func(_ *http.Request, v *cuttle.VariableSet) {
 			v.Secrets = nil // sensitive values are never answered
 		}}
 	serveDocs(s, variables)

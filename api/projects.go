@@ -29,4 +29,5 @@ func (s *Server) documentRoutes() {
 	s.serveMachinePolicies()
 	s.serveProjects()
 	s.serveTenants()
+	s.serveInterruptions()
 }

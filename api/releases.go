@@ -52,6 +52,7 @@ func checkRelease(ctx context.Context, tx *collection.Tx, r, old *cuttle.Release
 // (releases/create/v1, as the official clients create them).
 func (s *Server) serveReleases(projects docs[cuttle.Project]) {
 	serveDocs(s, releases)
+	s.serveDeployments(projects)
 	ofProject := func(ctx context.Context, tx *collection.Tx, r *http.Request) (map[string]any, string, error) {
 		p, err := projects.find(ctx, tx, DefaultSpaceID, r.PathValue("id"), false)
 		if err != nil {
@@ -72,7 +73,7 @@ func (s *Server) serveReleases(projects docs[cuttle.Project]) {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, releases.out(&rel))
+		writeJSON(w, http.StatusOK, releases.out(r, &rel))
 		return nil
 	}
 	ofChannel := func(ctx context.Context, tx *collection.Tx, r *http.Request) (map[string]any, string, error) {

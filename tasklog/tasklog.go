@@ -119,6 +119,16 @@ type Writer struct {
 	// Allow, if set, is asked before each write; a write it refuses fails
 	// with ErrFenced and writes nothing.
 	allow func() bool
+	// mask, if set, rewrites each line's text before it is stored.
+	mask func(string) string
+}
+
+// SetMask makes every later line's text pass through mask before it is
+// stored: a deployment hides its sensitive values so.
+func (w *Writer) SetMask(mask func(string) string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.mask = mask
 }
 
 // ErrFenced is returned by a write the writer's Allow refused: the node
@@ -161,6 +171,9 @@ func (w *Writer) Write(lines ...Line) error {
 			l.Time = time.Now()
 		}
 		l.Time = l.Time.UTC()
+		if w.mask != nil {
+			l.Text = w.mask(l.Text)
+		}
 		l.Text = Cut(l.Text, w.limit)
 		if l.Category == Warning || l.Category == Error {
 			w.warnings = true

@@ -178,3 +178,14 @@ func TestCopiedLinesOnce(t *testing.T) {
 		t.Errorf("read %q, want %q", texts, want)
 	}
 }
+
+func TestMask(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	w := s.Writer(6, 1, nil)
+	w.SetMask(func(text string) string { return strings.ReplaceAll(text, "hunter2", "********") })
+	w.Logf(Info, "the password is hunter2")
+	w.Close()
+	if got, _ := readAll(t, s, 6, Cursor{}); len(got) != 1 || got[0] != "Info:the password is ********" {
+		t.Errorf("read %q", got)
+	}
+}

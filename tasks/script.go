@@ -52,11 +52,8 @@ func adHocScript() Kind {
 	}
 }
 
-// runAdHocScript runs the script on this node in a fresh working folder,
-// with its own process group so that cancelling kills every process it
-// started (package script). Standard output lines are logged as Info,
-// standard error lines as Error, up to the output bound of the node's
-// limits; a non-zero exit code fails the task.
+// runAdHocScript runs the script on its targets' agents, or on this node
+// (RunScript); a non-zero exit code fails the task.
 func runAdHocScript(ctx context.Context, x *Execution) error {
 	var a adHocArgs
 	if err := json.Unmarshal(x.Task.Arguments, &a); err != nil {
@@ -65,29 +62,59 @@ func runAdHocScript(ctx context.Context, x *Execution) error {
 	if a.any() {
 		return runScriptOnTargets(ctx, x, a)
 	}
+	x.Log.Logf(tasklog.Info, "Running the script on node %s (attempt %d).", x.Node, x.Task.Epoch)
+	code, err := x.RunScript(ctx, NodeScript{Body: a.ScriptBody, Syntax: a.Syntax})
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("The script exited with code %d.", code)
+	}
+	return nil
+}
+
+// NodeScript is a script to run on the node that runs a task.
+type NodeScript struct {
+	Body   string
+	Syntax string // one of scriptSyntaxes: Bash
+	// Env adds KEY=VALUE variables to the script's clean environment.
+	Env []string
+	// Block is the log block of its lines ("" for the task's own).
+	Block string
+	// Line, if set, sees each line before it is logged: it may change it,
+	// or return false to leave it out.
+	Line func(l *tasklog.Line) bool
+}
+
+// RunScript runs a script on this node in a fresh working folder, with its
+// own process group so that cancelling kills every process it started
+// (package script), and returns its exit code. Its environment is clean:
+// the node's settings and secrets (CUTTLE_MASTER_KEY, CUTTLE_DB, ...) never
+// reach it, only script.CleanEnv, CUTTLE_TASK_ID, CUTTLE_SERVER_NODE and
+// s.Env. Standard output lines are logged as Info, standard error lines as
+// Error, up to the output bound of the node's limits; what is over is
+// counted and said.
+func (x *Execution) RunScript(ctx context.Context, s NodeScript) (int, error) {
+	shell, ok := scriptSyntaxes[s.Syntax]
+	if !ok {
+		return -1, fmt.Errorf("scripts of syntax %q do not run on a node; use Bash", s.Syntax)
+	}
 	dir, err := os.MkdirTemp("", "cuttle-task-")
 	if err != nil {
-		return fmt.Errorf("creating the script's working folder: %v", err)
+		return -1, fmt.Errorf("creating the script's working folder: %v", err)
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "script.sh")
-	if err := os.WriteFile(path, []byte(a.ScriptBody), 0o600); err != nil {
-		return fmt.Errorf("writing the script: %v", err)
+	if err := os.WriteFile(path, []byte(s.Body), 0o600); err != nil {
+		return -1, fmt.Errorf("writing the script: %v", err)
 	}
-	x.Log.Logf(tasklog.Info, "Running the script on node %s (attempt %d).", x.Node, x.Task.Epoch)
 	bound := x.e.outputBound()
 	var count cuttle.OutputCount
-	code, err := script.Run(ctx, script.Spec{
-		Shell: scriptSyntaxes[a.Syntax],
-		Path:  path,
-		Dir:   dir,
-		// A clean environment: the node's settings and secrets
-		// (CUTTLE_MASTER_KEY, CUTTLE_DB, ...) must not reach a task's log.
-		Env: append(script.CleanEnv(),
-			"CUTTLE_TASK_ID="+cuttle.FormatID(cuttle.TaskIDPrefix, x.Task.ID),
-			"CUTTLE_SERVER_NODE="+x.Node,
-		),
-	}, func(lines []script.Line) {
+	env := append(script.CleanEnv(),
+		"CUTTLE_TASK_ID="+cuttle.FormatID(cuttle.TaskIDPrefix, x.Task.ID),
+		"CUTTLE_SERVER_NODE="+x.Node,
+	)
+	code, err := script.Run(ctx, script.Spec{Shell: shell, Path: path, Dir: dir, Env: append(env, s.Env...)}, func(lines []script.Line) {
 		log := make([]tasklog.Line, 0, len(lines))
 		for _, l := range lines {
 			if !count.Admit(bound, len(l.Text)) {
@@ -97,7 +124,10 @@ func runAdHocScript(ctx context.Context, x *Execution) error {
 			if l.Stream == script.Stderr {
 				category = tasklog.Error
 			}
-			log = append(log, tasklog.Line{Time: l.Time, Category: category, Text: l.Text})
+			line := tasklog.Line{Time: l.Time, Category: category, Text: l.Text, Block: s.Block}
+			if s.Line == nil || s.Line(&line) {
+				log = append(log, line)
+			}
 		}
 		// A fenced-out writer refuses; the output is dropped while the
 		// process is being stopped.
@@ -106,13 +136,7 @@ func runAdHocScript(ctx context.Context, x *Execution) error {
 		}
 	})
 	if note := count.Note(bound); note != "" {
-		x.Log.Logf(tasklog.Warning, "%s", note)
+		x.Log.Write(tasklog.Line{Category: tasklog.Warning, Text: note, Block: s.Block})
 	}
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return fmt.Errorf("The script exited with code %d.", code)
-	}
-	return nil
+	return code, err
 }

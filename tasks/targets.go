@@ -167,6 +167,28 @@ var categories = map[string]tasklog.Category{"stdout": tasklog.Info, "stderr": t
 // waits a little for its agent to confirm. It returns the command as it
 // ended.
 func (x *Execution) runCommand(ctx context.Context, m cuttle.Machine, key string, kind cuttle.CommandKind, payload any) (cuttle.Command, error) {
+	return x.RunCommand(ctx, m, key, kind, payload, CommandOptions{})
+}
+
+// CommandOptions shape how RunCommand copies a command's output into the
+// task's log.
+type CommandOptions struct {
+	// Block is the log block of the command's lines; default the machine's
+	// name.
+	Block string
+	// Line, if set, sees each line before it is copied: it may change it,
+	// or return false to leave it out of the log (a line that set an
+	// output variable, say). A task resumed on another node may show it a
+	// line again.
+	Line func(l *tasklog.Line) bool
+}
+
+// RunCommand runs one command on a machine's agent for the task, as
+// runCommand does, with opts.
+func (x *Execution) RunCommand(ctx context.Context, m cuttle.Machine, key string, kind cuttle.CommandKind, payload any, opts CommandOptions) (cuttle.Command, error) {
+	if opts.Block == "" {
+		opts.Block = m.Name
+	}
 	b, err := json.Marshal(payload)
 	if err != nil {
 		return cuttle.Command{}, err
@@ -191,21 +213,26 @@ func (x *Execution) runCommand(ctx context.Context, m cuttle.Machine, key string
 	}
 	copied := end.LastSeq(cmd.UID)
 	copyLines := func(lines []cuttle.CommandLine) error {
-		out := make([]tasklog.Line, len(lines))
-		for i, l := range lines {
-			out[i] = tasklog.Line{Time: l.Time, Category: categories[l.Stream], Text: l.Text, Block: m.Name, Source: cmd.UID, Seq: l.Seq}
-			if out[i].Category == "" {
-				out[i].Category = tasklog.Info
+		out := make([]tasklog.Line, 0, len(lines))
+		for _, l := range lines {
+			line := tasklog.Line{Time: l.Time, Category: categories[l.Stream], Text: l.Text, Block: opts.Block, Source: cmd.UID, Seq: l.Seq}
+			if line.Category == "" {
+				line.Category = tasklog.Info
+			}
+			if opts.Line == nil || opts.Line(&line) {
+				out = append(out, line)
 			}
 		}
-		if err := x.Log.Write(out...); err != nil {
-			return err
+		if len(out) > 0 {
+			if err := x.Log.Write(out...); err != nil {
+				return err
+			}
 		}
 		copied = lines[len(lines)-1].Seq
 		return nil
 	}
 	final, err := agents.Follow(ctx, m, cmd.ID, copied, copyLines)
-	x.noteDropped(m, final)
+	x.noteDropped(opts.Block, final)
 	if err != nil && ctx.Err() == nil && cuttle.IsKind(err, cuttle.KindUnavailable) {
 		// The agent never took the command: withdraw it, so that it does
 		// not run when the agent comes back after the task has ended.
@@ -229,16 +256,16 @@ func (x *Execution) runCommand(ctx context.Context, m cuttle.Machine, key string
 	if final, err = agents.Follow(stopCtx, m, cmd.ID, copied, copyLines); err != nil {
 		x.Log.Logf(tasklog.Warning, "The agent of %s did not confirm the cancel within %v.", m.Name, cancelWait)
 	}
-	x.noteDropped(m, final)
+	x.noteDropped(opts.Block, final)
 	return final, errCanceled
 }
 
-// noteDropped says in the machine's block of the log how much of the
+// noteDropped says in the command's block of the log how much of the
 // command's output was over its bound, once the command has ended. The
 // line is copied once, whichever owner of the task writes it.
-func (x *Execution) noteDropped(m cuttle.Machine, c cuttle.Command) {
+func (x *Execution) noteDropped(block string, c cuttle.Command) {
 	if note := c.Output.Note(x.e.outputBound()); note != "" && c.State.Final() {
-		x.Log.Write(tasklog.Line{Category: tasklog.Warning, Block: m.Name, Text: note, Source: "dropped/" + c.UID, Seq: 1})
+		x.Log.Write(tasklog.Line{Category: tasklog.Warning, Block: block, Text: note, Source: "dropped/" + c.UID, Seq: 1})
 	}
 }
 
