@@ -27,10 +27,10 @@ func (s *Server) serveDeployments(projects docs[cuttle.Project]) {
 		template: "{/id}{?skip,take,ids,projects,environments,tenants,channels,taskState}",
 		links: func(d *cuttle.Deployment) map[string]string {
 			return map[string]string{
-				"Release":     spacePath("releases/" + d.ReleaseId),
-				"Environment": spacePath("environments/" + d.EnvironmentId),
-				"Project":     spacePath("projects/" + d.ProjectId),
-				"Task":        "/api/tasks/" + d.TaskId,
+				"Release":       spacePath("releases/" + d.ReleaseId),
+				"Environment":   spacePath("environments/" + d.EnvironmentId),
+				"Project":       spacePath("projects/" + d.ProjectId),
+				"Task":          "/api/tasks/" + d.TaskId,
 				"Interruptions": spacePath("interruptions?regarding=" + d.ID),
 			}
 		},
