@@ -191,6 +191,17 @@ type Command struct {
 	Error    string          // why a command failed, as the agent or node says
 }
 
+// SealedPayload is a command payload that holds secrets (a deployment's
+// script with its sensitive values): sealed with the master key for
+// SealedPayloadPurpose, base64. The node that hands the command out opens
+// it for the agent, over mutual TLS; the database never holds it in clear.
+type SealedPayload struct {
+	Sealed string
+}
+
+// SealedPayloadPurpose names the master key's use for sealed payloads.
+const SealedPayloadPurpose = "command payload"
+
 // NewCommand is a command to queue.
 type NewCommand struct {
 	MachineID int64

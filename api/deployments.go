@@ -10,14 +10,11 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/deploy"
 	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/store/collection"
 )
-
-// DeployTask is the name of the task kind that runs a deployment (package
-// deploy); its arguments are {"DeploymentId": "Deployments-N"}.
-const DeployTask = "Deploy"
 
 // serveDeployments serves the deployments: created by POST (one
 // environment) or by deployments/create/untenanted/v1 (by names, several
@@ -125,7 +122,7 @@ func (s *Server) queueDeployment(ctx context.Context, tx *collection.Tx, d *cutt
 	if err != nil {
 		return err
 	}
-	t, err := s.store.CreateTaskIn(ctx, tx, cuttle.NewTask{SpaceID: d.SpaceID, Name: DeployTask, Arguments: args, Resumable: true,
+	t, err := s.store.CreateTaskIn(ctx, tx, cuttle.NewTask{SpaceID: d.SpaceID, Name: deploy.TaskName, Arguments: args, Resumable: true,
 		Description:    fmt.Sprintf("Deploy %s release %s to %s", p.Name, rel.Version, env.Name),
 		ConcurrencyKey: cuttle.DeploymentKey(d.ProjectId, d.EnvironmentId)})
 	if err != nil {

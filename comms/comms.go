@@ -48,6 +48,9 @@ type Config struct {
 	// Limits bound agents' connections, bodies, reports, output and
 	// uploads; zero fields take their defaults.
 	Limits cuttle.Limits
+	// MasterKey opens sealed command payloads (cuttle.SealedPayload) as
+	// they are handed out.
+	MasterKey masterkey.Key
 }
 
 // Comms is one node's side of agent traffic. Create it with New before the
@@ -64,6 +67,7 @@ type Comms struct {
 	hub      *hub
 	handler  http.Handler
 	limits   cuttle.Limits
+	key      masterkey.Key
 	// outputBound is the bound of one command's output.
 	outputBound cuttle.OutputBound
 	reports     *gate
@@ -87,7 +91,7 @@ func New(cfg Config) *Comms {
 	c := &Comms{
 		store: cfg.Store, member: cfg.Member, id: cfg.Identity, storage: cfg.Storage, log: log,
 		redeliv: cfg.RedeliverAfter, pickup: cfg.PickupTimeout, hub: newHub(), sessions: map[int64]*session{},
-		limits: limits, outputBound: cuttle.OutputBound{Lines: limits.CommandOutputLines, Bytes: limits.CommandOutputBytes},
+		limits: limits, key: cfg.MasterKey, outputBound: cuttle.OutputBound{Lines: limits.CommandOutputLines, Bytes: limits.CommandOutputBytes},
 		reports: newGate(limits.ReportConcurrency, limits.ReportConcurrency/4), limited: ratelog.New(log, 0),
 	}
 	if c.redeliv <= 0 {

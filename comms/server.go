@@ -3,6 +3,7 @@ package comms
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -146,7 +147,13 @@ func (c *Comms) handlePoll(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			for _, cmd := range cmds {
-				resp.Commands = append(resp.Commands, agentapi.Command{UID: cmd.UID, Kind: string(cmd.Kind), Payload: cmd.Payload})
+				payload, err := c.openPayload(cmd.Payload)
+				if err != nil {
+					c.log.Error("a command's sealed payload cannot be opened; the command is cancelled", "command", cmd.UID, "err", err)
+					c.store.CancelCommand(context.WithoutCancel(ctx), cmd.ID)
+					continue
+				}
+				resp.Commands = append(resp.Commands, agentapi.Command{UID: cmd.UID, Kind: string(cmd.Kind), Payload: payload})
 				c.log.Debug("handed out a command", "command", cmd.UID, "kind", cmd.Kind,
 					"machine", cuttle.FormatID(cuttle.MachineIDPrefix, id), "task", cuttle.FormatID(cuttle.TaskIDPrefix, cmd.TaskID))
 			}
@@ -292,4 +299,19 @@ func ArtifactKey(taskID, machineID int64, agentPath string) string {
 		name = "file"
 	}
 	return blob.ArtifactsKey + cuttle.FormatID(cuttle.TaskIDPrefix, taskID) + "/" + cuttle.FormatID(cuttle.MachineIDPrefix, machineID) + "/" + name
+}
+
+// openPayload returns a command's payload as its agent takes it: a sealed
+// one (cuttle.SealedPayload) opened with the master key, any other as it
+// is.
+func (c *Comms) openPayload(p json.RawMessage) (json.RawMessage, error) {
+	var sealed cuttle.SealedPayload
+	if json.Unmarshal(p, &sealed) != nil || sealed.Sealed == "" {
+		return p, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(sealed.Sealed)
+	if err != nil {
+		return nil, err
+	}
+	return c.key.Open(cuttle.SealedPayloadPurpose, b)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/cuttledeploy/cuttle/blob"
 	"github.com/cuttledeploy/cuttle/cluster"
 	"github.com/cuttledeploy/cuttle/comms"
+	"github.com/cuttledeploy/cuttle/deploy"
 	"github.com/cuttledeploy/cuttle/host"
 	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/netguard"
@@ -201,6 +202,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	logs := tasklog.Store{Root: layout.TaskLogs, LineLimit: cfg.Limits.LogLineBytes}
 	kinds := tasks.Builtin(layout)
+	kinds.Add(deploy.Kind(deploy.Config{Store: n.store, MasterKey: key}))
 	n.member = cluster.New(cluster.Config{
 		Store: n.store,
 		Registration: cuttle.NodeRegistration{
@@ -210,7 +212,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Logger: log,
 	})
 	n.agents = comms.New(comms.Config{Store: n.store, Member: n.member, Identity: identity, Storage: layout, Logger: log,
-		PickupTimeout: cfg.AgentPickup, Limits: cfg.Limits})
+		PickupTimeout: cfg.AgentPickup, Limits: cfg.Limits, MasterKey: key})
 	n.executor = tasks.New(tasks.Config{Store: n.store, Member: n.member, Logs: logs, Kinds: kinds, Agents: n.agents, Limits: cfg.Limits, Logger: log})
 	refusals := ratelog.New(log, 0)
 	n.ln = netguard.Limit(n.ln, cfg.Limits.ConnsPerAddress, func(ip string) {

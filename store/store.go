@@ -182,10 +182,11 @@ type TaskStore interface {
 
 	// ParkTask parks a task that waits for a person (package tasks, "Parked
 	// tasks"), in the unit of work tx that records what it waits for: it is
-	// handed back Queued, its epoch and checkpoint kept, and marked Parked,
-	// so that no claim takes it and no expiry ends it. KindConflict if ref
-	// no longer owns the task or it is Cancelling.
-	ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef) error
+	// handed back Queued, its epoch kept and its checkpoint set to
+	// checkpoint (nil keeps it), and marked Parked, so that no claim takes
+	// it and no expiry ends it. KindConflict if ref no longer owns the task
+	// or it is Cancelling; KindInvalid if checkpoint is not JSON.
+	ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef, checkpoint []byte) error
 	// ResumeTask makes a parked task claimable again, in the unit of work
 	// tx that records the answer, and pushes its queue expiry to at least
 	// now plus its queue timeout. KindConflict if it is not parked,

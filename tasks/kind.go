@@ -93,20 +93,30 @@ func (x *Execution) Checkpoint(ctx context.Context, checkpoint []byte) error {
 var ErrParked = errors.New("the task waits for a person")
 
 // Park parks the task (package doc, "Parked tasks") in one unit of work
-// with record, which stores what it waits for; Run must then return
-// ErrParked, having nothing more to do until a node claims the task again
-// (its checkpoint tells that node where the task got to). While the
-// database is away it tries again until ctx ends. KindConflict if this
-// node no longer owns the task, or it is being cancelled.
-func (x *Execution) Park(ctx context.Context, record func(ctx context.Context, tx *collection.Tx) error) error {
-	return retryUnavailable(ctx, func() error {
+// with its checkpoint (nil keeps the last) and record, which stores what
+// it waits for; Run must then return ErrParked, having nothing more to do
+// until a node claims the task again (its checkpoint tells that node where
+// the task got to). While the database is away it tries again until ctx
+// ends. KindConflict if this node no longer owns the task, or it is being
+// cancelled; the error of a checkpoint write that failed before.
+func (x *Execution) Park(ctx context.Context, checkpoint []byte, record func(ctx context.Context, tx *collection.Tx) error) error {
+	x.checkpointMu.Lock()
+	defer x.checkpointMu.Unlock()
+	if x.checkpointErr != nil {
+		return x.checkpointErr
+	}
+	err := retryUnavailable(ctx, func() error {
 		return x.e.store.Update(ctx, func(tx *collection.Tx) error {
 			if err := record(ctx, tx); err != nil {
 				return err
 			}
-			return x.e.store.ParkTask(ctx, tx, x.ref)
+			return x.e.store.ParkTask(ctx, tx, x.ref, checkpoint)
 		})
 	})
+	if err != nil && checkpoint != nil {
+		x.checkpointErr = err // as Checkpoint: a failed write may still commit
+	}
+	return err
 }
 
 // Plan is what Prepare makes of a new task.

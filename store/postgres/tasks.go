@@ -627,15 +627,24 @@ func (s *Store) Schedules(ctx context.Context) ([]cuttle.Schedule, error) {
 
 // ParkTask parks a task that waits for a person (package tasks, "Parked
 // tasks"), in the unit of work tx that records what it waits for: it is
-// handed back Queued, its epoch and checkpoint kept, and marked parked.
-// KindConflict if ref no longer owns the task or it is Cancelling (its
-// owner then ends it Canceled instead).
-func (s *Store) ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef) error {
+// handed back Queued, its epoch kept and its checkpoint set (nil keeps it),
+// and marked parked. KindConflict if ref no longer owns the task or it is
+// Cancelling (its owner then ends it Canceled instead).
+func (s *Store) ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef, checkpoint []byte) error {
+	var cp *string
+	if checkpoint != nil {
+		if !json.Valid(checkpoint) {
+			return cuttle.Errorf(cuttle.KindInvalid, "A task's checkpoint must be JSON.")
+		}
+		c := string(checkpoint)
+		cp = &c
+	}
 	n, err := tx.Q.Exec(ctx, `
-		UPDATE tasks SET state = 'Queued', parked = true, last_updated_time = clock_timestamp()
-		WHERE id = $1 AND owner_id = $2 AND epoch = $3 AND state = 'Executing'`, ref.ID, ref.Owner, ref.Epoch)
+		UPDATE tasks SET state = 'Queued', parked = true, last_updated_time = clock_timestamp(),
+			checkpoint = coalesce($4::jsonb, checkpoint)
+		WHERE id = $1 AND owner_id = $2 AND epoch = $3 AND state = 'Executing'`, ref.ID, ref.Owner, ref.Epoch, cp)
 	if err != nil {
-		return dbError(err, "parking the task")
+		return dbError(invalidJSON(err, "checkpoint"), "parking the task")
 	}
 	if n == 0 {
 		return lostOwnership(ref)

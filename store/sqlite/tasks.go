@@ -585,10 +585,17 @@ func (s *Store) Schedules(ctx context.Context) ([]cuttle.Schedule, error) {
 // ParkTask parks a task that waits for a person (see store.TaskStore), in
 // the unit of work tx. KindConflict if ref no longer owns the task or it
 // is Cancelling.
-func (s *Store) ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef) error {
+func (s *Store) ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef, checkpoint []byte) error {
+	var cp any
+	if checkpoint != nil {
+		if !json.Valid(checkpoint) {
+			return cuttle.Errorf(cuttle.KindInvalid, "A task's checkpoint must be JSON.")
+		}
+		cp = string(checkpoint)
+	}
 	n, err := tx.Q.Exec(ctx, `
-		UPDATE tasks SET state = 'Queued', parked = 1, last_updated_time = `+nowMS+`
-		WHERE id = ? AND owner_id = ? AND epoch = ? AND state = 'Executing'`, ref.ID, ref.Owner, ref.Epoch)
+		UPDATE tasks SET state = 'Queued', parked = 1, last_updated_time = `+nowMS+`, checkpoint = coalesce(?, checkpoint)
+		WHERE id = ? AND owner_id = ? AND epoch = ? AND state = 'Executing'`, cp, ref.ID, ref.Owner, ref.Epoch)
 	if err != nil {
 		return dbError(err, "parking the task")
 	}

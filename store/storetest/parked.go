@@ -15,7 +15,7 @@ import (
 // park parks the task of ref in a unit of work of its own.
 func park(t *testing.T, s store.Store, ref cuttle.TaskRef) error {
 	t.Helper()
-	return update(t, s, func(tx *collection.Tx) error { return s.ParkTask(t.Context(), tx, ref) })
+	return update(t, s, func(tx *collection.Tx) error { return s.ParkTask(t.Context(), tx, ref, nil) })
 }
 
 // resume resumes a parked task in a unit of work of its own.
@@ -49,7 +49,7 @@ func testParkAndResume(t *testing.T, s store.Store) {
 	// A park in a unit of work that fails changes nothing.
 	failed := errors.New("the interruption could not be stored")
 	err = update(t, s, func(tx *collection.Tx) error {
-		if err := s.ParkTask(ctx, tx, parkedRef); err != nil {
+		if err := s.ParkTask(ctx, tx, parkedRef, []byte(`{"step":9}`)); err != nil {
 			return err
 		}
 		return failed

@@ -1,0 +1,164 @@
+package api_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// deployableProject creates the environments Test (first) and Production,
+// and a project with a sensitive variable and a process of three steps on
+// the server: a script that prints variables and sets an output variable,
+// a manual intervention, and a script that reads the output variable. It
+// returns the project's id and the environments' ids.
+func deployableProject(t *testing.T, e *env) (project, test, production string) {
+	t.Helper()
+	for i, name := range []string{"Test", "Production"} {
+		status, body := e.do("POST", "/api/Spaces-1/environments", e.adminKey, fmt.Sprintf(`{"Name": %q, "SortOrder": %d}`, name, i+1))
+		if status != http.StatusCreated {
+			t.Fatalf("creating %s: %d %s", name, status, body)
+		}
+		if i == 0 {
+			test = jsonField(t, body, "Id")
+		} else {
+			production = jsonField(t, body, "Id")
+		}
+	}
+	project = newProjectOn(t, e, "Shop")
+	status, body := e.do("PUT", "/api/Spaces-1/projects/"+project+"/variables", e.adminKey, `{"Variables": [
+		{"Name": "Greeting", "Value": "hello"},
+		{"Name": "Password", "Value": "s3cr3t-value", "Type": "Sensitive"}]}`)
+	if status != http.StatusOK {
+		t.Fatalf("variables: %d %s", status, body)
+	}
+	script := func(step, action, body string) string {
+		b, _ := json.Marshal(body)
+		return fmt.Sprintf(`{"Name": %q, "Actions": [{"Name": %q, "ActionType": "Octopus.Script", "Properties": {
+			"Octopus.Action.RunOnServer": "True", "Octopus.Action.Script.Syntax": "Bash", "Octopus.Action.Script.ScriptBody": %s}}]}`, step, action, b)
+	}
+	steps := strings.Join([]string{
+		script("Prepare", "Say", `echo "greeting #{Greeting} in #{Octopus.Environment.Name}"; echo "password is #{Password}"; set_octopusvariable Color blue`),
+		`{"Name": "Approve", "Actions": [{"Name": "Check", "ActionType": "Octopus.Manual", "Properties": {"Octopus.Action.Manual.Instructions": "Look at it."}}]}`,
+		script("Finish", "Tell", `echo "color was #{Octopus.Action[Say].Output.Color}"; echo "read: $(get_octopusvariable Greeting)"`),
+	}, ",")
+	status, body = e.do("PUT", "/api/Spaces-1/projects/"+project+"/deploymentprocesses", e.adminKey, `{"Steps": [`+steps+`]}`)
+	if status != http.StatusOK {
+		t.Fatalf("process: %d %s", status, body)
+	}
+	return project, test, production
+}
+
+// deploy deploys the project's release to an environment through
+// create/untenanted/v1 and returns the deployment's and the task's ids.
+func deploy(t *testing.T, e *env, version, environment string) (deployment, task string) {
+	t.Helper()
+	status, body := e.do("POST", "/api/Spaces-1/deployments/create/untenanted/v1", e.adminKey,
+		fmt.Sprintf(`{"spaceId": "Spaces-1", "projectName": "Shop", "releaseVersion": %q, "environmentNames": [%q]}`, version, environment))
+	if status != http.StatusOK {
+		t.Fatalf("deploying to %s: %d %s", environment, status, body)
+	}
+	var out struct {
+		DeploymentServerTasks []struct{ DeploymentId, ServerTaskId string }
+	}
+	if err := json.Unmarshal(body, &out); err != nil || len(out.DeploymentServerTasks) != 1 {
+		t.Fatalf("the answer: %s", body)
+	}
+	return out.DeploymentServerTasks[0].DeploymentId, out.DeploymentServerTasks[0].ServerTaskId
+}
+
+// waitPending waits until the deployment waits on an interruption, and
+// returns it.
+func waitPending(t *testing.T, e *env, deployment, task string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var page struct{ Items []map[string]any }
+		_, body := e.do("GET", "/api/Spaces-1/interruptions?pendingOnly=true&regarding="+deployment, e.adminKey, "")
+		json.Unmarshal(body, &page)
+		var tk struct {
+			State                   string
+			HasPendingInterruptions bool
+		}
+		_, tb := e.do("GET", "/api/tasks/"+task, e.adminKey, "")
+		json.Unmarshal(tb, &tk)
+		if len(page.Items) == 1 && tk.HasPendingInterruptions && tk.State == "Executing" {
+			return page.Items[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deployment does not wait on an interruption: %s; task %s", body, tb)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDeploymentWaitsForAPerson: a deployment runs its server-side script
+// with its variables (the sensitive one masked in the log), waits parked on
+// a manual intervention, and, once a person takes responsibility and
+// proceeds, resumes and reads the output variable of the first step. The
+// lifecycle holds Production back until Test succeeded. Abort fails the
+// deployment with the approver's notes.
+func TestDeploymentWaitsForAPerson(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, _, _ = deployableProject(t, e)
+	status, body := e.do("POST", "/api/Spaces-1/releases/create/v1", e.adminKey, `{"spaceId": "Spaces-1", "projectName": "Shop"}`)
+	if status != http.StatusOK {
+		t.Fatalf("release: %d %s", status, body)
+	}
+	status, body = e.do("POST", "/api/Spaces-1/deployments/create/untenanted/v1", e.adminKey,
+		`{"spaceId": "Spaces-1", "projectName": "Shop", "releaseVersion": "0.0.1", "environmentNames": ["Production"]}`)
+	wantError(t, "a deployment to Production before Test", status, body, http.StatusBadRequest)
+	if !strings.Contains(string(body), "Test") {
+		t.Errorf("the refusal does not name the phase to pass first: %s", body)
+	}
+
+	deployment, task := deploy(t, e, "0.0.1", "Test")
+	in := waitPending(t, e, deployment, task)
+	id, _ := in["Id"].(string)
+	submit := "/api/Spaces-1/interruptions/" + id + "/submit"
+	status, body = e.do("POST", submit, e.adminKey, `{"Result": "Proceed", "Notes": "looks fine"}`)
+	wantError(t, "a submit without responsibility", status, body, http.StatusBadRequest)
+	if status, body := e.do("PUT", "/api/Spaces-1/interruptions/"+id+"/responsible", e.adminKey, ""); status != http.StatusOK {
+		t.Fatalf("taking responsibility: %d %s", status, body)
+	}
+	status, body = e.do("POST", submit, e.adminKey, `{"Result": "Maybe"}`)
+	wantError(t, "an answer the form does not offer", status, body, http.StatusBadRequest)
+	if status, body := e.do("POST", submit, e.adminKey, `{"Result": "Proceed", "Notes": "looks fine"}`); status != http.StatusOK {
+		t.Fatalf("proceeding: %d %s", status, body)
+	}
+	done := e.waitTask(t, task, "Success", "Failed")
+	_, raw := e.do("GET", "/api/tasks/"+task+"/raw", e.adminKey, "")
+	log := string(raw)
+	if done.State != "Success" {
+		t.Fatalf("the deployment ended %s: %s\n%s", done.State, done.ErrorMessage, log)
+	}
+	for _, want := range []string{"greeting hello in Test", "password is ********", "color was blue", "read: hello", "proceeded. looks fine"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, "s3cr3t-value") {
+		t.Errorf("the log shows the sensitive value:\n%s", log)
+	}
+	_, body = e.do("GET", "/api/Spaces-1/deployments/"+deployment, e.adminKey, "")
+	if jsonField(t, body, "State") != "Success" {
+		t.Errorf("the deployment document: %s", body)
+	}
+
+	// Production now; Abort fails it.
+	deployment, task = deploy(t, e, "0.0.1", "Production")
+	in = waitPending(t, e, deployment, task)
+	id, _ = in["Id"].(string)
+	e.do("PUT", "/api/Spaces-1/interruptions/"+id+"/responsible", e.adminKey, "")
+	if status, body := e.do("POST", "/api/Spaces-1/interruptions/"+id+"/submit", e.adminKey, `{"Result": "Abort", "Notes": "not today"}`); status != http.StatusOK {
+		t.Fatalf("aborting: %d %s", status, body)
+	}
+	done = e.waitTask(t, task, "Success", "Failed")
+	_, raw = e.do("GET", "/api/tasks/"+task+"/raw", e.adminKey, "")
+	if done.State != "Failed" || !strings.Contains(string(raw), "not today") || strings.Contains(string(raw), "color was") {
+		t.Errorf("an aborted deployment: %s\n%s", done.State, raw)
+	}
+}

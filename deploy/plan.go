@@ -1,0 +1,170 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cuttledeploy/cuttle"
+)
+
+// The states of an action on a target, in the checkpoint.
+const (
+	statePending   = "Pending"
+	stateRunning   = "Running" // started by Node, no outcome recorded yet
+	stateSucceeded = "Succeeded"
+	stateFailed    = "Failed"
+	stateSkipped   = "Skipped"
+	stateWaiting   = "Waiting" // for a person: its interruption
+	stateExcluded  = "Excluded"
+)
+
+// progress is a deployment's plan and how far it got: the Deploy task's
+// checkpoint (doc.go, "The plan and its progress").
+type progress struct {
+	// Targets are the machines of the plan as they were when it was made.
+	Targets map[string]target
+	Steps   []stepProgress
+	// Failed says the deployment met a failure: steps whose condition is
+	// Success are skipped from then on.
+	Failed bool
+}
+
+// target is a machine of the plan; ID 0 is the server (the node that runs
+// the deployment).
+type target struct {
+	ID    int64
+	Name  string
+	Roles []string
+	URI   string
+}
+
+// server is the target of actions that run on the node.
+var server = target{Name: "the server"}
+
+// stepProgress is one step of the plan: its targets, or why it is skipped.
+type stepProgress struct {
+	Name    string
+	Skipped string `json:",omitempty"` // why the whole step is skipped
+	Targets []targetProgress
+}
+
+// targetProgress is the step's actions on one target, in order.
+type targetProgress struct {
+	MachineID int64 // 0: the server
+	Actions   []actionProgress
+}
+
+// actionProgress is one action on one target.
+type actionProgress struct {
+	State   string
+	Note    string            `json:",omitempty"` // why skipped, failed or excluded
+	Attempt int               `json:",omitempty"` // retries under guided failure
+	Output  map[string]string `json:",omitempty"` // output variables it set
+	// Interruption is the id of the interruption it waited on.
+	Interruption string `json:",omitempty"`
+	// Node is the node that started it, while it runs.
+	Node string `json:",omitempty"`
+}
+
+// plan makes the progress of a new deployment: for each step, its targets
+// (machines of its roles in the environment, or the server when every
+// action runs there), and each action pending, or skipped and why.
+func (r *run) plan(ctx context.Context, machines []cuttle.Machine) (progress, error) {
+	p := progress{Targets: map[string]target{}}
+	for _, s := range r.process.Steps {
+		sp := stepProgress{Name: s.Name}
+		var ts []target
+		if onServerOnly(s) {
+			ts = []target{server}
+		} else {
+			for _, m := range machines {
+				if hasAnyRole(m.Roles, s.TargetRoles()) && r.selected(m) {
+					ts = append(ts, target{ID: m.ID, Name: m.Name, Roles: m.Roles, URI: m.URI})
+					p.Targets[strconv.FormatInt(m.ID, 10)] = target{ID: m.ID, Name: m.Name, Roles: m.Roles, URI: m.URI}
+				}
+			}
+			if len(ts) == 0 {
+				if !r.allowNoTargets() {
+					return progress{}, fmt.Errorf("the step %q has no deployment targets with the roles %s in %s", s.Name,
+						strings.Join(s.TargetRoles(), ", "), r.env.Name)
+				}
+				sp.Skipped = fmt.Sprintf("No deployment targets have the roles %s in %s.", strings.Join(s.TargetRoles(), ", "), r.env.Name)
+			}
+		}
+		for _, t := range ts {
+			tp := targetProgress{MachineID: t.ID}
+			for _, a := range s.Actions {
+				ap := actionProgress{State: statePending}
+				if why := r.skips(a); why != "" {
+					ap = actionProgress{State: stateSkipped, Note: why}
+				}
+				tp.Actions = append(tp.Actions, ap)
+			}
+			sp.Targets = append(sp.Targets, tp)
+		}
+		p.Steps = append(p.Steps, sp)
+	}
+	return p, nil
+}
+
+// onServerOnly reports whether every action of the step runs on the node,
+// so that the step has the server as its one target.
+func onServerOnly(s cuttle.DeploymentStep) bool {
+	for _, a := range s.Actions {
+		if !a.RunsOnServer() {
+			return false
+		}
+	}
+	return true
+}
+
+func hasAnyRole(have, want []string) bool {
+	return slices.ContainsFunc(have, func(h string) bool {
+		return slices.ContainsFunc(want, func(w string) bool { return strings.EqualFold(h, w) })
+	})
+}
+
+// selected reports whether the deployment's choice of machines keeps m.
+func (r *run) selected(m cuttle.Machine) bool {
+	id := cuttle.FormatID(cuttle.MachineIDPrefix, m.ID)
+	if len(r.deployment.SpecificMachineIds) > 0 && !containsFold(r.deployment.SpecificMachineIds, id) {
+		return false
+	}
+	return !containsFold(r.deployment.ExcludedMachineIds, id)
+}
+
+func containsFold(list []string, v string) bool {
+	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, v) })
+}
+
+// allowNoTargets reports whether the project lets a deployment go on when
+// a step has no targets.
+func (r *run) allowNoTargets() bool {
+	return r.project.ProjectConnectivityPolicy != nil && r.project.ProjectConnectivityPolicy.AllowDeploymentsToNoTargets
+}
+
+// skips returns why the action does not run in this deployment, or "".
+func (r *run) skips(a cuttle.DeploymentAction) string {
+	switch {
+	case a.IsDisabled:
+		return "The action is disabled."
+	case containsFold(r.deployment.SkipActions, a.Id):
+		return "The deployment skips it."
+	case len(a.Environments) > 0 && !containsFold(a.Environments, r.env.ID):
+		return fmt.Sprintf("It runs only in other environments than %s.", r.env.Name)
+	case containsFold(a.ExcludedEnvironments, r.env.ID):
+		return fmt.Sprintf("It does not run in %s.", r.env.Name)
+	case len(a.Channels) > 0 && !containsFold(a.Channels, r.release.ChannelId):
+		return "It runs only in other channels than the release's."
+	}
+	return ""
+}
+
+func (p progress) marshal() []byte {
+	b, _ := json.Marshal(p) // plain data always marshals
+	return b
+}

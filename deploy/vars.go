@@ -1,0 +1,212 @@
+package deploy
+
+import (
+	"encoding/base64"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/variables"
+)
+
+// lookup returns how a name resolves for action a of step s on target t,
+// first match winning: the loop and system variables (Octopus.Project.Name,
+// Octopus.Machine.Name, ...), output variables of earlier actions
+// (Octopus.Action[Name].Output.X: the value the action set on this target,
+// or else on the server, or else the last one), deployment-time values
+// (the deployment's form), the release's variables by scope.
+func (r *run) lookup(s cuttle.DeploymentStep, a cuttle.DeploymentAction, t target) func(string) (string, bool) {
+	system := r.systemVariables(s, a, t)
+	outputs := r.outputVariables(t)
+	ctx := variables.Context{Environment: r.env.ID, Action: a.Id, Channel: r.release.ChannelId, ProcessOwner: r.project.ID,
+		Roles: t.Roles}
+	if t.ID != 0 {
+		ctx.Machine = cuttle.FormatID(cuttle.MachineIDPrefix, t.ID)
+	}
+	return func(name string) (string, bool) {
+		key := strings.ToLower(name)
+		if v, ok := system[key]; ok {
+			return v, true
+		}
+		if v, ok := outputs[key]; ok {
+			return v, true
+		}
+		for n, v := range r.form {
+			if strings.EqualFold(n, name) {
+				return v, true
+			}
+		}
+		return r.vars.Get(name, ctx)
+	}
+}
+
+// names returns every name lookup resolves, for the scripts' variable
+// functions: the system and output variables and the release's and form's.
+func (r *run) names(s cuttle.DeploymentStep, a cuttle.DeploymentAction, t target) []string {
+	var names []string
+	for k := range r.systemVariables(s, a, t) {
+		names = append(names, k)
+	}
+	for k := range r.outputVariables(t) {
+		names = append(names, k)
+	}
+	for k := range r.form {
+		names = append(names, k)
+	}
+	names = append(names, r.vars.Names()...)
+	seen := map[string]bool{}
+	out := names[:0]
+	for _, n := range names {
+		if k := strings.ToLower(n); !seen[k] {
+			seen[k] = true
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// systemVariables are the Octopus.* variables of an action on a target, by
+// lower-case name.
+func (r *run) systemVariables(s cuttle.DeploymentStep, a cuttle.DeploymentAction, t target) map[string]string {
+	v := map[string]string{
+		"Octopus.Project.Id":         r.project.ID,
+		"Octopus.Project.Name":       r.project.Name,
+		"Octopus.Environment.Id":     r.env.ID,
+		"Octopus.Environment.Name":   r.env.Name,
+		"Octopus.Release.Id":         r.release.ID,
+		"Octopus.Release.Number":     r.release.Version,
+		"Octopus.Release.Notes":      r.release.ReleaseNotes,
+		"Octopus.Channel.Id":         r.release.ChannelId,
+		"Octopus.Deployment.Id":      r.deployment.ID,
+		"Octopus.Deployment.Name":    r.deployment.Name,
+		"Octopus.Task.Id":            r.deployment.TaskId,
+		"Octopus.Step.Name":          s.Name,
+		"Octopus.Step.Id":            s.Id,
+		"Octopus.Action.Name":        a.Name,
+		"Octopus.Action.Id":          a.Id,
+		"Octopus.Action.TargetRoles": cuttle.Prop(s.Properties, cuttle.PropTargetRoles),
+		"Octopus.Web.ServerUri":      "",
+	}
+	if t.ID != 0 {
+		host := t.Name
+		if i := strings.Index(t.URI, "://"); i >= 0 && strings.HasPrefix(t.URI, "https") {
+			host = strings.Trim(strings.SplitN(t.URI[i+3:], ":", 2)[0], "/")
+		}
+		v["Octopus.Machine.Id"] = cuttle.FormatID(cuttle.MachineIDPrefix, t.ID)
+		v["Octopus.Machine.Name"] = t.Name
+		v["Octopus.Machine.Hostname"] = host
+		v["Octopus.Machine.Roles"] = strings.Join(t.Roles, ",")
+	}
+	out := make(map[string]string, len(v))
+	for k, val := range v {
+		out[strings.ToLower(k)] = val
+	}
+	return out
+}
+
+// outputVariables are the output variables set so far, by lower-case
+// name, as seen from target t: Octopus.Action[Name].Output.X is the value
+// the action set on t, or else on the server, or else on the last target
+// that set it.
+func (r *run) outputVariables(t target) map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]string{}
+	rank := map[string]int{}
+	for i, sp := range r.progress.Steps {
+		step := r.process.Steps[i]
+		for _, tp := range sp.Targets {
+			for j, ap := range tp.Actions {
+				for name, value := range ap.Output {
+					key := strings.ToLower(fmt.Sprintf("Octopus.Action[%s].Output.%s", step.Actions[j].Name, name))
+					score := 1
+					switch tp.MachineID {
+					case t.ID:
+						score = 3
+					case 0:
+						score = 2
+					}
+					if score >= rank[key] {
+						out[key], rank[key] = value, score
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// serviceMessage is a line by which a script sets an output variable:
+// ##octopus[setVariable name='<base64>' value='<base64>' sensitive='<base64>'],
+// as Octopus's script functions print it.
+var serviceMessage = regexp.MustCompile(`^##octopus\[setVariable name='([A-Za-z0-9+/=]*)' value='([A-Za-z0-9+/=]*)'(?: sensitive='([A-Za-z0-9+/=]*)')?\]\s*$`)
+
+// parseServiceMessage returns the output variable a line sets, if it is a
+// service message.
+func parseServiceMessage(line string) (name, value string, sensitive, ok bool) {
+	m := serviceMessage.FindStringSubmatch(line)
+	if m == nil {
+		return "", "", false, false
+	}
+	n, err1 := base64.StdEncoding.DecodeString(m[1])
+	v, err2 := base64.StdEncoding.DecodeString(m[2])
+	if err1 != nil || err2 != nil || len(n) == 0 {
+		return "", "", false, false
+	}
+	if m[3] != "" {
+		s, _ := base64.StdEncoding.DecodeString(m[3])
+		sensitive, _ = strconv.ParseBool(string(s))
+	}
+	return string(n), string(v), sensitive, true
+}
+
+// preamble returns what comes before a script's body in its syntax: the
+// functions that read variables (get_octopusvariable, $OctopusParameters)
+// and set output variables (set_octopusvariable, Set-OctopusVariable).
+// The values are in it, sensitive ones included: a script's payload is
+// sealed (doc.go).
+func preamble(syntax string, names []string, get func(string) (string, bool)) string {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	var sb strings.Builder
+	switch syntax {
+	case "PowerShell":
+		sb.WriteString("$OctopusParameters = @{}\n")
+		for _, n := range names {
+			if v, ok := get(n); ok {
+				fmt.Fprintf(&sb, "$OctopusParameters[[Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('%s'))] = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('%s'))\n", b64(n), b64(v))
+			}
+		}
+		sb.WriteString(`function Set-OctopusVariable([string]$name, [string]$value, [switch]$sensitive) {
+  $n = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($name))
+  $v = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($value))
+  $s = ''
+  if ($sensitive) { $s = " sensitive='" + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes('True')) + "'" }
+  Write-Host ("##octopus[setVariable name='" + $n + "' value='" + $v + "'" + $s + "]")
+}
+`)
+	default: // Bash
+		sb.WriteString("declare -A __cuttle_vars=(\n")
+		for _, n := range names {
+			if v, ok := get(n); ok {
+				fmt.Fprintf(&sb, "  ['%s']='%s'\n", b64(strings.ToLower(n)), b64(v))
+			}
+		}
+		sb.WriteString(`)
+get_octopusvariable() {
+  local k
+  k=$(printf '%s' "$1" | tr '[:upper:]' '[:lower:]' | base64 -w0)
+  printf '%s' "${__cuttle_vars[$k]}" | base64 -d
+}
+set_octopusvariable() {
+  local s=""
+  if [ "$3" = "-sensitive" ] || [ "$3" = "True" ]; then s=" sensitive='$(printf True | base64 -w0)'"; fi
+  printf "##octopus[setVariable name='%s' value='%s'%s]\n" "$(printf '%s' "$1" | base64 -w0)" "$(printf '%s' "$2" | base64 -w0)" "$s"
+}
+`)
+	}
+	return sb.String()
+}
