@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +161,83 @@ func TestDeploymentWaitsForAPerson(t *testing.T) {
 	_, raw = e.do("GET", "/api/tasks/"+task+"/raw", e.adminKey, "")
 	if done.State != "Failed" || !strings.Contains(string(raw), "not today") || strings.Contains(string(raw), "color was") {
 		t.Errorf("an aborted deployment: %s\n%s", done.State, raw)
+	}
+}
+
+// answer takes responsibility for the deployment's pending interruption
+// and submits body.
+func answer(t *testing.T, e *env, deployment, task, body string) map[string]any {
+	t.Helper()
+	in := waitPending(t, e, deployment, task)
+	id, _ := in["Id"].(string)
+	if status, b := e.do("PUT", "/api/Spaces-1/interruptions/"+id+"/responsible", e.adminKey, ""); status != http.StatusOK {
+		t.Fatalf("taking responsibility: %d %s", status, b)
+	}
+	if status, b := e.do("POST", "/api/Spaces-1/interruptions/"+id+"/submit", e.adminKey, body); status != http.StatusOK {
+		t.Fatalf("submitting %s: %d %s", body, status, b)
+	}
+	return in
+}
+
+// TestGuidedFailure: a failed action under guided failure waits for a
+// person, who may retry it (it runs again and succeeds), ignore its
+// failure (the deployment goes on), or fail the deployment; Exclude is not
+// offered for the server, nor Ignore for a required action.
+func TestGuidedFailure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	status, body := e.do("POST", "/api/Spaces-1/environments", e.adminKey, `{"Name": "Test"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("environment: %d %s", status, body)
+	}
+	newProjectOn(t, e, "Shop")
+	marker := filepath.Join(t.TempDir(), "tried")
+	flaky, _ := json.Marshal(fmt.Sprintf(`if [ -e %q ]; then echo second try; else touch %q; echo first try fails; exit 3; fi`, marker, marker))
+	steps := fmt.Sprintf(`{"Steps": [
+		{"Name": "Flaky", "Actions": [{"Name": "Flaky", "ActionType": "Octopus.Script", "Properties": {"Octopus.Action.RunOnServer": "True", "Octopus.Action.Script.Syntax": "Bash", "Octopus.Action.Script.ScriptBody": %s}}]},
+		{"Name": "Broken", "Actions": [{"Name": "Broken", "ActionType": "Octopus.Script", "Properties": {"Octopus.Action.RunOnServer": "True", "Octopus.Action.Script.Syntax": "Bash", "Octopus.Action.Script.ScriptBody": "exit 1"}}]},
+		{"Name": "After", "Actions": [{"Name": "After", "ActionType": "Octopus.Script", "Properties": {"Octopus.Action.RunOnServer": "True", "Octopus.Action.Script.Syntax": "Bash", "Octopus.Action.Script.ScriptBody": "echo after the ignored failure"}}]},
+		{"Name": "Required", "Actions": [{"Name": "Required", "ActionType": "Octopus.Script", "IsRequired": true, "Properties": {"Octopus.Action.RunOnServer": "True", "Octopus.Action.Script.Syntax": "Bash", "Octopus.Action.Script.ScriptBody": "exit 2"}}]}]}`, flaky)
+	if status, body := e.do("PUT", "/api/Spaces-1/projects/Shop/deploymentprocesses", e.adminKey, steps); status != http.StatusOK {
+		t.Fatalf("process: %d %s", status, body)
+	}
+	if status, body := e.do("POST", "/api/Spaces-1/releases/create/v1", e.adminKey, `{"spaceId": "Spaces-1", "projectName": "Shop"}`); status != http.StatusOK {
+		t.Fatalf("release: %d %s", status, body)
+	}
+	status, body = e.do("POST", "/api/Spaces-1/deployments/create/untenanted/v1", e.adminKey,
+		`{"spaceId": "Spaces-1", "projectName": "Shop", "releaseVersion": "0.0.1", "environmentNames": ["Test"], "useGuidedFailure": true}`)
+	if status != http.StatusOK {
+		t.Fatalf("deploying: %d %s", status, body)
+	}
+	var out struct {
+		DeploymentServerTasks []struct{ DeploymentId, ServerTaskId string }
+	}
+	json.Unmarshal(body, &out)
+	deployment, task := out.DeploymentServerTasks[0].DeploymentId, out.DeploymentServerTasks[0].ServerTaskId
+
+	offered := func(in map[string]any) string {
+		b, _ := json.Marshal(in["Form"])
+		return string(b)
+	}
+	in := answer(t, e, deployment, task, `{"Guidance": "Retry", "Notes": "once more"}`)
+	if f := offered(in); !strings.Contains(f, `"Retry"`) || !strings.Contains(f, `"Ignore"`) || strings.Contains(f, `"Exclude"`) {
+		t.Errorf("the guidances offered for a server action: %s; want Retry and Ignore, not Exclude", f)
+	}
+	answer(t, e, deployment, task, `{"Guidance": "Ignore", "Notes": "known"}`)
+	in = answer(t, e, deployment, task, `{"Guidance": "Fail", "Notes": "give up"}`)
+	if f := offered(in); strings.Contains(f, `"Ignore"`) {
+		t.Errorf("Ignore is offered for a required action: %s", f)
+	}
+	done := e.waitTask(t, task, "Success", "Failed")
+	_, raw := e.do("GET", "/api/tasks/"+task+"/raw", e.adminKey, "")
+	log := string(raw)
+	if done.State != "Failed" {
+		t.Errorf("the deployment ended %s, want Failed", done.State)
+	}
+	for _, want := range []string{"first try fails", "asked to retry. once more", "second try", "chose to ignore the failure. known",
+		"after the ignored failure", "chose to fail the deployment. give up"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %q:\n%s", want, log)
+		}
 	}
 }

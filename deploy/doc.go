@@ -1,7 +1,7 @@
 // Package deploy runs deployments: a release of a project deployed to one
 // environment, as a Deploy task (DESIGN.md, Deployments; invariants 2, 6,
-// 11 and 12). This file is the design the code keeps; the parts not built
-// yet are marked "(to come)".
+// 11 and 12). This file is the design the code keeps; what is not built
+// yet is listed at its end.
 //
 // # What a deployment is made of
 //
@@ -52,9 +52,10 @@
 //     carries it sealed (the node that hands the command out opens it for
 //     the agent, over mutual TLS), and every line that enters the task's
 //     log is masked (DESIGN.md 12).
-//   - One deployment of a project to an environment runs at a time: the
-//     claim passes over a Deploy task while another of the same project
-//     and environment is Executing (waiting on a person included). (to come)
+//   - One deployment of a project to an environment runs at a time: its
+//     task's concurrency key is the project and environment (package tasks,
+//     "One at a time"), so a claim passes over it while another of the same
+//     key runs or waits on a person.
 //
 // # Steps and targets
 //
@@ -91,15 +92,31 @@
 // answer and makes the task claimable in one unit of work; the node that
 // claims it resumes from the checkpoint, where the answer is waiting for
 // it. A node that dies while a deployment waits loses nothing: nothing of
-// the deployment is in its memory. (to come)
+// the deployment is in its memory. The checkpoint that says an action
+// waits is written in the unit of work that parks the task and creates its
+// interruption, so no wait exists without its question; the answer finds
+// its action by the interruption's correlation id (task/step/target/action).
 //
 // # Variables
 //
-// Package variables (to come) resolves a name for an action on a target:
+// Package variables resolves a name for an action on a target:
 // of a variable's values, the one whose scope matches and is the most
 // specific wins (Octopus's precedence); system variables (Octopus.Project.
 // Name, Octopus.Environment.Name, Octopus.Machine.Name, ...) and output
 // variables of earlier actions (Octopus.Action[Step].Output.Name) join
 // them; #{Name} substitution, with #{if} and #{each}, applies to script
-// bodies and action properties.
+// bodies. A script sets an output variable with set_octopusvariable (Bash)
+// or Set-OctopusVariable (PowerShell), which print a service message
+// (##octopus[setVariable name='<base64>' value='<base64>']) that the node
+// reads out of the output and logs as a note; get_octopusvariable and
+// $OctopusParameters read variables.
+//
+// # Not built yet
+//
+// Package steps (with the package repository); the activity tree of the
+// task log (lines carry a block "step / target" so far); a tested run on
+// agents through a node's death (the mechanism is the command keys above;
+// the cluster tests of issue 10 are to come); the CLI commands; the
+// dashboard route; scheduled deployments; the project's connectivity
+// policy beyond AllowDeploymentsToNoTargets; BlockConcurrentDeployments.
 package deploy
