@@ -8,6 +8,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/deployments"
+	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/interruptions"
+	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/releases"
+	octotasks "github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/tasks"
 )
 
 // deployableProject creates the environments Test (first) and Production,
@@ -239,5 +244,55 @@ func TestGuidedFailure(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// TestDeploymentOfficialClient: the official client deploys a release
+// (CreateDeploymentUntenantedV1), finds the interruption, takes
+// responsibility and submits through its interruption service, and reads
+// the task and the deployment.
+func TestDeploymentOfficialClient(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := officialClient(t, e)
+	deployableProject(t, e)
+	rel, err := releases.CreateReleaseV1(c, releases.NewCreateReleaseCommandV1("Spaces-1", "Shop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := deployments.NewCreateDeploymentUntenantedCommandV1("Spaces-1", "Shop")
+	cmd.ReleaseVersion, cmd.EnvironmentNames = rel.ReleaseVersion, []string{"Test"}
+	created, err := deployments.CreateDeploymentUntenantedV1(c, cmd)
+	if err != nil || len(created.DeploymentServerTasks) != 1 {
+		t.Fatalf("CreateDeploymentUntenantedV1: %+v, %v", created, err)
+	}
+	d, task := created.DeploymentServerTasks[0].DeploymentID, created.DeploymentServerTasks[0].ServerTaskID
+	waitPending(t, e, d, task)
+	all, err := c.Interruptions.GetAll()
+	if err != nil || len(all) != 1 || !all[0].IsPending || all[0].TaskID != task || !all[0].CanTakeResponsibility {
+		t.Fatalf("Interruptions.GetAll: %+v, %v", all, err)
+	}
+	in := all[0]
+	if _, err := c.Interruptions.TakeResponsibility(in); err != nil {
+		t.Fatalf("TakeResponsibility: %v", err)
+	}
+	if u, err := c.Interruptions.GetResponsibility(in); err != nil || u.Username != "admin" {
+		t.Errorf("GetResponsibility: %+v, %v", u, err)
+	}
+	req := interruptions.NewInterruptionSubmitRequest()
+	req.Result, req.Notes = interruptions.ManualInterverventionApprove, "ok"
+	if got, err := c.Interruptions.Submit(in, req); err != nil || got.IsPending {
+		t.Fatalf("Submit: %+v, %v", got, err)
+	}
+	if done := e.waitTask(t, task, "Success", "Failed"); done.State != "Success" {
+		t.Fatalf("the deployment ended %s: %s", done.State, done.ErrorMessage)
+	}
+	got, err := c.Deployments.GetByID(d)
+	if err != nil || got.ReleaseID != rel.ReleaseID || got.TaskID != task || got.EnvironmentID == "" {
+		t.Errorf("Deployments.GetByID: %+v, %v", got, err)
+	}
+	details, err := octotasks.GetDetails(c, "Spaces-1", task)
+	if err != nil || details.Task.State != "Success" || details.Task.HasPendingInterruptions || len(details.ActivityLogs) != 1 {
+		t.Errorf("tasks.GetDetails: %+v, %v", details, err)
 	}
 }
