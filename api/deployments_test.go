@@ -287,6 +287,20 @@ func TestDeploymentOfficialClient(t *testing.T) {
 	if done := e.waitTask(t, task, "Success", "Failed"); done.State != "Success" {
 		t.Fatalf("the deployment ended %s: %s", done.State, done.ErrorMessage)
 	}
+	release, err := c.Releases.GetByID(rel.ReleaseID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	progression, err := c.Deployments.GetProgression(release)
+	if err != nil || len(progression.Phases) != 2 || progression.Phases[0].Progress != "Complete" || progression.Phases[1].Progress != "Current" ||
+		len(progression.NextDeployments) != 1 {
+		t.Errorf("GetProgression: %+v, %v; want Test complete, Production current and next", progression, err)
+	}
+	project, _ := c.Projects.GetByID(release.ProjectID)
+	if status, body := e.do("GET", "/api/Spaces-1/deploymentprocesses/"+project.DeploymentProcessID+"/template", e.adminKey, ""); status != http.StatusOK ||
+		jsonField(t, body, "NextVersionIncrement") != "0.0.2" {
+		t.Errorf("the process template: %d %s", status, body)
+	}
 	got, err := c.Deployments.GetByID(d)
 	if err != nil || got.ReleaseID != rel.ReleaseID || got.TaskID != task || got.EnvironmentID == "" {
 		t.Errorf("Deployments.GetByID: %+v, %v", got, err)

@@ -92,6 +92,8 @@ func (s *Server) serveReleases(projects docs[cuttle.Project]) {
 		s.handle("GET "+prefix+"/projects/{id}/channels/{channel}/releases", user, releases.list(s, false, ofChannel))
 		s.handle("GET "+prefix+"/projects/{id}/releases/{version}", user, byVersion)
 		s.handle("POST "+prefix+"/releases/create/v1", admin, s.createReleaseV1(projects))
+		s.handle("GET "+prefix+"/releases/{id}/progression", user, s.handleProgression)
+		s.handle("GET "+prefix+"/deploymentprocesses/{id}/template", user, s.handleProcessTemplate)
 	}
 }
 
@@ -228,4 +230,85 @@ func channelOf(ctx context.Context, tx *collection.Tx, p cuttle.Project, key str
 		}
 	}
 	return cuttle.Channel{}, cuttle.Errorf(cuttle.KindInvalid, "The project %s has no channel %q.", p.Name, key)
+}
+
+// progressionPhase is a phase of a release's progression, in Octopus's
+// shape.
+type progressionPhase struct {
+	Id                                 *string
+	Name                               string
+	Blocked                            bool
+	Progress                           string
+	Deployments                        []struct{}
+	AutomaticDeploymentTargets         []string
+	OptionalDeploymentTargets          []string
+	MinimumEnvironmentsBeforePromotion int
+	IsOptionalPhase                    bool
+	DeployedTo                         []string // the phase's environments deployed to successfully
+}
+
+// handleProgression answers how far a release got through its lifecycle.
+func (s *Server) handleProgression(w http.ResponseWriter, r *http.Request) error {
+	var (
+		phases []resources.PhaseProgress
+		next   []string
+	)
+	err := s.store.Read(r.Context(), func(tx *collection.Tx) error {
+		rel, err := releases.find(r.Context(), tx, DefaultSpaceID, r.PathValue("id"), false)
+		if err != nil {
+			return err
+		}
+		phases, next, err = resources.Progression(r.Context(), tx, rel)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Phases                         []progressionPhase
+		NextDeployments                []string
+		NextDeploymentsMinimumRequired int
+		Links                          map[string]string
+	}{Phases: []progressionPhase{}, NextDeployments: next, Links: map[string]string{}}
+	for _, p := range phases {
+		out.Phases = append(out.Phases, progressionPhase{Name: p.Phase.Name, Progress: p.Progress, Deployments: []struct{}{},
+			AutomaticDeploymentTargets: p.Phase.AutomaticDeploymentTargets, OptionalDeploymentTargets: p.Phase.OptionalDeploymentTargets,
+			MinimumEnvironmentsBeforePromotion: p.Phase.MinimumEnvironmentsBeforePromotion, IsOptionalPhase: p.Phase.IsOptionalPhase,
+			DeployedTo: p.Deployed})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// handleProcessTemplate answers what a new release of a process's project
+// chooses: the version it would get, and the packages it needs versions
+// for (none until the package repository exists).
+func (s *Server) handleProcessTemplate(w http.ResponseWriter, r *http.Request) error {
+	var next string
+	err := s.store.Read(r.Context(), func(tx *collection.Tx) error {
+		process, err := resources.DeploymentProcesses.Get(r.Context(), tx, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		p, err := resources.Projects.Get(r.Context(), tx, process.ProjectId)
+		if err != nil {
+			return err
+		}
+		last, err := resources.LatestVersion(r.Context(), tx, p.ID)
+		if err != nil {
+			return err
+		}
+		template := ""
+		if p.VersioningStrategy != nil {
+			template = p.VersioningStrategy.Template
+		}
+		next, err = cuttle.NextVersion(template, last)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"NextVersionIncrement": next, "VersioningPackageStepName": nil,
+		"Packages": []struct{}{}, "GitResources": []struct{}{}})
+	return nil
 }

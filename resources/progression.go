@@ -114,3 +114,66 @@ func count(need, of int) string {
 	}
 	return fmt.Sprintf("%d of the environments", need)
 }
+
+// PhaseProgress is how far a release got in one phase of its lifecycle.
+type PhaseProgress struct {
+	Phase cuttle.Phase
+	// Progress is "Complete" (its minimum of deployments succeeded, or it
+	// is optional and a later phase has begun), "Current" (the first that
+	// is not) or "Pending" (after it).
+	Progress string
+	// Deployed are the phase's environments the release was deployed to
+	// successfully.
+	Deployed []string
+}
+
+// Progression returns how far the release got in each phase of its
+// lifecycle, and the environments it may be deployed to now and has not
+// been (NextDeployments).
+func Progression(ctx context.Context, tx *collection.Tx, rel cuttle.Release) (phases []PhaseProgress, next []string, err error) {
+	l, err := LifecycleOf(ctx, tx, rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	ps, err := Phases(ctx, tx, l)
+	if err != nil {
+		return nil, nil, err
+	}
+	done, err := DeployedTo(ctx, tx, rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	current := -1
+	for i, p := range ps {
+		envs := append(slices.Clone(p.AutomaticDeploymentTargets), p.OptionalDeploymentTargets...)
+		pp := PhaseProgress{Phase: p, Progress: "Pending", Deployed: []string{}}
+		for _, e := range envs {
+			if slices.Contains(done, e) {
+				pp.Deployed = append(pp.Deployed, e)
+			}
+		}
+		need := p.MinimumEnvironmentsBeforePromotion
+		if need <= 0 || need > len(envs) {
+			need = len(envs)
+		}
+		complete := len(pp.Deployed) >= need
+		switch {
+		case complete:
+			pp.Progress = "Complete"
+		case current < 0 && !p.IsOptionalPhase:
+			pp.Progress, current = "Current", i
+		}
+		if current < 0 || current == i || p.IsOptionalPhase && current > i {
+			for _, e := range envs {
+				if !slices.Contains(done, e) && !slices.Contains(next, e) {
+					next = append(next, e)
+				}
+			}
+		}
+		phases = append(phases, pp)
+	}
+	if next == nil {
+		next = []string{}
+	}
+	return phases, next, nil
+}
