@@ -46,7 +46,7 @@ func newClientCommand(name, synopsis string, stdout, stderr io.Writer) *clientCo
 }
 
 // parse parses flags placed anywhere among the arguments and returns the
-// positional arguments; it refuses any count other than want.
+// positional arguments; it refuses any count other than want (-1: any count).
 func (c *clientCommand) parse(args []string, want int) ([]string, error) {
 	var positional []string
 	for {
@@ -59,7 +59,7 @@ func (c *clientCommand) parse(args []string, want int) ([]string, error) {
 		positional = append(positional, c.fs.Arg(0))
 		args = c.fs.Args()[1:]
 	}
-	if len(positional) != want {
+	if want >= 0 && len(positional) != want {
 		c.fs.Usage()
 		return nil, usageErr("expected %d argument(s), got %d", want, len(positional))
 	}

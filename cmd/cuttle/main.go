@@ -48,6 +48,14 @@ Usage:
   cuttle team list|show|delete NAME|create NAME [--member USER]...|add-member|remove-member TEAM USER
   cuttle apikey list|show|delete ID|create --purpose P [--user USER]
                                      a user's API keys (--user: default me); create prints the key, once
+  cuttle process show|edit --project P [--file F]
+                                     print a project's deployment process; replace it from JSON (as show --output json prints it)
+  cuttle variable list|set|delete --project P [NAME [VALUE]] [--sensitive] [--environment ID]...
+                                     a project's variables (--sensitive: the value is read from standard input)
+  cuttle release create --project P [--version V] [--channel C] [--notes N]
+  cuttle deploy --project P --release V --environment E [--machine M]... [--skip STEP]... [--guided-failure] [--wait]
+                                     deploy a release (--wait: print its log, say how to answer when it waits for a person)
+  cuttle interruption list [--deployment D] [--all] | take ID | submit ID (--result Proceed|Abort | --guidance G) [--notes N]
   cuttle version
 
 Client commands take --server (default http://localhost:8080), --api-key,
@@ -93,6 +101,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = teamCommands.run(args[1:], stdout, stderr)
 	case "apikey":
 		err = apiKeyCommands.run(args[1:], stdout, stderr)
+	case "release":
+		err = runRelease(args[1:], stdout, stderr)
+	case "deploy":
+		err = runDeploy(args[1:], stdout, stderr)
+	case "interruption":
+		err = runInterruption(args[1:], stdout, stderr)
+	case "variable":
+		err = runVariable(args[1:], stdout, stderr)
+	case "process":
+		err = runProcess(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, cuttle.Version)
 	case "help", "-h", "--help":
