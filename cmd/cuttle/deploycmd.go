@@ -77,7 +77,9 @@ func runDeploy(args []string, stdout, stderr io.Writer) error {
 	if guidedSet {
 		body["useGuidedFailure"] = *guided
 	}
-	var out struct{ DeploymentServerTasks []struct{ DeploymentId, ServerTaskId string } }
+	var out struct {
+		DeploymentServerTasks []struct{ DeploymentId, ServerTaskId string }
+	}
 	cl := c.client()
 	if err := cl.Do(ctx, http.MethodPost, "/api/Spaces-1/deployments/create/untenanted/v1", body, &out); err != nil {
 		return err
