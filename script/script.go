@@ -6,8 +6,9 @@
 // of its own: cancelling the script, its timeout, or the death of the
 // process that started it (Pdeathsig) sends SIGTERM to the whole group, and
 // whatever is left of the group KillGrace later is killed. When the script
-// exits, whatever it left running in its group is killed at once, so no
-// process outlives the script that started it.
+// exits, whatever it left running in its group is killed at once (by Run;
+// by the supervisor within KillGrace when the process that started it has
+// died), so no process outlives the script that started it.
 package script
 
 import (
@@ -59,11 +60,21 @@ const drainTimeout = time.Second
 // Pdeathsig) it passes SIGTERM to the whole group, waits until the script
 // has exited or KillGrace has passed, and kills what is left of the group,
 // itself included. The trap is set before the script starts, so there is
-// no moment when the parent's death would be missed.
+// no moment when the parent's death would be missed. When the script exits
+// on its own, the supervisor stops what it left in the group (SIGTERM, and
+// SIGKILL KillGrace later from a background killer) and exits with the
+// script's code: Run kills the group at once too, but a parent that has
+// died cannot, and a script may end (SIGPIPE, as its parent's pipes
+// close) before the parent's Pdeathsig reaches the supervisor.
 const supervisor = `trap 'trap "" TERM; kill -TERM -- -$$ 2>/dev/null; (sleep 2; kill -KILL -- -$$) & wait $script; kill -KILL -- -$$' TERM
 "$@" &
 script=$!
-wait $script`
+wait $script
+code=$?
+trap "" TERM
+kill -TERM -- -$$ 2>/dev/null
+(sleep 2; kill -KILL -- -$$) &
+exit $code`
 
 // Spec describes a script to run.
 type Spec struct {

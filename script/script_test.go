@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -246,4 +247,35 @@ func TestCleanEnv(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSupervisorStopsWhatTheScriptLeft: when the script exits, its
+// supervisor stops what the script left in its group by itself (SIGTERM,
+// then SIGKILL after KillGrace), and exits with the script's exit code. Run
+// kills the group too, but a node that has died does not: a script killed
+// by SIGPIPE as its node died, before the node's Pdeathsig reached the
+// supervisor, left its background processes running.
+func TestSupervisorStopsWhatTheScriptLeft(t *testing.T) {
+	t.Parallel()
+	pids := filepath.Join(t.TempDir(), "pids")
+	path := writeScript(t, "sleep 300 &\necho $! > "+pids+"\n(trap '' TERM; exec sleep 300) &\necho $! >> "+pids+"\nexit 5")
+	// The supervisor alone, as it runs once the process that started it is gone.
+	cmd := exec.Command("bash", "-c", supervisor, "cuttle-script", "bash", path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 5 {
+		t.Fatalf("the supervisor exited with %v; want the script's exit code 5", err)
+	}
+	b, err := os.ReadFile(pids)
+	fields := strings.Fields(string(b))
+	if err != nil || len(fields) != 2 {
+		t.Fatalf("pids: %q, %v", b, err)
+	}
+	obedient, _ := strconv.Atoi(fields[0])
+	deaf, _ := strconv.Atoi(fields[1])
+	defer syscall.Kill(deaf, syscall.SIGKILL)
+	defer syscall.Kill(obedient, syscall.SIGKILL)
+	waitGone(t, obedient, time.Second)
+	waitGone(t, deaf, KillGrace+time.Second)
 }
