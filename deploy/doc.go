@@ -114,9 +114,9 @@
 // # Not built yet
 //
 // Package steps (with the package repository); the activity tree of the
-// task log (lines carry a block "step / target" so far); a tested run on
-// agents through a node's death (the mechanism is the command keys above;
-// the cluster tests of issue 10 are to come); the CLI commands; the
-// dashboard route; scheduled deployments; the project's connectivity
-// policy beyond AllowDeploymentsToNoTargets; BlockConcurrentDeployments.
+// task log (lines carry a block "step / target" so far); the dashboard
+// route; scheduled deployments; the project's connectivity policy beyond
+// AllowDeploymentsToNoTargets; BlockConcurrentDeployments. A node's death
+// in the middle of an agent's script, of a script on the server and while
+// the deployment waits is tested (cluster_test.go).
 package deploy

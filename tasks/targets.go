@@ -178,8 +178,9 @@ type CommandOptions struct {
 	Block string
 	// Line, if set, sees each line before it is copied: it may change it,
 	// or return false to leave it out of the log (a line that set an
-	// output variable, say). A task resumed on another node may show it a
-	// line again.
+	// output variable, say). It sees every line of the command, those an
+	// earlier owner of the task copied too, so that a task resumed on
+	// another node learns what they said; those are not copied again.
 	Line func(l *tasklog.Line) bool
 }
 
@@ -211,7 +212,11 @@ func (x *Execution) RunCommand(ctx context.Context, m cuttle.Machine, key string
 	if err != nil {
 		return cuttle.Command{}, err
 	}
-	copied := end.LastSeq(cmd.UID)
+	inLog := end.LastSeq(cmd.UID) // lines an earlier owner copied
+	copied := inLog
+	if opts.Line != nil {
+		copied = 0 // Line sees them all
+	}
 	copyLines := func(lines []cuttle.CommandLine) error {
 		out := make([]tasklog.Line, 0, len(lines))
 		for _, l := range lines {
@@ -219,7 +224,7 @@ func (x *Execution) RunCommand(ctx context.Context, m cuttle.Machine, key string
 			if line.Category == "" {
 				line.Category = tasklog.Info
 			}
-			if opts.Line == nil || opts.Line(&line) {
+			if (opts.Line == nil || opts.Line(&line)) && l.Seq > inLog {
 				out = append(out, line)
 			}
 		}
