@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	octoclient "github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/client"
 	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/deployments"
 	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/interruptions"
 	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/releases"
@@ -153,6 +154,8 @@ func TestDeploymentWaitsForAPerson(t *testing.T) {
 	if jsonField(t, body, "State") != "Success" {
 		t.Errorf("the deployment document: %s", body)
 	}
+	checkActivity(t, e, task, "Prepare: Success [the server: Success [Say: Success]] Approve: Success [the server: Success [Check: Success]] "+
+		"Finish: Success [the server: Success [Tell: Success]]", "greeting hello in Test")
 
 	// Production now; Abort fails it.
 	deployment, task = deploy(t, e, "0.0.1", "Production")
@@ -166,6 +169,58 @@ func TestDeploymentWaitsForAPerson(t *testing.T) {
 	_, raw = e.do("GET", "/api/tasks/"+task+"/raw", e.adminKey, "")
 	if done.State != "Failed" || !strings.Contains(string(raw), "not today") || strings.Contains(string(raw), "color was") {
 		t.Errorf("an aborted deployment: %s\n%s", done.State, raw)
+	}
+	checkActivity(t, e, task, "Prepare: Success [the server: Success [Say: Success]] Approve: Failed [the server: Failed [Check: Failed]] "+
+		"Finish: Skipped [the server: Skipped [Tell: Skipped]]", "greeting hello in Production")
+}
+
+// activity is an element of a task's details.
+type activity struct {
+	Name, Status   string
+	Started, Ended *time.Time
+	Children       []activity
+	LogElements    []struct{ MessageText string }
+}
+
+// checkActivity reads the task's details and checks its activity tree:
+// the deployment's steps, their targets and actions, as "step: status
+// [target: status [action: status]]", each ended element with its start
+// and end; and the line has its target's element.
+func checkActivity(t *testing.T, e *env, task, want, line string) {
+	t.Helper()
+	status, body := e.do("GET", "/api/tasks/"+task+"/details", e.adminKey, "")
+	var details struct{ ActivityLogs []activity }
+	if status != http.StatusOK || json.Unmarshal(body, &details) != nil || len(details.ActivityLogs) != 1 {
+		t.Fatalf("details: %d %s", status, body)
+	}
+	var got []string
+	var walk func(a activity) string
+	found := false
+	walk = func(a activity) string {
+		if a.Status != "Skipped" && (a.Started == nil || a.Ended == nil || a.Ended.Before(*a.Started)) {
+			t.Errorf("the element %s (%s) started %v and ended %v", a.Name, a.Status, a.Started, a.Ended)
+		}
+		for _, l := range a.LogElements {
+			found = found || (len(a.Children) > 0 && strings.Contains(l.MessageText, line))
+		}
+		s := a.Name + ": " + a.Status
+		if len(a.Children) > 0 {
+			var cs []string
+			for _, c := range a.Children {
+				cs = append(cs, walk(c))
+			}
+			s += " [" + strings.Join(cs, " ") + "]"
+		}
+		return s
+	}
+	for _, step := range details.ActivityLogs[0].Children {
+		got = append(got, walk(step))
+	}
+	if strings.Join(got, " ") != want {
+		t.Errorf("the activity tree:\n%s\nwant\n%s", strings.Join(got, " "), want)
+	}
+	if !found {
+		t.Errorf("no target's element holds the line %q: %s", line, body)
 	}
 }
 
@@ -268,6 +323,9 @@ func TestDeploymentOfficialClient(t *testing.T) {
 	}
 	d, task := created.DeploymentServerTasks[0].DeploymentID, created.DeploymentServerTasks[0].ServerTaskID
 	waitPending(t, e, d, task)
+	if got := stepStatuses(t, c, task); got != "Prepare Success, Approve Running, Finish Pending" {
+		t.Errorf("tasks.GetDetails while the deployment waits: the steps are %s", got)
+	}
 	all, err := c.Interruptions.GetAll()
 	if err != nil || len(all) != 1 || !all[0].IsPending || all[0].TaskID != task || !all[0].CanTakeResponsibility {
 		t.Fatalf("Interruptions.GetAll: %+v, %v", all, err)
@@ -309,4 +367,22 @@ func TestDeploymentOfficialClient(t *testing.T) {
 	if err != nil || details.Task.State != "Success" || details.Task.HasPendingInterruptions || len(details.ActivityLogs) != 1 {
 		t.Errorf("tasks.GetDetails: %+v, %v", details, err)
 	}
+	if got := stepStatuses(t, c, task); got != "Prepare Success, Approve Success, Finish Success" {
+		t.Errorf("tasks.GetDetails after the deployment: the steps are %s", got)
+	}
+}
+
+// stepStatuses reads the task's details through the official client and
+// returns its steps' names and statuses.
+func stepStatuses(t *testing.T, c *octoclient.Client, task string) string {
+	t.Helper()
+	details, err := octotasks.GetDetails(c, "Spaces-1", task)
+	if err != nil || len(details.ActivityLogs) != 1 {
+		t.Fatalf("tasks.GetDetails: %+v, %v", details, err)
+	}
+	var out []string
+	for _, step := range details.ActivityLogs[0].Children {
+		out = append(out, step.Name+" "+step.Status)
+	}
+	return strings.Join(out, ", ")
 }

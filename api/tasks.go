@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/deploy"
 	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/tasklog"
 )
@@ -388,6 +389,8 @@ func jsonSize(s string) int {
 // handleTaskDetails answers the task and the newest lines of its log
 // (?tail=N, default 1000, at most 20,000, and at most the node's
 // DetailsBytes of text), grouped by block, streamed as they are encoded.
+// A deployment's activity is its tree of steps, targets and actions, each
+// with its status and times, a target's lines under it.
 func (s *Server) handleTaskDetails(w http.ResponseWriter, r *http.Request) error {
 	t, err := s.task(r)
 	if err != nil {
@@ -412,6 +415,15 @@ func (s *Server) handleTaskDetails(w http.ResponseWriter, r *http.Request) error
 	root := &activityElement{activityHead: activityHead{Id: id, Name: t.Description, Started: timePtr(t.StartTime),
 		Ended: timePtr(t.CompletedTime), Status: activityStatus(t.Shown()), ShowAtSummaryLevel: true}}
 	blocks := map[string]*activityElement{}
+	if t.Name == deploy.TaskName {
+		steps, err := deploy.ActivityTree(t.Checkpoint)
+		if err != nil {
+			return err
+		}
+		for i, a := range steps {
+			root.children = append(root.children, activityOf(a, fmt.Sprintf("%s/%d", id, i), blocks))
+		}
+	}
 	for _, l := range newest.lines {
 		el := root
 		if l.Block != "" {
@@ -450,6 +462,21 @@ func (s *Server) handleTaskDetails(w http.ResponseWriter, r *http.Request) error
 	out.WriteString("}\n")
 	out.Flush() // an error here is the client's going away: nothing left to answer
 	return nil
+}
+
+// activityOf makes the element of a deployment's activity a, with id, and
+// its children's (id/0, id/1, ...); a target's element takes its block's
+// lines.
+func activityOf(a deploy.Activity, id string, blocks map[string]*activityElement) *activityElement {
+	el := &activityElement{activityHead: activityHead{Id: id, Name: a.Name, Started: a.Started, Ended: a.Ended, Status: a.Status,
+		ShowAtSummaryLevel: true}}
+	if a.Block != "" {
+		blocks[a.Block] = el
+	}
+	for i, c := range a.Children {
+		el.children = append(el.children, activityOf(c, fmt.Sprintf("%s/%d", id, i), blocks))
+	}
+	return el
 }
 
 // writeActivity writes el as JSON, its log elements one at a time.

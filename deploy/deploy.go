@@ -336,7 +336,9 @@ func (r *run) runStep(ctx context.Context, i int) error {
 		for t := range r.progress.Steps[i].Targets {
 			for a := range r.progress.Steps[i].Targets[t].Actions {
 				if ap := &r.progress.Steps[i].Targets[t].Actions[a]; ap.State == statePending {
+					before := *ap
 					*ap = actionProgress{State: stateSkipped, Note: why}
+					ap.settle(before, time.Now().UTC())
 				}
 			}
 		}
@@ -484,8 +486,11 @@ func (r *run) runTarget(ctx context.Context, i, t int) error {
 // set changes action a of target t of step i and saves the progress.
 func (r *run) set(ctx context.Context, i, t, a int, change func(ap *actionProgress)) error {
 	r.mu.Lock()
-	change(&r.progress.Steps[i].Targets[t].Actions[a])
-	if r.progress.Steps[i].Targets[t].Actions[a].State == stateFailed {
+	ap := &r.progress.Steps[i].Targets[t].Actions[a]
+	before := *ap
+	change(ap)
+	ap.settle(before, time.Now().UTC())
+	if ap.State == stateFailed {
 		r.progress.Failed = true
 	}
 	r.mu.Unlock()
@@ -585,7 +590,12 @@ func (r *run) interrupt(i, t, a int, in cuttle.Interruption) error {
 	in.CorrelationId = fmt.Sprintf("%s/%d/%d/%d", r.deployment.TaskId, i, t, a)
 	in.RelatedDocumentIds = []string{r.deployment.ID, r.deployment.TaskId, r.project.ID, r.env.ID}
 	r.interrupts = append(r.interrupts, in)
-	r.progress.Steps[i].Targets[t].Actions[a].State = stateWaiting
+	ap := &r.progress.Steps[i].Targets[t].Actions[a]
+	if ap.State == statePending { // a manual intervention starts by waiting
+		now := time.Now().UTC()
+		ap.Started = &now
+	}
+	ap.State = stateWaiting
 	r.waiting = true
 	// The interruption's id is known once it is inserted: the checkpoint
 	// names the wait by its correlation id, which answered reads.
@@ -674,7 +684,9 @@ func (r *run) exclude(ctx context.Context, i, t, a int, interruption, by string)
 			for ai := range r.progress.Steps[si].Targets[ti].Actions {
 				ap := &r.progress.Steps[si].Targets[ti].Actions[ai]
 				if (si > i || ai >= a) && (ap.State == statePending || ap.State == stateWaiting || ap.State == stateRunning) {
+					before := *ap
 					*ap = actionProgress{State: stateExcluded, Note: "excluded by " + by}
+					ap.settle(before, time.Now().UTC())
 				}
 			}
 		}

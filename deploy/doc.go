@@ -97,6 +97,15 @@
 // interruption, so no wait exists without its question; the answer finds
 // its action by the interruption's correlation id (task/step/target/action).
 //
+// # The activity tree
+//
+// The task's details show the deployment as a tree read from the
+// checkpoint (activity.go): its steps, each step's targets, each target's
+// actions, each with its status (Pending, Running, Success, Failed,
+// Skipped) and times; every action's entry records when it started and
+// when it got its outcome. A target's log lines, whose block is "step /
+// target", hang under its element.
+//
 // # Variables
 //
 // Package variables resolves a name for an action on a target:
@@ -113,8 +122,7 @@
 //
 // # Not built yet
 //
-// Package steps (with the package repository); the activity tree of the
-// task log (lines carry a block "step / target" so far); the dashboard
+// Package steps (with the package repository); the dashboard
 // route; scheduled deployments; the project's connectivity policy beyond
 // AllowDeploymentsToNoTargets; BlockConcurrentDeployments. A node's death
 // in the middle of an agent's script, of a script on the server and while

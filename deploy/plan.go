@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cuttledeploy/cuttle"
 )
@@ -60,6 +61,7 @@ type targetProgress struct {
 
 // actionProgress is one action on one target.
 type actionProgress struct {
+	Name    string // the action's
 	State   string
 	Note    string            `json:",omitempty"` // why skipped, failed or excluded
 	Attempt int               `json:",omitempty"` // retries under guided failure
@@ -68,6 +70,33 @@ type actionProgress struct {
 	Interruption string `json:",omitempty"`
 	// Node is the node that started it, while it runs.
 	Node string `json:",omitempty"`
+	// Started is when it last started running; Ended, when it got its
+	// outcome (succeeded, failed, skipped or excluded).
+	Started *time.Time `json:",omitempty"`
+	Ended   *time.Time `json:",omitempty"`
+}
+
+// settle keeps across a change what the entry says of itself (its name,
+// when it started) and stamps its times: a start when it starts running,
+// an end when it gets an outcome.
+func (ap *actionProgress) settle(before actionProgress, now time.Time) {
+	ap.Name = before.Name
+	switch ap.State {
+	case stateRunning:
+		if before.State != stateRunning || ap.Node != before.Node {
+			ap.Started = &now
+		} else {
+			ap.Started = before.Started
+		}
+		ap.Ended = nil
+	case statePending, stateWaiting:
+		ap.Started, ap.Ended = before.Started, nil
+	default:
+		ap.Started = before.Started
+		if ap.Ended = before.Ended; ap.Ended == nil || before.State != ap.State {
+			ap.Ended = &now
+		}
+	}
 }
 
 // plan makes the progress of a new deployment: for each step, its targets
@@ -98,9 +127,9 @@ func (r *run) plan(ctx context.Context, machines []cuttle.Machine) (progress, er
 		for _, t := range ts {
 			tp := targetProgress{MachineID: t.ID}
 			for _, a := range s.Actions {
-				ap := actionProgress{State: statePending}
+				ap := actionProgress{Name: a.Name, State: statePending}
 				if why := r.skips(a); why != "" {
-					ap = actionProgress{State: stateSkipped, Note: why}
+					ap = actionProgress{Name: a.Name, State: stateSkipped, Note: why}
 				}
 				tp.Actions = append(tp.Actions, ap)
 			}
