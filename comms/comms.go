@@ -3,6 +3,7 @@ package comms
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,6 +52,11 @@ type Config struct {
 	// MasterKey opens sealed command payloads (cuttle.SealedPayload) as
 	// they are handed out.
 	MasterKey masterkey.Key
+	// Redact, if set, returns for a command's opened payload what each
+	// line of its output becomes before it is stored (a deployment's
+	// sensitive values masked: deploy.Redactor), or nil to store the lines
+	// as they come.
+	Redact func(payload json.RawMessage) func(string) string
 }
 
 // Comms is one node's side of agent traffic. Create it with New before the
@@ -68,6 +74,7 @@ type Comms struct {
 	handler  http.Handler
 	limits   cuttle.Limits
 	key      masterkey.Key
+	redact   func(payload json.RawMessage) func(string) string
 	// outputBound is the bound of one command's output.
 	outputBound cuttle.OutputBound
 	reports     *gate
@@ -91,7 +98,7 @@ func New(cfg Config) *Comms {
 	c := &Comms{
 		store: cfg.Store, member: cfg.Member, id: cfg.Identity, storage: cfg.Storage, log: log,
 		redeliv: cfg.RedeliverAfter, pickup: cfg.PickupTimeout, hub: newHub(), sessions: map[int64]*session{},
-		limits: limits, key: cfg.MasterKey, outputBound: cuttle.OutputBound{Lines: limits.CommandOutputLines, Bytes: limits.CommandOutputBytes},
+		limits: limits, key: cfg.MasterKey, redact: cfg.Redact, outputBound: cuttle.OutputBound{Lines: limits.CommandOutputLines, Bytes: limits.CommandOutputBytes},
 		reports: newGate(limits.ReportConcurrency, limits.ReportConcurrency/4), limited: ratelog.New(log, 0),
 	}
 	if c.redeliv <= 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -92,61 +93,82 @@ func (g *gate) enter(ctx context.Context, client string) (leave func(), err erro
 }
 
 // owners remembers which machine each command belongs to, a fact that
-// never changes, so that a report's owner is checked without a read.
+// never changes, and how its output is redacted, so that a report's owner
+// is checked without a read.
 type owners struct {
 	mu sync.Mutex
-	m  map[string]int64 // command UID to machine id
+	m  map[string]owned // by command UID
+}
+
+// owned is what owners remembers of a command.
+type owned struct {
+	machine int64
+	redact  func(string) string // nil: lines are stored as they come
 }
 
 // maxOwners bounds the commands owners remembers; past it, it forgets all.
 const maxOwners = 100_000
 
-// machineOf returns the machine of the command uid: remembered, or read
+// commandOf returns what is remembered of the command uid, or learns it
 // with lookup. KindNotFound if there is no such command.
-func (o *owners) machineOf(uid string, lookup func() (cuttle.Command, error)) (int64, error) {
+func (o *owners) commandOf(uid string, lookup func() (owned, error)) (owned, error) {
 	o.mu.Lock()
-	id, ok := o.m[uid]
+	c, ok := o.m[uid]
 	o.mu.Unlock()
 	if ok {
-		return id, nil
+		return c, nil
 	}
 	c, err := lookup()
 	if err != nil {
-		return 0, err
+		return owned{}, err
 	}
 	o.mu.Lock()
 	if o.m == nil || len(o.m) >= maxOwners {
-		o.m = map[string]int64{}
+		o.m = map[string]owned{}
 	}
-	o.m[uid] = c.MachineID
+	o.m[uid] = c
 	o.mu.Unlock()
-	return c.MachineID, nil
+	return c, nil
 }
 
-// ownMachine returns the machine of the command uid if it is one of the
-// machines with the peer's certificate. KindNotFound otherwise, so that an
-// agent learns nothing of other machines' commands; a command of another
-// machine is logged (rate-limited).
-func (c *Comms) ownMachine(r *http.Request, uid string) (int64, error) {
-	id, err := c.owners.machineOf(uid, func() (cuttle.Command, error) { return c.store.CommandByUID(r.Context(), uid) })
+// ownCommand returns what is known of the command uid if it belongs to one
+// of the machines with the peer's certificate. KindNotFound otherwise, so
+// that an agent learns nothing of other machines' commands; a command of
+// another machine is logged (rate-limited).
+func (c *Comms) ownCommand(r *http.Request, uid string) (owned, error) {
+	cmd, err := c.owners.commandOf(uid, func() (owned, error) {
+		cmd, err := c.store.CommandByUID(r.Context(), uid)
+		if err != nil {
+			return owned{}, err
+		}
+		o := owned{machine: cmd.MachineID}
+		if c.redact != nil {
+			payload, err := c.openPayload(cmd.Payload)
+			if err != nil {
+				return owned{}, fmt.Errorf("opening the payload of the command %s: %w", uid, err)
+			}
+			o.redact = c.redact(payload)
+		}
+		return o, nil
+	})
 	if cuttle.IsKind(err, cuttle.KindNotFound) {
-		return 0, noSuchCommand(uid)
+		return owned{}, noSuchCommand(uid)
 	}
 	if err != nil {
-		return 0, err
+		return owned{}, err
 	}
 	peer := peerThumbprint(r)
 	ms, err := c.machines.byThumbprint(r.Context(), peer)
 	if err != nil {
-		return 0, err
+		return owned{}, err
 	}
 	for _, m := range ms {
-		if m.ID == id {
-			return id, nil
+		if m.ID == cmd.machine {
+			return cmd, nil
 		}
 	}
 	c.limited.Warn("other-machine/"+peer, "refused an agent's request about a command of another machine", "command", uid, "thumbprint", peer)
-	return 0, noSuchCommand(uid)
+	return owned{}, noSuchCommand(uid)
 }
 
 func noSuchCommand(uid string) error {
@@ -163,7 +185,7 @@ func (c *Comms) handleReport(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer leave()
 	uid := r.PathValue("uid")
-	machineID, err := c.ownMachine(r, uid)
+	cmd, err := c.ownCommand(r, uid)
 	if cuttle.IsKind(err, cuttle.KindNotFound) {
 		netguard.Refuse(w)
 	}
@@ -177,9 +199,12 @@ func (c *Comms) handleReport(w http.ResponseWriter, r *http.Request) error {
 	report := cuttle.CommandReport{UID: uid, State: cuttle.CommandState(rep.State), ExitCode: rep.ExitCode,
 		Result: rep.Result, Error: rep.Error, Bound: c.outputBound}
 	for _, l := range rep.Lines {
+		if cmd.redact != nil {
+			l.Text = cmd.redact(l.Text)
+		}
 		report.Lines = append(report.Lines, cuttle.CommandLine{Seq: l.Seq, Time: l.Time, Stream: l.Stream, Text: l.Text})
 	}
-	stored, err := c.store.RecordReport(r.Context(), machineID, report)
+	stored, err := c.store.RecordReport(r.Context(), cmd.machine, report)
 	if cuttle.IsKind(err, cuttle.KindConflict) {
 		// A gap: answer with what is stored, for the agent to resend from.
 		if cur, rerr := c.store.CommandByUID(r.Context(), uid); rerr == nil {

@@ -178,9 +178,9 @@ func (c *Comms) handlePoll(w http.ResponseWriter, r *http.Request) error {
 }
 
 // agentCommand returns the command of uid if it belongs to a machine with
-// the peer's certificate; KindNotFound otherwise (see ownMachine).
+// the peer's certificate; KindNotFound otherwise (see ownCommand).
 func (c *Comms) agentCommand(r *http.Request, uid string) (cuttle.Command, error) {
-	if _, err := c.ownMachine(r, uid); err != nil {
+	if _, err := c.ownCommand(r, uid); err != nil {
 		return cuttle.Command{}, err
 	}
 	cmd, err := c.store.CommandByUID(r.Context(), uid)

@@ -54,8 +54,18 @@ func script(name, body string, server bool) map[string]any {
 // release 1.0.0; it returns the project's id.
 func project(t *testing.T, cl *client.Client, name string, steps ...step) string {
 	t.Helper()
+	return projectWith(t, cl, name, nil, steps...)
+}
+
+// projectWith creates a project with variables and the steps as its
+// process, and its release 1.0.0; it returns the project's id.
+func projectWith(t *testing.T, cl *client.Client, name string, vars []map[string]any, steps ...step) string {
+	t.Helper()
 	var p struct{ Id string }
 	do(t, cl, http.MethodPost, "/api/Spaces-1/projects", map[string]any{"Name": name, "LifecycleId": "Lifecycles-1", "ProjectGroupId": "ProjectGroups-1"}, &p)
+	if len(vars) > 0 {
+		do(t, cl, http.MethodPut, "/api/Spaces-1/projects/"+p.Id+"/variables", map[string]any{"Variables": vars}, nil)
+	}
 	do(t, cl, http.MethodPut, "/api/Spaces-1/projects/"+p.Id+"/deploymentprocesses", map[string]any{"Steps": steps}, nil)
 	do(t, cl, http.MethodPost, "/api/Spaces-1/releases/create/v1", map[string]any{"spaceId": "Spaces-1", "projectName": name, "releaseVersion": "1.0.0"}, nil)
 	return p.Id

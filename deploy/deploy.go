@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,6 +94,13 @@ func (r *run) run(ctx context.Context) error {
 	if len(r.x.Task.Checkpoint) > 0 {
 		if err := json.Unmarshal(r.x.Task.Checkpoint, &r.progress); err != nil {
 			return fmt.Errorf("the deployment's checkpoint cannot be read: %v", err)
+		}
+		secrets, err := openOutputs(r.cfg.MasterKey, &r.progress)
+		if err != nil {
+			return err
+		}
+		for _, v := range secrets {
+			r.addSensitive(v)
 		}
 		r.x.Log.Logf(tasklog.Info, "Resuming the deployment of %s release %s to %s on node %s (attempt %d).",
 			r.project.Name, r.release.Version, r.env.Name, r.x.Node, r.x.Task.Epoch)
@@ -532,7 +540,7 @@ func (r *run) runAction(ctx context.Context, i, t, a int) (ok bool, err error) {
 		return false, err
 	}
 	var outcome error
-	output := map[string]string{}
+	output := newProduced()
 	if act.RunsOnServer() {
 		outcome = r.runOnServer(ctx, s, act, tg, ap.Attempt, output)
 	} else {
@@ -544,8 +552,12 @@ func (r *run) runAction(ctx context.Context, i, t, a int) (ok bool, err error) {
 	if outcome != nil {
 		return false, r.failed(ctx, i, t, a, outcome)
 	}
+	sealed, err := sealOutputs(r.cfg.MasterKey, output.secret)
+	if err != nil {
+		return false, err
+	}
 	return true, r.set(ctx, i, t, a, func(ap *actionProgress) {
-		*ap = actionProgress{State: stateSucceeded, Attempt: ap.Attempt, Output: output}
+		*ap = actionProgress{State: stateSucceeded, Attempt: ap.Attempt, Output: output.plain, Sealed: sealed, secret: output.secret}
 	})
 }
 
@@ -699,19 +711,16 @@ func (r *run) exclude(ctx context.Context, i, t, a int, interruption, by string)
 // onLine parses a script's service messages: a line that sets an output
 // variable sets it in output, masks its value when sensitive, and is
 // logged as a note of it instead.
-func (r *run) onLine(output map[string]string) func(l *tasklog.Line) bool {
-	var mu sync.Mutex
+func (r *run) onLine(output *produced) func(l *tasklog.Line) bool {
 	return func(l *tasklog.Line) bool {
-		name, value, sensitive, ok := parseServiceMessage(l.Text)
+		name, value, sensitive, ok := parseServiceMessage(r.cfg.MasterKey, l.Text)
 		if !ok {
 			return true
 		}
 		if sensitive {
 			r.addSensitive(value)
 		}
-		mu.Lock()
-		output[name] = value
-		mu.Unlock()
+		output.set(name, value, sensitive)
 		l.Category, l.Text = tasklog.Verbose, fmt.Sprintf("Output variable %s set.", name)
 		return true
 	}
@@ -732,7 +741,7 @@ func (r *run) script(s cuttle.DeploymentStep, act cuttle.DeploymentAction, t tar
 // runOnServer runs a script action on this node, with the variables of its
 // target t (seed 003's scripts before and after each target). A script
 // that was running on a node that died runs again, and the log says so.
-func (r *run) runOnServer(ctx context.Context, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int, output map[string]string) error {
+func (r *run) runOnServer(ctx context.Context, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int, output *produced) error {
 	body, syntax, err := r.script(s, act, t)
 	if err != nil {
 		return err
@@ -756,12 +765,15 @@ const payloadPurpose = cuttle.SealedPayloadPurpose
 // names the step, action, machine and attempt, so that a node taking the
 // deployment over finds the command in flight and follows it, never
 // sending it twice; its payload is sealed, since it holds the values.
-func (r *run) runOnAgent(ctx context.Context, i, a int, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int, output map[string]string) error {
+func (r *run) runOnAgent(ctx context.Context, i, a int, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int, output *produced) error {
 	body, syntax, err := r.script(s, act, t)
 	if err != nil {
 		return err
 	}
-	plain, _ := json.Marshal(map[string]any{"Body": body, "Syntax": syntax})
+	r.mu.Lock()
+	mask := slices.Clone(r.sensitive)
+	r.mu.Unlock()
+	plain, _ := json.Marshal(scriptPayload{Body: body, Syntax: syntax, Mask: mask})
 	sealed, err := r.cfg.MasterKey.Seal(payloadPurpose, plain)
 	if err != nil {
 		return err

@@ -50,8 +50,10 @@
 //   - A sensitive variable's value is in memory only while it is used: the
 //     snapshot keeps it sealed with the master key, a command's payload
 //     carries it sealed (the node that hands the command out opens it for
-//     the agent, over mutual TLS), and every line that enters the task's
-//     log is masked (DESIGN.md 12).
+//     the agent, over mutual TLS), the node that receives an agent's
+//     output masks it before storing it (secrets.go), sensitive output
+//     variables are sealed in the checkpoint, and every line that enters
+//     the task's log is masked (DESIGN.md 12).
 //   - One deployment of a project to an environment runs at a time: its
 //     task's concurrency key is the project and environment (package tasks,
 //     "One at a time"), so a claim passes over it while another of the same

@@ -65,7 +65,11 @@ type actionProgress struct {
 	State   string
 	Note    string            `json:",omitempty"` // why skipped, failed or excluded
 	Attempt int               `json:",omitempty"` // retries under guided failure
-	Output  map[string]string `json:",omitempty"` // output variables it set
+	Output  map[string]string `json:",omitempty"` // plain output variables it set
+	// Sealed holds the sensitive output variables it set, sealed with the
+	// master key (base64); secret holds them opened, in memory only.
+	Sealed map[string]string `json:",omitempty"`
+	secret map[string]string
 	// Interruption is the id of the interruption it waited on.
 	Interruption string `json:",omitempty"`
 	// Node is the node that started it, while it runs.

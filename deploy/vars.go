@@ -3,9 +3,8 @@ package deploy
 import (
 	"encoding/base64"
 	"fmt"
-	"regexp"
+	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/cuttledeploy/cuttle"
@@ -121,7 +120,7 @@ func (r *run) outputVariables(t target) map[string]string {
 		step := r.process.Steps[i]
 		for _, tp := range sp.Targets {
 			for j, ap := range tp.Actions {
-				for name, value := range ap.Output {
+				for name, value := range joined(ap.Output, ap.secret) {
 					key := strings.ToLower(fmt.Sprintf("Octopus.Action[%s].Output.%s", step.Actions[j].Name, name))
 					score := 1
 					switch tp.MachineID {
@@ -138,30 +137,6 @@ func (r *run) outputVariables(t target) map[string]string {
 		}
 	}
 	return out
-}
-
-// serviceMessage is a line by which a script sets an output variable:
-// ##octopus[setVariable name='<base64>' value='<base64>' sensitive='<base64>'],
-// as Octopus's script functions print it.
-var serviceMessage = regexp.MustCompile(`^##octopus\[setVariable name='([A-Za-z0-9+/=]*)' value='([A-Za-z0-9+/=]*)'(?: sensitive='([A-Za-z0-9+/=]*)')?\]\s*$`)
-
-// parseServiceMessage returns the output variable a line sets, if it is a
-// service message.
-func parseServiceMessage(line string) (name, value string, sensitive, ok bool) {
-	m := serviceMessage.FindStringSubmatch(line)
-	if m == nil {
-		return "", "", false, false
-	}
-	n, err1 := base64.StdEncoding.DecodeString(m[1])
-	v, err2 := base64.StdEncoding.DecodeString(m[2])
-	if err1 != nil || err2 != nil || len(n) == 0 {
-		return "", "", false, false
-	}
-	if m[3] != "" {
-		s, _ := base64.StdEncoding.DecodeString(m[3])
-		sensitive, _ = strconv.ParseBool(string(s))
-	}
-	return string(n), string(v), sensitive, true
 }
 
 // preamble returns what comes before a script's body in its syntax: the
@@ -209,4 +184,17 @@ set_octopusvariable() {
 `)
 	}
 	return sb.String()
+}
+
+// joined returns the entries of a and b in one map.
+func joined(a, b map[string]string) map[string]string {
+	if len(b) == 0 {
+		return a
+	}
+	out := maps.Clone(a)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, b)
+	return out
 }

@@ -212,7 +212,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Logger: log,
 	})
 	n.agents = comms.New(comms.Config{Store: n.store, Member: n.member, Identity: identity, Storage: layout, Logger: log,
-		PickupTimeout: cfg.AgentPickup, Limits: cfg.Limits, MasterKey: key})
+		PickupTimeout: cfg.AgentPickup, Limits: cfg.Limits, MasterKey: key,
+		Redact: deploy.Redactor(key)})
 	n.executor = tasks.New(tasks.Config{Store: n.store, Member: n.member, Logs: logs, Kinds: kinds, Agents: n.agents, Limits: cfg.Limits, Logger: log})
 	refusals := ratelog.New(log, 0)
 	n.ln = netguard.Limit(n.ln, cfg.Limits.ConnsPerAddress, func(ip string) {
