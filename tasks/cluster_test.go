@@ -886,12 +886,13 @@ func TestTaskLeaderJobsSurviveLeaderKill(t *testing.T) {
 		})
 		return tasks
 	}
-	// Two runs at the new interval, then kill the leader two thirds of an
+	// Two runs at the new interval, then kill the leader five sixths of an
 	// interval after the last: a new leader that kept the schedule of the
 	// database queues the next run at its time; one that started a
-	// schedule of its own would queue it an interval after it took over.
+	// schedule of its own would queue it an interval after it took over,
+	// at least five sixths of an interval later than that.
 	runs := waitRuns(3, 3*interval)
-	killAfter := 2 * interval / 3
+	killAfter := 5 * interval / 6
 	testcluster.Eventually(t, interval, func() error {
 		if time.Since(*runs[len(runs)-1].QueueTime) < killAfter {
 			return errors.New("waiting two thirds of an interval after the last run")
@@ -941,13 +942,19 @@ func TestTaskLeaderJobsSurviveLeaderKill(t *testing.T) {
 		by[tk.Id] = queuer(tk.Id)
 		t.Logf("Retention %s queued %s by %s, %s on %s", tk.Id, tk.QueueTime.Format("15:04:05.000"), by[tk.Id], tk.State, tk.ServerNode)
 	}
-	// A run is on schedule if it is queued within half an interval of the
-	// time it could first be: when it is due, or when its leader took over
-	// if that was later. Half an interval tells a kept schedule from a new
-	// one (which is an interval late) and leaves a starved node's sweeps
-	// room to be late under load.
-	const late = interval / 2
+	// The run after the kill is on the kept schedule if it is queued
+	// within half an interval of the time it could first be: when it is
+	// due, or when the new leader took over if that was later. Half an
+	// interval tells a kept schedule from a new one (at least five sixths
+	// of an interval later) and leaves a starved node's sweep room to be
+	// late. Any other run must come once an interval: not twice in one,
+	// and none skipped (an interval late); how late within that a starved
+	// machine's sweep is, is the load's, not the schedule's.
 	for i := 1; i < len(runs); i++ {
+		late := interval - 100*time.Millisecond
+		if runs[i-1].Id == last.Id {
+			late = interval / 2
+		}
 		gap := runs[i].QueueTime.Sub(*runs[i-1].QueueTime)
 		if gap < interval-50*time.Millisecond {
 			t.Errorf("Retention %s came %v after %s: twice in one interval", runs[i].Id, gap, runs[i-1].Id)
