@@ -279,7 +279,16 @@ func TestGuidedFailure(t *testing.T) {
 		b, _ := json.Marshal(in["Form"])
 		return string(b)
 	}
+	// Exclude is not offered for the server: refused, and the interruption still waits.
+	first := waitPending(t, e, deployment, task)
+	firstID, _ := first["Id"].(string)
+	e.do("PUT", "/api/Spaces-1/interruptions/"+firstID+"/responsible", e.adminKey, "")
+	status, body = e.do("POST", "/api/Spaces-1/interruptions/"+firstID+"/submit", e.adminKey, `{"Guidance": "Exclude"}`)
+	wantError(t, "a Guidance the form does not offer", status, body, http.StatusBadRequest)
 	in := answer(t, e, deployment, task, `{"Guidance": "Retry", "Notes": "once more"}`)
+	if in["Id"] != firstID {
+		t.Errorf("after a refused answer the pending interruption is %v, want %s still", in["Id"], firstID)
+	}
 	if f := offered(in); !strings.Contains(f, `"Retry"`) || !strings.Contains(f, `"Ignore"`) || strings.Contains(f, `"Exclude"`) {
 		t.Errorf("the guidances offered for a server action: %s; want Retry and Ignore, not Exclude", f)
 	}

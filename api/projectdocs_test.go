@@ -166,6 +166,15 @@ func TestProjectsOfficialClient(t *testing.T) {
 		got.Steps[0].Actions[0].Properties["Octopus.Action.Script.ScriptBody"].Value != "echo hello" {
 		t.Fatalf("GetDeploymentProcessByID: %+v, %v", got, err)
 	}
+	stale := *proc
+	stale.Version = 0
+	stale.Steps = nil
+	if _, err := deployments.UpdateDeploymentProcess(c, &stale); err == nil || !strings.Contains(err.Error(), "changed by someone else") {
+		t.Errorf("UpdateDeploymentProcess with a stale version: %v; want a conflict (409)", err)
+	}
+	if got, _ := deployments.GetDeploymentProcessByID(c, "Spaces-1", proc.ID); got == nil || got.Version != 1 || len(got.Steps) != 1 {
+		t.Errorf("after a stale update the process is %+v; want it unchanged", got)
+	}
 
 	// The variable set.
 	vs, err := c.Variables.GetAll(p.ID)
@@ -179,6 +188,17 @@ func TestProjectsOfficialClient(t *testing.T) {
 	}
 	if got, err := variables.GetAll(c, "Spaces-1", p.ID); err != nil || len(got.Variables) != 1 || got.Variables[0].Value != "hello" {
 		t.Fatalf("variables.GetAll: %+v, %v", got, err)
+	}
+	secret := variables.NewVariable("Password")
+	secret.Value, secret.IsSensitive, secret.Type = "hunter2-official", true, "Sensitive"
+	vs.Variables = append(vs.Variables, secret)
+	if vs, err = c.Variables.Update(p.ID, vs); err != nil || len(vs.Variables) != 2 {
+		t.Fatalf("Variables.Update with a sensitive value: %+v, %v", vs, err)
+	}
+	for _, v := range vs.Variables {
+		if v.Name == "Password" && (v.Value != "" || !v.IsSensitive) {
+			t.Errorf("the sensitive variable as answered: %+v; want no value, sensitive", v)
+		}
 	}
 
 	// A delete takes what the project owns with it.
