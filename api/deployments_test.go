@@ -110,7 +110,7 @@ func waitPending(t *testing.T, e *env, deployment, task string) map[string]any {
 func TestDeploymentWaitsForAPerson(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	_, _, _ = deployableProject(t, e)
+	_, test, _ := deployableProject(t, e)
 	status, body := e.do("POST", "/api/Spaces-1/releases/create/v1", e.adminKey, `{"spaceId": "Spaces-1", "projectName": "Shop"}`)
 	if status != http.StatusOK {
 		t.Fatalf("release: %d %s", status, body)
@@ -172,6 +172,26 @@ func TestDeploymentWaitsForAPerson(t *testing.T) {
 	}
 	checkActivity(t, e, task, "Prepare: Success [the server: Success [Say: Success]] Approve: Failed [the server: Failed [Check: Failed]] "+
 		"Finish: Skipped [the server: Skipped [Tell: Skipped]]", "greeting hello in Production")
+
+	// The dashboard: the latest deployment to each environment.
+	status, body = e.do("GET", "/api/Spaces-1/dashboard", e.adminKey, "")
+	var dash struct {
+		Projects, Environments []struct{ Id, Name string }
+		Items, PreviousItems   []struct {
+			ProjectId, EnvironmentId, ReleaseVersion, State string
+			IsCurrent, IsCompleted                          bool
+		}
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &dash) != nil || len(dash.Projects) != 1 || len(dash.Environments) != 2 ||
+		len(dash.Items) != 2 || len(dash.PreviousItems) != 0 {
+		t.Fatalf("the dashboard: %d %s", status, body)
+	}
+	for _, item := range dash.Items {
+		want := map[bool]string{true: "Success", false: "Failed"}[item.EnvironmentId == test]
+		if item.State != want || item.IsCurrent != (want == "Success") || !item.IsCompleted || item.ReleaseVersion != "0.0.1" {
+			t.Errorf("the dashboard's item for %s: %+v; want %s", item.EnvironmentId, item, want)
+		}
+	}
 }
 
 // activity is an element of a task's details.

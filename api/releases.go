@@ -53,6 +53,7 @@ func checkRelease(ctx context.Context, tx *collection.Tx, r, old *cuttle.Release
 func (s *Server) serveReleases(projects docs[cuttle.Project]) {
 	serveDocs(s, releases)
 	s.serveDeployments(projects)
+	s.serveDashboard()
 	ofProject := func(ctx context.Context, tx *collection.Tx, r *http.Request) (map[string]any, string, error) {
 		p, err := projects.find(ctx, tx, DefaultSpaceID, r.PathValue("id"), false)
 		if err != nil {
