@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
@@ -63,9 +64,20 @@ func runDeploy(args []string, stdout, stderr io.Writer) error {
 	c.fs.Var(&machines, "machine", "deploy only to this target: a name or id (repeat for more)")
 	c.fs.Var(&skip, "skip", "skip this step (repeat for more)")
 	guided := c.fs.Bool("guided-failure", false, "when an action fails, wait for a person's guidance instead of failing (default: the project's, then the environment's)")
-	wait := c.fs.Bool("wait", false, "print the log as it runs and exit non-zero unless the deployment succeeds")
+	wait := c.fs.Bool("wait", false, "follow the deployment to its end; exit 0 if it succeeded, 1 if it failed, 3 if it was canceled, 4 if it timed out")
+	progress := c.fs.String("progress", "auto", "with --wait: live (steps and targets redrawn in place), plain (the log's lines), or auto (live on a terminal)")
 	if _, err := c.parse(args, 0); err != nil {
 		return err
+	}
+	live := false
+	switch *progress {
+	case "live":
+		live = true
+	case "auto":
+		live = isTerminal(c.stdout) && c.output == "table"
+	case "plain":
+	default:
+		return usageErr("--progress must be auto, live or plain")
 	}
 	if *project == "" || *release == "" || len(environments) == 0 {
 		return usageErr("--project, --release and --environment are required")
@@ -92,23 +104,30 @@ func runDeploy(args []string, stdout, stderr io.Writer) error {
 			}
 		})
 	}
-	failed := 0
+	worst := ""
 	for _, d := range out.DeploymentServerTasks {
 		fmt.Fprintf(stderr, "deploying: %s (task %s)\n", d.DeploymentId, d.ServerTaskId)
-		t, err := c.followDeployment(ctx, cl, d.DeploymentId, d.ServerTaskId, stderr)
+		t, err := c.followDeployment(ctx, cl, d.DeploymentId, d.ServerTaskId, stderr, live)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "%s ended %s%s\n", d.DeploymentId, t.State, suffix(t.ErrorMessage))
-		if t.State != "Success" {
-			failed++
+		if t.State != "Success" && live {
+			fmt.Fprintf(stderr, "its log: cuttle task log %s\n", d.ServerTaskId)
+		}
+		if endStatus[t.State] > endStatus[worst] {
+			worst = t.State
 		}
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d deployments did not succeed", failed, len(out.DeploymentServerTasks))
+	if worst != "" && worst != "Success" {
+		return exitError{code: endStatus[worst], err: fmt.Errorf("a deployment ended %s", worst)}
 	}
 	return nil
 }
+
+// endStatus is deploy --wait's exit status for how a deployment ended;
+// with several, the highest.
+var endStatus = map[string]int{"Success": 0, "Failed": 1, "Canceled": 3, "TimedOut": 4}
 
 func suffix(msg string) string {
 	if msg == "" {
@@ -117,43 +136,77 @@ func suffix(msg string) string {
 	return ": " + msg
 }
 
-// followDeployment prints the task's log as it runs and, each time the
-// deployment starts waiting for a person, which interruption and how to
-// answer it; it returns the task once it has completed.
-func (c *clientCommand) followDeployment(ctx context.Context, cl *client.Client, deployment, task string, stderr io.Writer) (client.Task, error) {
+// followDeployment follows a deployment's task to its end and returns
+// it: as the log's lines (plain), or as a live view of its steps and
+// targets redrawn in place (live). Each time the deployment starts waiting
+// for a person it says which interruption and how to answer it.
+func (c *clientCommand) followDeployment(ctx context.Context, cl *client.Client, deployment, task string, stderr io.Writer, live bool) (client.Task, error) {
 	logOut := c.stdout
 	if c.output == "json" {
 		logOut = stderr
 	}
-	done := make(chan error, 1)
-	go func() { done <- cl.TaskLog(ctx, task, true, logOut) }()
+	ended := make(chan error, 1)
+	var (
+		mu   sync.Mutex
+		note string
+	)
+	viewCtx, stopView := context.WithCancel(ctx)
+	viewDone := make(chan struct{})
+	if live {
+		go func() {
+			defer close(viewDone)
+			liveView(viewCtx, cl, task, c.stdout, 500*time.Millisecond, func() string {
+				mu.Lock()
+				defer mu.Unlock()
+				return note
+			})
+		}()
+	} else {
+		close(viewDone)
+		go func() { ended <- cl.TaskLog(ctx, task, true, logOut) }()
+	}
+	defer func() { stopView(); <-viewDone }()
 	told := map[string]bool{}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-done:
+		case err := <-ended:
 			if err != nil {
 				return client.Task{}, err
 			}
 			return cl.Task(ctx, task)
+		case <-ctx.Done():
+			return client.Task{}, ctx.Err()
 		case <-tick.C:
+		}
+		if live {
+			if t, err := cl.Task(ctx, task); err == nil && t.IsCompleted {
+				stopView()
+				<-viewDone
+				return t, nil
+			}
 		}
 		pending, err := interruptionsOf(ctx, cl, deployment, true)
 		if err != nil {
-			continue // the log goes on; the next tick asks again
+			continue // the next tick asks again
 		}
+		var waiting []string
 		for _, in := range pending {
-			if !told[in.ID] {
+			what := "--result Proceed|Abort"
+			if in.Type == cuttle.InterruptionGuidedFailure {
+				what = "--guidance " + strings.Join(offered(in, "Guidance"), "|")
+			}
+			line := fmt.Sprintf("waiting for a person: %s (%s); answer with: cuttle interruption submit %s %s [--notes N]", in.Title, in.ID, in.ID, what)
+			waiting = append(waiting, line)
+			if !live && !told[in.ID] {
 				told[in.ID] = true
-				what := "--result Proceed|Abort"
-				if in.Type == cuttle.InterruptionGuidedFailure {
-					what = "--guidance " + strings.Join(offered(in, "Guidance"), "|")
-				}
-				fmt.Fprintf(stderr, "waiting for a person: %s (%s); answer with: cuttle interruption submit %s %s [--notes N]\n",
-					in.Title, in.ID, in.ID, what)
+				fmt.Fprintln(stderr, line)
 			}
 		}
+		mu.Lock()
+		note = strings.Join(waiting, "\n")
+		mu.Unlock()
 	}
 }
 

@@ -118,8 +118,42 @@ func TestDeployCommands(t *testing.T) {
 	if code, out, errOut = cmd(t, "release", "create", "--project", "Web", "--version", "1.0.1"); code != 0 {
 		t.Fatalf("release create 1.0.1: exit %d\n%s%s", code, out, errOut)
 	}
-	cmd.fails(t, []string{"ended Failed", "1 of 1 deployments did not succeed"},
+	cmd.fails(t, []string{"ended Failed", "a deployment ended Failed"},
 		"deploy", "--project", "Web", "--release", "1.0.1", "--environment", "Test", "--wait", "--guided-failure=false")
+
+	// The live view, as a terminal shows it: the steps redrawn in place,
+	// the interruption to answer under them.
+	if code, out, errOut = cmd(t, "release", "create", "--project", "Web", "--version", "1.0.2"); code != 0 {
+		t.Fatalf("release create 1.0.2: exit %d\n%s%s", code, out, errOut)
+	}
+	var liveOut, liveErr lockedBuffer
+	go func() {
+		deployed <- run([]string{"deploy", "--project", "Web", "--release", "1.0.2", "--environment", "Test", "--wait", "--progress", "live",
+			"--server", n.URL, "--api-key", n.Config.AdminKey}, &liveOut, &liveErr)
+	}()
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		pending = nil
+		cmd.mustJSON(t, &pending, "interruption", "list")
+		if len(pending) != 1 || !strings.Contains(liveOut.String(), "waiting for a person: Approve ("+pending[0].ID+")") {
+			return errorString("the live view does not show the pending interruption: " + liveOut.String())
+		}
+		return nil
+	})
+	if code, out, errOut = cmd(t, "interruption", "submit", pending[0].ID, "--result", "Proceed"); code != 0 {
+		t.Fatalf("interruption submit: exit %d\n%s%s", code, out, errOut)
+	}
+	select {
+	case code = <-deployed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("deploy --wait --progress live did not end after the interruption was answered")
+	}
+	view := liveOut.String()
+	last := view[strings.LastIndex(view, "\x1b[J")+len("\x1b[J"):]
+	for _, want := range []string{"Success", "✓ Say", "✓ Approve", "✓ Finish"} {
+		if code != 0 || !strings.Contains(last, want) || strings.Contains(last, "waiting") || strings.Contains(view, "greeting") {
+			t.Fatalf("deploy --progress live: exit %d; its last view lacks %q (or it printed the log):\n%s\n%s", code, want, last, liveErr.String())
+		}
+	}
 }
 
 // lockedBuffer is a bytes.Buffer one goroutine writes while another reads.

@@ -53,8 +53,9 @@ Usage:
   cuttle variable list|set|delete --project P [NAME [VALUE]] [--sensitive] [--environment ID]...
                                      a project's variables (--sensitive: the value is read from standard input)
   cuttle release create --project P [--version V] [--channel C] [--notes N]
-  cuttle deploy --project P --release V --environment E [--machine M]... [--skip STEP]... [--guided-failure] [--wait]
-                                     deploy a release (--wait: print its log, say how to answer when it waits for a person)
+  cuttle deploy --project P --release V --environment E [--machine M]... [--skip STEP]... [--guided-failure] [--wait [--progress auto|live|plain]]
+                                     deploy a release (--wait: follow it, live on a terminal, and say how to answer when it
+                                     waits for a person; exit 0 if it succeeded, 1 failed, 3 canceled, 4 timed out)
   cuttle interruption list [--deployment D] [--all] | take ID | submit ID (--result Proceed|Abort | --guidance G) [--notes N]
   cuttle version
 
@@ -119,6 +120,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cuttle: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	var exit exitError
 	switch {
 	case err == nil:
 		return 0
@@ -127,6 +129,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "cuttle: %v\n", err)
 		return 2
+	case errors.As(err, &exit):
+		fmt.Fprintf(stderr, "cuttle: %v\n", err)
+		return exit.code
 	default:
 		fmt.Fprintf(stderr, "cuttle: %v\n", err)
 		var unknownCA x509.UnknownAuthorityError
@@ -136,3 +141,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 }
+
+// exitError is an error that ends the command with its own exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
