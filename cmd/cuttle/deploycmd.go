@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/client"
 	"github.com/cuttledeploy/cuttle/variables"
+	"sigs.k8s.io/yaml"
 )
 
 // runRelease: cuttle release create --project P [--version V] [--channel C] [--notes N].
@@ -405,7 +407,8 @@ func runVariable(args []string, stdout, stderr io.Writer) error {
 }
 
 // runProcess: cuttle process show --project P | edit --project P --file F.
-// edit takes the process as JSON (as show --output json prints it); its
+// edit takes the process as JSON (as show --output json prints it), or as
+// YAML in a file named .yaml or .yml; its
 // Version must be the stored one, so that an edit never overwrites
 // another's made meanwhile (409).
 func runProcess(args []string, stdout, stderr io.Writer) error {
@@ -417,7 +420,7 @@ func runProcess(args []string, stdout, stderr io.Writer) error {
 	sub, args := args[0], args[1:]
 	c := newClientCommand("process "+sub, "cuttle process "+sub+" --project P [--file F] [flags]", stdout, stderr)
 	project := c.fs.String("project", "", "the project: a name, slug or id")
-	file := c.fs.String("file", "", "edit: the process as JSON (- for standard input)")
+	file := c.fs.String("file", "", "edit: the process as JSON, or YAML in a .yaml or .yml file (- for JSON on standard input)")
 	if _, err := c.parse(args, 0); err != nil {
 		return err
 	}
@@ -445,9 +448,14 @@ func runProcess(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if ext := strings.ToLower(filepath.Ext(*file)); ext == ".yaml" || ext == ".yml" {
+			if raw, err = yaml.YAMLToJSON(raw); err != nil {
+				return fmt.Errorf("%s is not a process in YAML: %v", *file, err)
+			}
+		}
 		var body map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &body); err != nil {
-			return fmt.Errorf("%s is not a process in JSON: %v", *file, err)
+			return fmt.Errorf("%s is not a process in JSON (or YAML, named .yaml or .yml): %v", *file, err)
 		}
 		if _, ok := body["Version"]; !ok {
 			return usageErr("the file has no Version: start from `cuttle process show --output json`, which has it")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/testcluster"
+	"sigs.k8s.io/yaml"
 )
 
 // TestDeployCommands takes a project from nothing to deployed with the
@@ -76,6 +77,18 @@ func TestDeployCommands(t *testing.T) {
 		t.Fatalf("process edit: exit %d\n%s%s", code, out, errOut)
 	}
 	cmd.fails(t, []string{"409"}, "process", "edit", "--project", "Web", "--file", file) // its Version is no longer the stored one
+	// The same process as YAML, from what show prints.
+	var shown json.RawMessage
+	cmd.mustJSON(t, &shown, "process", "show", "--project", "Web")
+	asYAML, err := yaml.JSONToYAML(shown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yamlFile := filepath.Join(t.TempDir(), "process.yaml")
+	os.WriteFile(yamlFile, asYAML, 0o644)
+	if code, out, errOut = cmd(t, "process", "edit", "--project", "Web", "--file", yamlFile); code != 0 || !strings.Contains(out, "(version 2)") {
+		t.Fatalf("process edit of a YAML file: exit %d\n%s%s", code, out, errOut)
+	}
 
 	code, out, errOut = cmd(t, "release", "create", "--project", "Web", "--version", "1.0.0")
 	if code != 0 || !strings.Contains(out, "1.0.0") {
