@@ -549,6 +549,11 @@ func (r *run) runAction(ctx context.Context, i, t, a int) (ok bool, err error) {
 	if ctx.Err() != nil {
 		return false, context.Cause(ctx)
 	}
+	if outcome != nil && !act.RunsOnServer() && cuttle.IsKind(outcome, cuttle.KindUnavailable) && r.skipsUnavailable(tg.Roles) {
+		r.x.Log.Write(tasklog.Line{Category: tasklog.Warning, Block: r.block(s, tg), Text: fmt.Sprintf(
+			"%s is unavailable (%v); the project skips unavailable targets: it is left out of the rest of the deployment.", tg.Name, outcome)})
+		return false, r.leaveOut(ctx, i, t, a, stateSkipped, "unavailable: "+outcome.Error(), "")
+	}
 	if outcome != nil {
 		return false, r.failed(ctx, i, t, a, outcome)
 	}
@@ -673,7 +678,7 @@ func (r *run) answered(ctx context.Context, i, t, a int) (bool, error) {
 		})
 	case cuttle.GuidanceExclude:
 		r.x.Log.Logf(tasklog.Warning, "%s: %s excluded the target from the rest of the deployment. %s", act.Name, by, notes)
-		return false, r.exclude(ctx, i, t, a, in.ID, by)
+		return false, r.leaveOut(ctx, i, t, a, stateExcluded, "excluded by "+by, in.ID)
 	default: // Fail
 		r.x.Log.Logf(tasklog.Error, "%s: %s chose to fail the deployment. %s", act.Name, by, notes)
 		return false, r.set(ctx, i, t, a, func(ap *actionProgress) {
@@ -682,10 +687,11 @@ func (r *run) answered(ctx context.Context, i, t, a int) (bool, error) {
 	}
 }
 
-// exclude takes the machine of target t of step i out of the rest of the
+// leaveOut takes the machine of target t of step i out of the rest of the
 // deployment: this action and its later ones, and every action of later
-// steps on it, are Excluded.
-func (r *run) exclude(ctx context.Context, i, t, a int, interruption, by string) error {
+// steps on it, get state (Excluded by a person, Skipped when unavailable)
+// and note; interruption names the answer that chose it, if one did.
+func (r *run) leaveOut(ctx context.Context, i, t, a int, state, note, interruption string) error {
 	r.mu.Lock()
 	machine := r.progress.Steps[i].Targets[t].MachineID
 	for si := i; si < len(r.progress.Steps); si++ {
@@ -697,7 +703,7 @@ func (r *run) exclude(ctx context.Context, i, t, a int, interruption, by string)
 				ap := &r.progress.Steps[si].Targets[ti].Actions[ai]
 				if (si > i || ai >= a) && (ap.State == statePending || ap.State == stateWaiting || ap.State == stateRunning) {
 					before := *ap
-					*ap = actionProgress{State: stateExcluded, Note: "excluded by " + by}
+					*ap = actionProgress{State: state, Note: note}
 					ap.settle(before, time.Now().UTC())
 				}
 			}

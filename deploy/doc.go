@@ -99,6 +99,16 @@
 // interruption, so no wait exists without its question; the answer finds
 // its action by the interruption's correlation id (task/step/target/action).
 //
+// # The project's connectivity policy
+//
+// A new plan leaves out the machines the last health check found
+// Unhealthy or Unavailable when the project excludes unhealthy targets,
+// and the Unavailable ones when it skips unavailable targets
+// (SkipUnavailableMachines, for its TargetRoles or every role). With the
+// latter, a target whose agent does not take its command within the
+// node's pickup timeout is Skipped for the rest of the deployment instead
+// of failing it.
+//
 // # The activity tree
 //
 // The task's details show the deployment as a tree read from the
@@ -124,9 +134,9 @@
 //
 // # Not built yet
 //
-// Package steps (with the package repository); the dashboard
-// route; scheduled deployments; the project's connectivity policy beyond
-// AllowDeploymentsToNoTargets; BlockConcurrentDeployments. A node's death
-// in the middle of an agent's script, of a script on the server and while
-// the deployment waits is tested (cluster_test.go).
+// Package steps (with the package repository); scheduled deployments
+// (QueueTime); BlockConcurrentDeployments; the taskState filter of the
+// deployments list. A node's death in the middle of an agent's script, of
+// a script on the server and while the deployment waits is tested
+// (cluster_test.go).
 package deploy

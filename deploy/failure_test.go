@@ -212,3 +212,70 @@ func TestManualInterventionAcrossNodes(t *testing.T) {
 		t.Fatalf("after Abort through %s the deployment ended %s on %s:\n%s", nodeC.Config.Name, done.State, done.ServerNode, log)
 	}
 }
+
+// TestConnectivityPolicy: a project that excludes unhealthy targets leaves
+// out a machine its last health check found Unavailable; a project that
+// skips unavailable targets also leaves out, and goes on without, an agent
+// that stopped since its last check (it does not take its command within
+// the node's pickup timeout). Both deployments succeed on the others.
+func TestConnectivityPolicy(t *testing.T) {
+	t.Parallel()
+	c := testcluster.NewCluster(t, testcluster.SharedPostgres(t).NewDatabase(t))
+	node := c.StartNode("node-a", "--agent-pickup-timeout", "3s")
+	api := node.Client
+	agents := map[string]*testcluster.Agent{}
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("web-%d", i)
+		agents[name] = testcluster.StartAgent(t, testcluster.AgentConfig{Name: name, Register: node, AdminKey: c.AdminKey})
+	}
+	dir := t.TempDir()
+	ctx := testcluster.Context(t, 2*time.Minute)
+	// web-2 stops, and a health check finds it Unavailable.
+	agents["web-2"].Kill()
+	check, err := api.CreateTask(ctx, "Health", map[string]any{"MachineIds": []string{agents["web-2"].MachineID}, "TimeoutSeconds": 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitTask(t, api, check.Id, 30*time.Second, "Success", "Failed")
+	// web-3 stops after it; its record still says it is healthy.
+	agents["web-3"].Kill()
+
+	for _, policy := range []map[string]any{
+		{"ExcludeUnhealthyTargets": true},
+		{"SkipMachineBehavior": "SkipUnavailableMachines", "TargetRoles": []string{"web"}},
+	} {
+		name := "Excluding"
+		if policy["SkipMachineBehavior"] != nil {
+			name = "Skipping"
+		}
+		var p struct{ Id string }
+		do(t, api, http.MethodPost, "/api/Spaces-1/projects", map[string]any{"Name": name, "LifecycleId": "Lifecycles-1",
+			"ProjectGroupId": "ProjectGroups-1", "ProjectConnectivityPolicy": policy}, &p)
+		body := fmt.Sprintf(`echo "#{Octopus.Project.Name}" >> %q/#{Octopus.Machine.Name}`, dir)
+		do(t, api, http.MethodPut, "/api/Spaces-1/projects/"+p.Id+"/deploymentprocesses", map[string]any{"Steps": []step{
+			{"Name": "Deploy", "Properties": map[string]string{"Octopus.Action.TargetRoles": "web"}, "Actions": []any{script("Deploy", body, false)}}}}, nil)
+		do(t, api, http.MethodPost, "/api/Spaces-1/releases/create/v1", map[string]any{"spaceId": "Spaces-1", "projectName": name, "releaseVersion": "1.0.0"}, nil)
+		_, task := deployWith(t, api, name, nil)
+		done := testcluster.WaitTask(t, api, task, 60*time.Second, "Success", "Failed")
+		log, _ := testcluster.TaskLog(ctx, api, task)
+		wantLog := []string{"web-2 is Unavailable at its last health check"}
+		if name == "Skipping" {
+			wantLog = append(wantLog, "web-3 is unavailable", "the project skips unavailable targets")
+		}
+		for _, want := range wantLog {
+			if !strings.Contains(log, want) {
+				t.Errorf("%s: the log lacks %q", name, want)
+			}
+		}
+		if done.State != "Success" && name == "Skipping" {
+			t.Fatalf("%s: the deployment ended %s:\n%s", name, done.State, log)
+		}
+		if name == "Excluding" && done.State != "Failed" {
+			// web-3 still looks healthy: without skipping, its silence fails the deployment.
+			t.Errorf("%s: the deployment ended %s, want Failed on web-3:\n%s", name, done.State, log)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "web-1")); !strings.Contains(string(b), name) {
+			t.Errorf("%s: web-1 did not deploy", name)
+		}
+	}
+}

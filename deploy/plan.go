@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/tasklog"
 )
 
 // The states of an action on a target, in the checkpoint.
@@ -108,6 +109,7 @@ func (ap *actionProgress) settle(before actionProgress, now time.Time) {
 // action runs there), and each action pending, or skipped and why.
 func (r *run) plan(ctx context.Context, machines []cuttle.Machine) (progress, error) {
 	p := progress{Targets: map[string]target{}}
+	told := map[int64]bool{} // machines the policy leaves out, logged once
 	for _, s := range r.process.Steps {
 		sp := stepProgress{Name: s.Name}
 		var ts []target
@@ -115,6 +117,13 @@ func (r *run) plan(ctx context.Context, machines []cuttle.Machine) (progress, er
 			ts = []target{server}
 		} else {
 			for _, m := range machines {
+				if why := r.leftOutByPolicy(m); why != "" {
+					if !told[m.ID] {
+						told[m.ID] = true
+						r.x.Log.Logf(tasklog.Warning, "%s", why)
+					}
+					continue
+				}
 				if hasAnyRole(m.Roles, s.TargetRoles()) && r.selected(m) {
 					ts = append(ts, target{ID: m.ID, Name: m.Name, Roles: m.Roles, URI: m.URI})
 					p.Targets[strconv.FormatInt(m.ID, 10)] = target{ID: m.ID, Name: m.Name, Roles: m.Roles, URI: m.URI}
@@ -178,6 +187,32 @@ func containsFold(list []string, v string) bool {
 // a step has no targets.
 func (r *run) allowNoTargets() bool {
 	return r.project.ProjectConnectivityPolicy != nil && r.project.ProjectConnectivityPolicy.AllowDeploymentsToNoTargets
+}
+
+// leftOutByPolicy returns why the project's connectivity policy leaves
+// machine m out of a new deployment, or "": an unhealthy or unavailable
+// machine when the project excludes unhealthy targets, an unavailable one
+// when it skips unavailable ones.
+func (r *run) leftOutByPolicy(m cuttle.Machine) string {
+	cp := r.project.ProjectConnectivityPolicy
+	unhealthy := m.HealthStatus == cuttle.Unhealthy || m.HealthStatus == cuttle.Unavailable
+	switch {
+	case cp == nil:
+		return ""
+	case cp.ExcludeUnhealthyTargets && unhealthy:
+		return fmt.Sprintf("%s is %s at its last health check; the project excludes unhealthy targets: it is left out.", m.Name, m.HealthStatus)
+	case m.HealthStatus == cuttle.Unavailable && r.skipsUnavailable(m.Roles):
+		return fmt.Sprintf("%s is Unavailable at its last health check; the project skips unavailable targets: it is left out.", m.Name)
+	}
+	return ""
+}
+
+// skipsUnavailable reports whether the project's connectivity policy
+// skips a target with these roles that is or becomes unavailable
+// (SkipUnavailableMachines, for its TargetRoles, or every role if none).
+func (r *run) skipsUnavailable(roles []string) bool {
+	cp := r.project.ProjectConnectivityPolicy
+	return cp != nil && cp.SkipMachineBehavior == "SkipUnavailableMachines" && (len(cp.TargetRoles) == 0 || hasAnyRole(roles, cp.TargetRoles))
 }
 
 // skips returns why the action does not run in this deployment, or "".
