@@ -10,6 +10,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
@@ -305,4 +306,17 @@ type AgentStore interface {
 	// of tasks that completed more than age ago by the database clock, and
 	// returns how many it deleted. The task's log keeps their output.
 	DeleteEndedCommands(ctx context.Context, age time.Duration, limit int) (int, error)
+}
+
+// CheckpointArg returns a task's checkpoint as a statement's argument:
+// its text, or nil for none. KindInvalid if it is not JSON.
+func CheckpointArg(checkpoint []byte) (*string, error) {
+	if checkpoint == nil {
+		return nil, nil
+	}
+	if !json.Valid(checkpoint) {
+		return nil, cuttle.Errorf(cuttle.KindInvalid, "A task's checkpoint must be JSON.")
+	}
+	text := string(checkpoint)
+	return &text, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
@@ -354,13 +355,9 @@ func lostOwnership(ref cuttle.TaskRef) error {
 // and epoch still own the task (Executing or Cancelling). KindConflict if
 // they no longer do; KindInvalid if checkpoint is not JSON.
 func (s *Store) SaveCheckpoint(ctx context.Context, ref cuttle.TaskRef, checkpoint []byte) error {
-	var cp *string
-	if checkpoint != nil {
-		if !json.Valid(checkpoint) {
-			return cuttle.Errorf(cuttle.KindInvalid, "A task's checkpoint must be JSON.")
-		}
-		c := string(checkpoint)
-		cp = &c
+	cp, err := store.CheckpointArg(checkpoint)
+	if err != nil {
+		return err
 	}
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE tasks SET checkpoint = $4::jsonb, last_updated_time = clock_timestamp()
@@ -631,13 +628,9 @@ func (s *Store) Schedules(ctx context.Context) ([]cuttle.Schedule, error) {
 // and marked parked. KindConflict if ref no longer owns the task or it is
 // Cancelling (its owner then ends it Canceled instead).
 func (s *Store) ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef, checkpoint []byte) error {
-	var cp *string
-	if checkpoint != nil {
-		if !json.Valid(checkpoint) {
-			return cuttle.Errorf(cuttle.KindInvalid, "A task's checkpoint must be JSON.")
-		}
-		c := string(checkpoint)
-		cp = &c
+	cp, err := store.CheckpointArg(checkpoint)
+	if err != nil {
+		return err
 	}
 	n, err := tx.Q.Exec(ctx, `
 		UPDATE tasks SET state = 'Queued', parked = true, last_updated_time = clock_timestamp(),

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
@@ -333,12 +334,9 @@ const fenced = `id = :id AND owner_id = :owner AND epoch = :epoch AND state IN `
 // and epoch still own the task (Executing or Cancelling). KindConflict if
 // they no longer do; KindInvalid if checkpoint is not JSON.
 func (s *Store) SaveCheckpoint(ctx context.Context, ref cuttle.TaskRef, checkpoint []byte) error {
-	var cp sql.NullString
-	if checkpoint != nil {
-		if !json.Valid(checkpoint) {
-			return cuttle.Errorf(cuttle.KindInvalid, "A task's checkpoint must be JSON.")
-		}
-		cp = sql.NullString{String: string(checkpoint), Valid: true}
+	cp, err := store.CheckpointArg(checkpoint)
+	if err != nil {
+		return err
 	}
 	res, err := s.db.ExecContext(ctx, `
 		UPDATE tasks SET checkpoint = :checkpoint, last_updated_time = `+nowMS+`
@@ -586,12 +584,9 @@ func (s *Store) Schedules(ctx context.Context) ([]cuttle.Schedule, error) {
 // the unit of work tx. KindConflict if ref no longer owns the task or it
 // is Cancelling.
 func (s *Store) ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef, checkpoint []byte) error {
-	var cp any
-	if checkpoint != nil {
-		if !json.Valid(checkpoint) {
-			return cuttle.Errorf(cuttle.KindInvalid, "A task's checkpoint must be JSON.")
-		}
-		cp = string(checkpoint)
+	cp, err := store.CheckpointArg(checkpoint)
+	if err != nil {
+		return err
 	}
 	n, err := tx.Q.Exec(ctx, `
 		UPDATE tasks SET state = 'Queued', parked = 1, last_updated_time = `+nowMS+`, checkpoint = coalesce(?, checkpoint)
