@@ -44,6 +44,9 @@ func (s *Server) serveDeployments(projects docs[cuttle.Project]) {
 					q.Where[column] = v
 				}
 			}
+			if v := r.URL.Query().Get("taskState"); v != "" {
+				return s.deploymentsInState(r.Context(), q, v)
+			}
 			return nil
 		},
 		check: func(ctx context.Context, tx *collection.Tx, d, old *cuttle.Deployment) error {
@@ -310,4 +313,33 @@ func guidedFailure(ctx context.Context, tx *collection.Tx, p cuttle.Project, ask
 		}
 		return env.UseGuidedFailure
 	}
+}
+
+// deploymentsInState narrows q to the deployments whose tasks are in one
+// of the states (comma-separated, as shown: a deployment waiting for a
+// person is Executing), and to those of q.IDs already asked for.
+func (s *Server) deploymentsInState(ctx context.Context, q *collection.Query, states string) error {
+	var want []cuttle.TaskState
+	for _, v := range strings.Split(states, ",") {
+		st := cuttle.TaskState(strings.TrimSpace(v))
+		if !st.Valid() {
+			return cuttle.Errorf(cuttle.KindInvalid, "taskState holds %q, which is not a task state; the states are %v.", st, cuttle.TaskStates)
+		}
+		want = append(want, st)
+	}
+	ts, _, err := s.store.Tasks(ctx, cuttle.TaskQuery{Name: deploy.TaskName, States: want})
+	if err != nil {
+		return err
+	}
+	asked := q.IDs
+	ids := []string{"none"} // selects nothing when no task is in the states
+	for _, t := range ts {
+		var a struct{ DeploymentId string }
+		if json.Unmarshal(t.Arguments, &a) == nil && a.DeploymentId != "" &&
+			(len(asked) == 0 || slices.ContainsFunc(asked, func(id string) bool { return strings.EqualFold(id, a.DeploymentId) })) {
+			ids = append(ids, a.DeploymentId)
+		}
+	}
+	q.IDs = ids
+	return nil
 }

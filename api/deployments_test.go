@@ -124,6 +124,22 @@ func TestDeploymentWaitsForAPerson(t *testing.T) {
 
 	deployment, task := deploy(t, e, "0.0.1", "Test")
 	in := waitPending(t, e, deployment, task)
+	inState := func(states string) string {
+		t.Helper()
+		status, body := e.do("GET", "/api/Spaces-1/deployments?taskState="+states, e.adminKey, "")
+		var page struct{ Items []struct{ Id string } }
+		if status != http.StatusOK || json.Unmarshal(body, &page) != nil {
+			t.Fatalf("deployments?taskState=%s: %d %s", states, status, body)
+		}
+		var ids []string
+		for _, d := range page.Items {
+			ids = append(ids, d.Id)
+		}
+		return strings.Join(ids, ",")
+	}
+	if got := inState("Executing"); got != deployment {
+		t.Errorf("deployments?taskState=Executing while it waits: %q, want %s", got, deployment)
+	}
 	id, _ := in["Id"].(string)
 	submit := "/api/Spaces-1/interruptions/" + id + "/submit"
 	status, body = e.do("POST", submit, e.adminKey, `{"Result": "Proceed", "Notes": "looks fine"}`)
@@ -172,6 +188,13 @@ func TestDeploymentWaitsForAPerson(t *testing.T) {
 	}
 	checkActivity(t, e, task, "Prepare: Success [the server: Success [Say: Success]] Approve: Failed [the server: Failed [Check: Failed]] "+
 		"Finish: Skipped [the server: Skipped [Tell: Skipped]]", "greeting hello in Production")
+
+	if got := inState("Success"); got != "Deployments-1" || inState("Failed") != "Deployments-2" || inState("Executing,Queued") != "" ||
+		inState("Success,Failed") != "Deployments-2,Deployments-1" {
+		t.Errorf("deployments?taskState=Success: %q; Failed: %q; Executing,Queued: %q", got, inState("Failed"), inState("Executing,Queued"))
+	}
+	status, body = e.do("GET", "/api/Spaces-1/deployments?taskState=Done", e.adminKey, "")
+	wantError(t, "taskState=Done", status, body, http.StatusBadRequest)
 
 	// The dashboard: the latest deployment to each environment.
 	status, body = e.do("GET", "/api/Spaces-1/dashboard", e.adminKey, "")

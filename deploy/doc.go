@@ -135,8 +135,7 @@
 // # Not built yet
 //
 // Package steps (with the package repository); scheduled deployments
-// (QueueTime); BlockConcurrentDeployments; the taskState filter of the
-// deployments list. A node's death in the middle of an agent's script, of
+// (QueueTime); BlockConcurrentDeployments. A node's death in the middle of an agent's script, of
 // a script on the server and while the deployment waits is tested
 // (cluster_test.go).
 package deploy
