@@ -98,8 +98,12 @@ type NewTask struct {
 	Description string
 	Arguments   json.RawMessage // a JSON object; nil for {}
 	Resumable   bool
-	// QueueTimeout is how long the task may stay queued; zero means DefaultQueueTimeout.
+	// QueueTimeout is how long the task may stay queued (from NotBefore,
+	// if later than now); zero means DefaultQueueTimeout.
 	QueueTimeout time.Duration
+	// NotBefore, if later than the database's now, is when the task may
+	// first be claimed (a scheduled deployment): its QueueTime.
+	NotBefore time.Time
 	// ConcurrencyKey: see Task.
 	ConcurrencyKey string
 }

@@ -105,6 +105,16 @@ func (s *Server) prepareDeployment(ctx context.Context, tx *collection.Tx, d *cu
 	if d.FormValues == nil {
 		d.FormValues = map[string]string{}
 	}
+	if d.QueueTimeExpiry != nil {
+		start := d.Created
+		if d.QueueTime != nil && d.QueueTime.After(start) {
+			start = *d.QueueTime
+		}
+		if !d.QueueTimeExpiry.After(start) {
+			return cuttle.Errorf(cuttle.KindInvalid, "QueueTimeExpiry (%s) must be after the time the deployment is to start (%s).",
+				d.QueueTimeExpiry.UTC().Format(time.RFC3339), start.Format(time.RFC3339))
+		}
+	}
 	d.Secrets = nil
 	return nil
 }
@@ -125,9 +135,17 @@ func (s *Server) queueDeployment(ctx context.Context, tx *collection.Tx, d *cutt
 	if err != nil {
 		return err
 	}
-	t, err := s.store.CreateTaskIn(ctx, tx, cuttle.NewTask{SpaceID: d.SpaceID, Name: deploy.TaskName, Arguments: args, Resumable: true,
+	nt := cuttle.NewTask{SpaceID: d.SpaceID, Name: deploy.TaskName, Arguments: args, Resumable: true,
 		Description:    fmt.Sprintf("Deploy %s release %s to %s", p.Name, rel.Version, env.Name),
-		ConcurrencyKey: cuttle.DeploymentKey(d.ProjectId, d.EnvironmentId)})
+		ConcurrencyKey: cuttle.DeploymentKey(d.ProjectId, d.EnvironmentId)}
+	start := time.Now()
+	if d.QueueTime != nil && d.QueueTime.After(start) {
+		nt.NotBefore, start = *d.QueueTime, *d.QueueTime // a scheduled deployment
+	}
+	if d.QueueTimeExpiry != nil {
+		nt.QueueTimeout = d.QueueTimeExpiry.Sub(start)
+	}
+	t, err := s.store.CreateTaskIn(ctx, tx, nt)
 	if err != nil {
 		return err
 	}
@@ -185,12 +203,18 @@ func (s *Server) createDeploymentV1(projects docs[cuttle.Project]) handler {
 			return cuttle.Errorf(cuttle.KindInvalid, "environmentNames is required: one environment at least.")
 		case len(b.Tenants) > 0 || len(b.TenantTags) > 0:
 			return cuttle.Errorf(cuttle.KindInvalid, "Tenanted deployments are not supported yet.")
-		case b.RunAt != "" || b.NoRunAfter != "":
-			return cuttle.Errorf(cuttle.KindInvalid, "Scheduled deployments (runAt, noRunAfter) are not supported yet.")
+		}
+		runAt, err := optionalTime("runAt", b.RunAt)
+		if err != nil {
+			return err
+		}
+		noRunAfter, err := optionalTime("noRunAfter", b.NoRunAfter)
+		if err != nil {
+			return err
 		}
 		type created struct{ DeploymentId, ServerTaskId string }
 		var out []created
-		err := s.store.Update(r.Context(), func(tx *collection.Tx) error {
+		err = s.store.Update(r.Context(), func(tx *collection.Tx) error {
 			ctx := r.Context()
 			p, err := findByIDOrName(ctx, tx, projects, b.ProjectName)
 			if err != nil {
@@ -224,7 +248,7 @@ func (s *Server) createDeploymentV1(projects docs[cuttle.Project]) handler {
 				d := cuttle.Deployment{Resource: cuttle.Resource{SpaceID: p.SpaceID}, ReleaseId: rel.ID, EnvironmentId: env.ID,
 					SpecificMachineIds: specific, ExcludedMachineIds: excluded, SkipActions: skip,
 					UseGuidedFailure: guided(env), ForcePackageDownload: b.ForcePackageDownload,
-					ForcePackageRedeployment: b.ForcePackageRedeployment, FormValues: b.Variables}
+					ForcePackageRedeployment: b.ForcePackageRedeployment, FormValues: b.Variables, QueueTime: runAt, QueueTimeExpiry: noRunAfter}
 				stamp(r, &d.Resource)
 				if err := s.prepareDeployment(ctx, tx, &d); err != nil {
 					return err
@@ -342,4 +366,17 @@ func (s *Server) deploymentsInState(ctx context.Context, q *collection.Query, st
 	}
 	q.IDs = ids
 	return nil
+}
+
+// optionalTime parses a time of the create call (RFC 3339, as the official
+// clients send it); nil for "". KindInvalid names the field otherwise.
+func optionalTime(field, v string) (*time.Time, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(v))
+	if err != nil {
+		return nil, cuttle.Errorf(cuttle.KindInvalid, "%s %q is not a time in RFC 3339 (such as 2026-12-24T18:00:00Z).", field, v)
+	}
+	return &t, nil
 }

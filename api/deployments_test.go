@@ -438,3 +438,55 @@ func stepStatuses(t *testing.T, c *octoclient.Client, task string) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// TestScheduledDeployment: a deployment to run at a later time (runAt)
+// waits queued until then; one whose noRunAfter is not after its runAt,
+// or whose runAt is not a time, is refused with 400.
+func TestScheduledDeployment(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if status, body := e.do("POST", "/api/Spaces-1/environments", e.adminKey, `{"Name": "Test"}`); status != http.StatusCreated {
+		t.Fatalf("environment: %d %s", status, body)
+	}
+	project := newProjectOn(t, e, "Later")
+	status, body := e.do("PUT", "/api/Spaces-1/projects/"+project+"/deploymentprocesses", e.adminKey, `{"Steps": [{"Name": "Say", "Actions": [
+		{"Name": "Say", "ActionType": "Octopus.Script", "Properties": {"Octopus.Action.RunOnServer": "True",
+		"Octopus.Action.Script.Syntax": "Bash", "Octopus.Action.Script.ScriptBody": "echo on schedule"}}]}]}`)
+	if status != http.StatusOK {
+		t.Fatalf("process: %d %s", status, body)
+	}
+	if status, body := e.do("POST", "/api/Spaces-1/releases/create/v1", e.adminKey, `{"spaceId": "Spaces-1", "projectName": "Later"}`); status != http.StatusOK {
+		t.Fatalf("release: %d %s", status, body)
+	}
+	create := func(runAt, noRunAfter string) (int, []byte) {
+		return e.do("POST", "/api/Spaces-1/deployments/create/untenanted/v1", e.adminKey, fmt.Sprintf(`{"spaceId": "Spaces-1",
+			"projectName": "Later", "releaseVersion": "0.0.1", "environmentNames": ["Test"], "runAt": %q, "noRunAfter": %q}`, runAt, noRunAfter))
+	}
+	runAt := time.Now().Add(1500 * time.Millisecond).UTC().Truncate(time.Millisecond)
+	status, body = create(runAt.Format(time.RFC3339), runAt.Add(-time.Minute).Format(time.RFC3339))
+	wantError(t, "noRunAfter before runAt", status, body, http.StatusBadRequest)
+	status, body = create("tomorrow", "")
+	wantError(t, "runAt that is not a time", status, body, http.StatusBadRequest)
+
+	status, body = create(runAt.Format(time.RFC3339Nano), runAt.Add(time.Hour).Format(time.RFC3339))
+	if status != http.StatusOK {
+		t.Fatalf("a scheduled deployment: %d %s", status, body)
+	}
+	var out struct {
+		DeploymentServerTasks []struct{ DeploymentId, ServerTaskId string }
+	}
+	json.Unmarshal(body, &out)
+	task := out.DeploymentServerTasks[0].ServerTaskId
+	var queued struct {
+		State     string
+		QueueTime time.Time
+	}
+	_, body = e.do("GET", "/api/tasks/"+task, e.adminKey, "")
+	if json.Unmarshal(body, &queued); queued.State != "Queued" || !queued.QueueTime.Equal(runAt) {
+		t.Errorf("the scheduled deployment's task: %s; want Queued until %v", body, runAt)
+	}
+	done := e.waitTask(t, task, "Success", "Failed")
+	if done.State != "Success" || done.StartTime == nil || done.StartTime.Before(runAt) {
+		t.Errorf("the scheduled deployment ended %s, started %v; want Success, not before %v", done.State, done.StartTime, runAt)
+	}
+}

@@ -17,6 +17,7 @@ import (
 type taskDoc struct {
 	Id, Name, State, ServerNode, ErrorMessage, Description string
 	IsCompleted, FinishedSuccessfully                      bool
+	StartTime                                              *time.Time
 	Links                                                  map[string]string
 }
 

@@ -134,8 +134,8 @@
 //
 // # Not built yet
 //
-// Package steps (with the package repository); scheduled deployments
-// (QueueTime); BlockConcurrentDeployments. A node's death in the middle of an agent's script, of
+// Package steps (with the package repository); BlockConcurrentDeployments.
+// A node's death in the middle of an agent's script, of
 // a script on the server and while the deployment waits is tested
 // (cluster_test.go).
 package deploy

@@ -108,6 +108,14 @@ func newTaskArgs(t cuttle.NewTask) (args string, timeoutUS int64, err error) {
 	return string(a), timeout.Microseconds(), nil
 }
 
+// notBefore is a new task's NotBefore as an argument: nil for none.
+func notBefore(t cuttle.NewTask) *time.Time {
+	if t.NotBefore.IsZero() {
+		return nil
+	}
+	return &t.NotBefore
+}
+
 // invalidJSON maps PostgreSQL's refusal of a JSON document it cannot store
 // (such as a string holding \u0000, which jsonb refuses) to KindInvalid.
 func invalidJSON(err error, what string) error {
@@ -129,7 +137,7 @@ func insertTask(ctx context.Context, q querier, t cuttle.NewTask) (cuttle.Task, 
 		return cuttle.Task{}, err
 	}
 	task, err := scanTask(q.QueryRow(ctx, insertTaskSQL,
-		t.SpaceID, t.Name, t.Description, args, t.Resumable, timeout, t.ConcurrencyKey))
+		t.SpaceID, t.Name, t.Description, args, t.Resumable, timeout, t.ConcurrencyKey, notBefore(t)))
 	return task, invalidJSON(err, "arguments")
 }
 
@@ -137,7 +145,8 @@ var insertTaskSQL = `
 	WITH clock AS (SELECT clock_timestamp() AS ts)
 	INSERT INTO tasks AS t (space_id, name, description, arguments, state, resumable,
 		queue_time, queue_time_expiry, last_updated_time, concurrency_key)
-	SELECT $1, $2, $3, $4::jsonb, 'Queued', $5, clock.ts, clock.ts + ` + interval("$6::bigint") + `, clock.ts, $7
+	SELECT $1, $2, $3, $4::jsonb, 'Queued', $5, greatest(clock.ts, $8::timestamptz),
+		greatest(clock.ts, $8::timestamptz) + ` + interval("$6::bigint") + `, clock.ts, $7
 	FROM clock
 	RETURNING ` + taskColumns
 
@@ -147,7 +156,7 @@ func (s *Store) CreateTaskIn(ctx context.Context, tx *collection.Tx, t cuttle.Ne
 	if err != nil {
 		return cuttle.Task{}, err
 	}
-	rows, err := tx.Q.Query(ctx, insertTaskSQL, t.SpaceID, t.Name, t.Description, args, t.Resumable, timeout, t.ConcurrencyKey)
+	rows, err := tx.Q.Query(ctx, insertTaskSQL, t.SpaceID, t.Name, t.Description, args, t.Resumable, timeout, t.ConcurrencyKey, notBefore(t))
 	if err != nil {
 		return cuttle.Task{}, dbError(invalidJSON(err, "arguments"), "queuing the task")
 	}
@@ -263,11 +272,13 @@ var claimTasks = `
 	picked AS (
 		SELECT q.id FROM tasks q
 		WHERE q.state = 'Queued' AND NOT q.parked AND q.queue_time_expiry > (SELECT ts FROM clock)
+			AND q.queue_time <= (SELECT ts FROM clock)
 			AND (q.concurrency_key = '' OR (
 				NOT EXISTS (SELECT 1 FROM tasks o WHERE o.concurrency_key = q.concurrency_key
 					AND (o.state IN ` + running + ` OR (o.state = 'Queued' AND o.parked)))
 				AND q.id = (SELECT min(f.id) FROM tasks f
-					WHERE f.concurrency_key = q.concurrency_key AND f.state = 'Queued' AND NOT f.parked)))
+					WHERE f.concurrency_key = q.concurrency_key AND f.state = 'Queued' AND NOT f.parked
+						AND f.queue_time <= (SELECT ts FROM clock))))
 		ORDER BY q.queue_time, q.id
 		LIMIT coalesce((SELECT room FROM me), 0)
 		FOR UPDATE OF q SKIP LOCKED

@@ -136,13 +136,22 @@ const insertTaskSQL = `
 	INSERT INTO tasks (space_id, name, description, arguments, state, resumable,
 		queue_time, queue_time_expiry, last_updated_time, concurrency_key)
 	VALUES (:space, :name, :description, :arguments, 'Queued', :resumable,
-		` + nowMS + `, ` + nowMS + ` + :timeout, ` + nowMS + `, :key)
+		max(` + nowMS + `, coalesce(:not_before, 0)), max(` + nowMS + `, coalesce(:not_before, 0)) + :timeout, ` + nowMS + `, :key)
 	RETURNING ` + taskColumns
 
 func insertTaskArgs(t cuttle.NewTask, args string, timeout int64) []any {
 	return []any{sql.Named("space", t.SpaceID), sql.Named("name", t.Name), sql.Named("description", t.Description),
 		sql.Named("arguments", args), sql.Named("resumable", t.Resumable), sql.Named("timeout", timeout),
-		sql.Named("key", t.ConcurrencyKey)}
+		sql.Named("key", t.ConcurrencyKey), sql.Named("not_before", notBeforeMS(t))}
+}
+
+// notBeforeMS is a new task's NotBefore in Unix milliseconds: nil for
+// none.
+func notBeforeMS(t cuttle.NewTask) any {
+	if t.NotBefore.IsZero() {
+		return nil
+	}
+	return t.NotBefore.UnixMilli()
 }
 
 // CreateTaskIn queues a task in the unit of work tx, as CreateTask.
@@ -271,12 +280,13 @@ func (s *Store) ClaimTasks(ctx context.Context, nodeID int64, limit int) ([]cutt
 			last_updated_time = `+nowMS+`
 		WHERE id IN (
 			SELECT q.id FROM tasks q
-			WHERE q.state = 'Queued' AND q.parked = 0 AND q.queue_time_expiry > `+nowMS+`
+			WHERE q.state = 'Queued' AND q.parked = 0 AND q.queue_time_expiry > `+nowMS+` AND q.queue_time <= `+nowMS+`
 				AND (q.concurrency_key = '' OR (
 					NOT EXISTS (SELECT 1 FROM tasks o WHERE o.concurrency_key = q.concurrency_key
 						AND (o.state IN `+running+` OR (o.state = 'Queued' AND o.parked <> 0)))
 					AND q.id = (SELECT min(f.id) FROM tasks f
-						WHERE f.concurrency_key = q.concurrency_key AND f.state = 'Queued' AND f.parked = 0)))
+						WHERE f.concurrency_key = q.concurrency_key AND f.state = 'Queued' AND f.parked = 0
+							AND f.queue_time <= `+nowMS+`)))
 			ORDER BY q.queue_time, q.id
 			LIMIT COALESCE((
 				SELECT MAX(0, MIN(:limit, n.max_concurrent_tasks - `+runningTasks+`))

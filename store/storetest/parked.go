@@ -166,6 +166,42 @@ func testConcurrencyKey(t *testing.T, s store.Store) {
 	}
 }
 
+// testNotBefore: a task queued not before a later time is claimed from
+// then on, its QueueTime that time and its expiry a queue timeout after;
+// while it is not due, a later task of its concurrency key is not held
+// back by it.
+func testNotBefore(t *testing.T, s store.Store) {
+	initCluster(t, s)
+	n := register(t, s, "node-a")
+	const wait = 1500 * time.Millisecond
+	at := time.Now().Add(wait).Truncate(time.Millisecond)
+	later := createTask(t, s, cuttle.NewTask{SpaceID: "Spaces-1", Name: "later", ConcurrencyKey: "k", NotBefore: at, QueueTimeout: time.Hour})
+	if !later.QueueTime.Equal(at) || !later.QueueTimeExpiry.Equal(at.Add(time.Hour)) {
+		t.Errorf("a task not before %v: QueueTime %v, QueueTimeExpiry %v; want that time and an hour after", at, later.QueueTime, later.QueueTimeExpiry)
+	}
+	now := createTask(t, s, cuttle.NewTask{SpaceID: "Spaces-1", Name: "now", ConcurrencyKey: "k",
+		NotBefore: time.Now().Add(-time.Hour)}) // a time past: at once
+	if got := claim(t, s, n.ID, 10); len(got) != 1 || got[0].ID != now.ID {
+		t.Fatalf("the claim before the later task is due took %v; want only %d", ids(got), now.ID)
+	}
+	finish(t, s, []cuttle.TaskResult{result(claimedAs(t, s, now.ID), cuttle.TaskSuccess)})
+	if got := claim(t, s, n.ID, 10); len(got) != 0 {
+		t.Fatalf("a claim before %v took %v", at, ids(got))
+	}
+	time.Sleep(time.Until(at) + 100*time.Millisecond)
+	if got := claim(t, s, n.ID, 10); len(got) != 1 || got[0].ID != later.ID {
+		t.Fatalf("the claim once it is due took %v; want %d", ids(got), later.ID)
+	}
+}
+
+// claimedAs reads a task claimed moments ago.
+func claimedAs(t *testing.T, s store.Store, id int64) cuttle.Task {
+	t.Helper()
+	tk, err := s.Task(t.Context(), id)
+	check(t, err, "Task")
+	return tk
+}
+
 // testConcurrencyKeyRace: claims of many nodes at once never run two tasks
 // of one key.
 func testConcurrencyKeyRace(t *testing.T, s store.Store) {

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ParkAndResume", testParkAndResume},
 		{"ConcurrencyKey", testConcurrencyKey},
 		{"ConcurrencyKeyRace", testConcurrencyKeyRace},
+		{"NotBefore", testNotBefore},
 		{"FinishTasks", testFinishTasks},
 		{"SaveCheckpoint", testSaveCheckpoint},
 		{"CancelTask", testCancelTask},
