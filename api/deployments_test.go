@@ -490,3 +490,58 @@ func TestScheduledDeployment(t *testing.T) {
 		t.Errorf("the scheduled deployment ended %s, started %v; want Success, not before %v", done.State, done.StartTime, runAt)
 	}
 }
+
+// TestManualInterventionBlocking: while a deployment waits on a manual
+// intervention, the next deployment of the project to the environment
+// runs (it reaches its own intervention), unless the intervention blocks
+// concurrent deployments: then the next waits queued until it is answered.
+func TestManualInterventionBlocking(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if status, body := e.do("POST", "/api/Spaces-1/environments", e.adminKey, `{"Name": "Test"}`); status != http.StatusCreated {
+		t.Fatalf("environment: %d %s", status, body)
+	}
+	for _, block := range []bool{false, true} {
+		name := fmt.Sprintf("Gate%v", block)
+		project := newProjectOn(t, e, name)
+		status, body := e.do("PUT", "/api/Spaces-1/projects/"+project+"/deploymentprocesses", e.adminKey, fmt.Sprintf(`{"Steps": [
+			{"Name": "Check", "Actions": [{"Name": "Check", "ActionType": "Octopus.Manual", "Properties": {
+				"Octopus.Action.Manual.Instructions": "Look.", "Octopus.Action.Manual.BlockConcurrentDeployments": "%v"}}]}]}`, block))
+		if status != http.StatusOK {
+			t.Fatalf("process: %d %s", status, body)
+		}
+		deploy := func(version string) (string, string) {
+			if status, body := e.do("POST", "/api/Spaces-1/releases/create/v1", e.adminKey,
+				fmt.Sprintf(`{"spaceId": "Spaces-1", "projectName": %q, "releaseVersion": %q}`, name, version)); status != http.StatusOK {
+				t.Fatalf("release %s: %d %s", version, status, body)
+			}
+			status, body := e.do("POST", "/api/Spaces-1/deployments/create/untenanted/v1", e.adminKey,
+				fmt.Sprintf(`{"spaceId": "Spaces-1", "projectName": %q, "releaseVersion": %q, "environmentNames": ["Test"]}`, name, version))
+			var out struct {
+				DeploymentServerTasks []struct{ DeploymentId, ServerTaskId string }
+			}
+			if status != http.StatusOK || json.Unmarshal(body, &out) != nil {
+				t.Fatalf("deploying %s: %d %s", version, status, body)
+			}
+			return out.DeploymentServerTasks[0].DeploymentId, out.DeploymentServerTasks[0].ServerTaskId
+		}
+		first, firstTask := deploy("1.0.0")
+		waitPending(t, e, first, firstTask)
+		second, secondTask := deploy("1.0.1")
+		if !block {
+			waitPending(t, e, second, secondTask) // it ran while the first waited
+			continue
+		}
+		time.Sleep(time.Second) // a claim would have taken it by now
+		var tk struct{ State string }
+		_, b := e.do("GET", "/api/tasks/"+secondTask, e.adminKey, "")
+		if json.Unmarshal(b, &tk); tk.State != "Queued" {
+			t.Fatalf("the second deployment's task is %s while a blocking intervention waits; want Queued", tk.State)
+		}
+		answer(t, e, first, firstTask, `{"Result": "Proceed"}`)
+		if done := e.waitTask(t, firstTask, "Success", "Failed"); done.State != "Success" {
+			t.Fatalf("the first deployment ended %s", done.State)
+		}
+		waitPending(t, e, second, secondTask) // it runs once the first has ended
+	}
+}

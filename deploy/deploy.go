@@ -81,6 +81,10 @@ type run struct {
 	sensitive  []string
 	interrupts []cuttle.Interruption // to create when the run parks
 	waiting    bool                  // an action waits for a person: start nothing new
+	// blocking: a wait keeps the next deployment of the project to the
+	// environment from running meanwhile (a guided failure, or a manual
+	// intervention that blocks concurrent deployments).
+	blocking bool
 }
 
 // run runs the deployment: it loads what the deployment deploys, makes or
@@ -226,7 +230,10 @@ func (r *run) park(ctx context.Context) error {
 	checkpoint := r.progress.marshal()
 	r.mu.Unlock()
 	ids := make([]string, len(pending))
-	err := r.x.Park(ctx, checkpoint, func(ctx context.Context, tx *collection.Tx) error {
+	r.mu.Lock()
+	release := !r.blocking
+	r.mu.Unlock()
+	err := r.x.Park(ctx, checkpoint, release, func(ctx context.Context, tx *collection.Tx) error {
 		for i := range pending {
 			in := pending[i]
 			if err := resources.Interruptions.Insert(ctx, tx, &in); err != nil {
@@ -607,6 +614,7 @@ func (r *run) interrupt(i, t, a int, in cuttle.Interruption) error {
 	in.CorrelationId = fmt.Sprintf("%s/%d/%d/%d", r.deployment.TaskId, i, t, a)
 	in.RelatedDocumentIds = []string{r.deployment.ID, r.deployment.TaskId, r.project.ID, r.env.ID}
 	r.interrupts = append(r.interrupts, in)
+	r.blocking = r.blocking || blocks(r.process.Steps[i].Actions[a], in.Type)
 	ap := &r.progress.Steps[i].Targets[t].Actions[a]
 	if ap.State == statePending { // a manual intervention starts by waiting
 		now := time.Now().UTC()
@@ -617,6 +625,17 @@ func (r *run) interrupt(i, t, a int, in cuttle.Interruption) error {
 	// The interruption's id is known once it is inserted: the checkpoint
 	// names the wait by its correlation id, which answered reads.
 	return nil
+}
+
+// blocks reports whether a wait of this type for act keeps the next
+// deployment of the project to the environment from running meanwhile: a
+// guided failure does; a manual intervention only if it blocks concurrent
+// deployments (Octopus.Action.Manual.BlockConcurrentDeployments).
+func blocks(act cuttle.DeploymentAction, interruptionType string) bool {
+	if interruptionType != cuttle.InterruptionManual {
+		return true
+	}
+	return strings.EqualFold(cuttle.Prop(act.Properties, cuttle.PropManualBlock), "True")
 }
 
 // answered applies a person's answer to action a of target t of step i,
@@ -645,6 +664,7 @@ func (r *run) answered(ctx context.Context, i, t, a int) (bool, error) {
 	if in.IsPending {
 		r.mu.Lock()
 		r.waiting = true // still waiting: park again, creating nothing
+		r.blocking = r.blocking || blocks(r.process.Steps[i].Actions[a], in.Type)
 		r.mu.Unlock()
 		return false, nil
 	}

@@ -57,7 +57,9 @@
 //   - One deployment of a project to an environment runs at a time: its
 //     task's concurrency key is the project and environment (package tasks,
 //     "One at a time"), so a claim passes over it while another of the same
-//     key runs or waits on a person.
+//     key runs or waits on a guided failure. A deployment waiting on a
+//     manual intervention releases the key (the next one may run) unless
+//     the intervention blocks concurrent deployments.
 //
 // # Steps and targets
 //
@@ -134,8 +136,7 @@
 //
 // # Not built yet
 //
-// Package steps (with the package repository); BlockConcurrentDeployments.
-// A node's death in the middle of an agent's script, of
+// Package steps (with the package repository). A node's death in the middle of an agent's script, of
 // a script on the server and while the deployment waits is tested
 // (cluster_test.go).
 package deploy

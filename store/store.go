@@ -185,9 +185,11 @@ type TaskStore interface {
 	// tasks"), in the unit of work tx that records what it waits for: it is
 	// handed back Queued, its epoch kept and its checkpoint set to
 	// checkpoint (nil keeps it), and marked Parked, so that no claim takes
-	// it and no expiry ends it. KindConflict if ref no longer owns the task
-	// or it is Cancelling; KindInvalid if checkpoint is not JSON.
-	ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef, checkpoint []byte) error
+	// it and no expiry ends it. It holds its concurrency key while it waits
+	// unless releaseKey, which lets the next task of its key run meanwhile.
+	// KindConflict if ref no longer owns the task or it is Cancelling;
+	// KindInvalid if checkpoint is not JSON.
+	ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef, checkpoint []byte, releaseKey bool) error
 	// ResumeTask makes a parked task claimable again, in the unit of work
 	// tx that records the answer, and pushes its queue expiry to at least
 	// now plus its queue timeout. KindConflict if it is not parked,

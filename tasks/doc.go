@@ -37,9 +37,14 @@
 //
 // A task may name a concurrency key (a deployment: its project and
 // environment). A claim takes a keyed task only when no task of its key is
-// Executing, Cancelling or parked, and only the oldest queued one of a key;
-// a unique partial index over the keys of running and parked tasks is the
-// fence that refuses a second one whatever two claims race.
+// Executing, Cancelling or parked holding its key, and only the oldest
+// queued one of a key that is due; a unique partial index over the keys of
+// running tasks and of parked ones that hold their key is the fence that
+// refuses a second one whatever two claims race. A task parks holding its
+// key unless it releases it (Execution.Park's releaseKey: a manual
+// intervention that does not block concurrent deployments); resumed, it is
+// again the oldest of its key, and runs once the one that ran meanwhile
+// has ended.
 //
 // # Invariants (DESIGN.md 2, 3, 4)
 //

@@ -353,7 +353,7 @@ func TestParkAndResume(t *testing.T) {
 			if err := x.Checkpoint(ctx, []byte(`{"waiting":true}`)); err != nil {
 				return err
 			}
-			if err := x.Park(ctx, nil, func(context.Context, *collection.Tx) error { return nil }); err != nil {
+			if err := x.Park(ctx, nil, false, func(context.Context, *collection.Tx) error { return nil }); err != nil {
 				return err
 			}
 			return tasks.ErrParked

@@ -94,12 +94,13 @@ var ErrParked = errors.New("the task waits for a person")
 
 // Park parks the task (package doc, "Parked tasks") in one unit of work
 // with its checkpoint (nil keeps the last) and record, which stores what
-// it waits for; Run must then return ErrParked, having nothing more to do
+// it waits for; with releaseKey the next task of its concurrency key may
+// run while it waits. Run must then return ErrParked, having nothing more to do
 // until a node claims the task again (its checkpoint tells that node where
 // the task got to). While the database is away it tries again until ctx
 // ends. KindConflict if this node no longer owns the task, or it is being
 // cancelled; the error of a checkpoint write that failed before.
-func (x *Execution) Park(ctx context.Context, checkpoint []byte, record func(ctx context.Context, tx *collection.Tx) error) error {
+func (x *Execution) Park(ctx context.Context, checkpoint []byte, releaseKey bool, record func(ctx context.Context, tx *collection.Tx) error) error {
 	x.checkpointMu.Lock()
 	defer x.checkpointMu.Unlock()
 	if x.checkpointErr != nil {
@@ -110,7 +111,7 @@ func (x *Execution) Park(ctx context.Context, checkpoint []byte, record func(ctx
 			if err := record(ctx, tx); err != nil {
 				return err
 			}
-			return x.e.store.ParkTask(ctx, tx, x.ref, checkpoint)
+			return x.e.store.ParkTask(ctx, tx, x.ref, checkpoint, releaseKey)
 		})
 	})
 	if err != nil && checkpoint != nil {

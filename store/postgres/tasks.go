@@ -275,7 +275,7 @@ var claimTasks = `
 			AND q.queue_time <= (SELECT ts FROM clock)
 			AND (q.concurrency_key = '' OR (
 				NOT EXISTS (SELECT 1 FROM tasks o WHERE o.concurrency_key = q.concurrency_key
-					AND (o.state IN ` + running + ` OR (o.state = 'Queued' AND o.parked)))
+					AND (o.state IN ` + running + ` OR (o.state = 'Queued' AND o.parked AND o.parked_holds_key)))
 				AND q.id = (SELECT min(f.id) FROM tasks f
 					WHERE f.concurrency_key = q.concurrency_key AND f.state = 'Queued' AND NOT f.parked
 						AND f.queue_time <= (SELECT ts FROM clock))))
@@ -638,15 +638,15 @@ func (s *Store) Schedules(ctx context.Context) ([]cuttle.Schedule, error) {
 // handed back Queued, its epoch kept and its checkpoint set (nil keeps it),
 // and marked parked. KindConflict if ref no longer owns the task or it is
 // Cancelling (its owner then ends it Canceled instead).
-func (s *Store) ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef, checkpoint []byte) error {
+func (s *Store) ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef, checkpoint []byte, releaseKey bool) error {
 	cp, err := store.CheckpointArg(checkpoint)
 	if err != nil {
 		return err
 	}
 	n, err := tx.Q.Exec(ctx, `
-		UPDATE tasks SET state = 'Queued', parked = true, last_updated_time = clock_timestamp(),
+		UPDATE tasks SET state = 'Queued', parked = true, parked_holds_key = NOT $5, last_updated_time = clock_timestamp(),
 			checkpoint = coalesce($4::jsonb, checkpoint)
-		WHERE id = $1 AND owner_id = $2 AND epoch = $3 AND state = 'Executing'`, ref.ID, ref.Owner, ref.Epoch, cp)
+		WHERE id = $1 AND owner_id = $2 AND epoch = $3 AND state = 'Executing'`, ref.ID, ref.Owner, ref.Epoch, cp, releaseKey)
 	if err != nil {
 		return dbError(invalidJSON(err, "checkpoint"), "parking the task")
 	}

@@ -283,7 +283,7 @@ func (s *Store) ClaimTasks(ctx context.Context, nodeID int64, limit int) ([]cutt
 			WHERE q.state = 'Queued' AND q.parked = 0 AND q.queue_time_expiry > `+nowMS+` AND q.queue_time <= `+nowMS+`
 				AND (q.concurrency_key = '' OR (
 					NOT EXISTS (SELECT 1 FROM tasks o WHERE o.concurrency_key = q.concurrency_key
-						AND (o.state IN `+running+` OR (o.state = 'Queued' AND o.parked <> 0)))
+						AND (o.state IN `+running+` OR (o.state = 'Queued' AND o.parked <> 0 AND o.parked_holds_key <> 0)))
 					AND q.id = (SELECT min(f.id) FROM tasks f
 						WHERE f.concurrency_key = q.concurrency_key AND f.state = 'Queued' AND f.parked = 0
 							AND f.queue_time <= `+nowMS+`)))
@@ -593,14 +593,14 @@ func (s *Store) Schedules(ctx context.Context) ([]cuttle.Schedule, error) {
 // ParkTask parks a task that waits for a person (see store.TaskStore), in
 // the unit of work tx. KindConflict if ref no longer owns the task or it
 // is Cancelling.
-func (s *Store) ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef, checkpoint []byte) error {
+func (s *Store) ParkTask(ctx context.Context, tx *collection.Tx, ref cuttle.TaskRef, checkpoint []byte, releaseKey bool) error {
 	cp, err := store.CheckpointArg(checkpoint)
 	if err != nil {
 		return err
 	}
 	n, err := tx.Q.Exec(ctx, `
-		UPDATE tasks SET state = 'Queued', parked = 1, last_updated_time = `+nowMS+`, checkpoint = coalesce(?, checkpoint)
-		WHERE id = ? AND owner_id = ? AND epoch = ? AND state = 'Executing'`, cp, ref.ID, ref.Owner, ref.Epoch)
+		UPDATE tasks SET state = 'Queued', parked = 1, parked_holds_key = ?, last_updated_time = `+nowMS+`, checkpoint = coalesce(?, checkpoint)
+		WHERE id = ? AND owner_id = ? AND epoch = ? AND state = 'Executing'`, !releaseKey, cp, ref.ID, ref.Owner, ref.Epoch)
 	if err != nil {
 		return dbError(err, "parking the task")
 	}

@@ -15,7 +15,7 @@ import (
 // park parks the task of ref in a unit of work of its own.
 func park(t *testing.T, s store.Store, ref cuttle.TaskRef) error {
 	t.Helper()
-	return update(t, s, func(tx *collection.Tx) error { return s.ParkTask(t.Context(), tx, ref, nil) })
+	return update(t, s, func(tx *collection.Tx) error { return s.ParkTask(t.Context(), tx, ref, nil, false) })
 }
 
 // resume resumes a parked task in a unit of work of its own.
@@ -49,7 +49,7 @@ func testParkAndResume(t *testing.T, s store.Store) {
 	// A park in a unit of work that fails changes nothing.
 	failed := errors.New("the interruption could not be stored")
 	err = update(t, s, func(tx *collection.Tx) error {
-		if err := s.ParkTask(ctx, tx, parkedRef, []byte(`{"step":9}`)); err != nil {
+		if err := s.ParkTask(ctx, tx, parkedRef, []byte(`{"step":9}`), false); err != nil {
 			return err
 		}
 		return failed
@@ -163,6 +163,35 @@ func testConcurrencyKey(t *testing.T, s store.Store) {
 	finish(t, s, []cuttle.TaskResult{result(got[0], cuttle.TaskSuccess)})
 	if got := claim(t, s, n.ID, 10); len(got) != 1 || got[0].ID != second.ID {
 		t.Fatalf("the claim after the first ended took %v; want the second", ids(got))
+	}
+}
+
+// testParkReleasingKey: a task parked with its key released lets the next
+// task of its key run while it waits; resumed, it waits for that one to end
+// and then runs before any later one.
+func testParkReleasingKey(t *testing.T, s store.Store) {
+	initCluster(t, s)
+	n := register(t, s, "node-a")
+	mk := func(name string) cuttle.Task {
+		return createTask(t, s, cuttle.NewTask{SpaceID: "Spaces-1", Name: name, Resumable: true, ConcurrencyKey: "k"})
+	}
+	first, second, third := mk("first"), mk("second"), mk("third")
+	got := claim(t, s, n.ID, 10)
+	if len(got) != 1 || got[0].ID != first.ID {
+		t.Fatalf("the first claim took %v; want the first", ids(got))
+	}
+	check(t, update(t, s, func(tx *collection.Tx) error { return s.ParkTask(t.Context(), tx, ref(got[0]), nil, true) }), "ParkTask releasing the key")
+	got = claim(t, s, n.ID, 10)
+	if len(got) != 1 || got[0].ID != second.ID {
+		t.Fatalf("the claim while the first waits with its key released took %v; want the second", ids(got))
+	}
+	check(t, resume(t, s, first.ID), "ResumeTask")
+	if again := claim(t, s, n.ID, 10); len(again) != 0 {
+		t.Fatalf("a claim while the second runs took %v", ids(again))
+	}
+	finish(t, s, []cuttle.TaskResult{result(got[0], cuttle.TaskSuccess)})
+	if got := claim(t, s, n.ID, 10); len(got) != 1 || got[0].ID != first.ID {
+		t.Fatalf("the claim after the second ended took %v; want the first (%d), before the third (%d)", ids(got), first.ID, third.ID)
 	}
 }
 

@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrencyKey", testConcurrencyKey},
 		{"ConcurrencyKeyRace", testConcurrencyKeyRace},
 		{"NotBefore", testNotBefore},
+		{"ParkReleasingKey", testParkReleasingKey},
 		{"FinishTasks", testFinishTasks},
 		{"SaveCheckpoint", testSaveCheckpoint},
 		{"CancelTask", testCancelTask},
