@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,13 +43,24 @@ func newNode(t *testing.T, taskCap int, extra ...tasks.Kind) *node {
 // newLimitedNode starts a node with limits.
 func newLimitedNode(t *testing.T, taskCap int, limits cuttle.Limits, extra ...tasks.Kind) *node {
 	t.Helper()
+	return newNodeOn(t, nil, taskCap, limits, extra...)
+}
+
+// newNodeOn starts a node whose store is wrap of its embedded database
+// (nil: the database itself).
+func newNodeOn(t *testing.T, wrap func(store.Store) store.Store, taskCap int, limits cuttle.Limits, extra ...tasks.Kind) *node {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "cuttle.db"))
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "cuttle.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { db.Close() })
+	var st store.Store = db
+	if wrap != nil {
+		st = wrap(db)
+	}
 	if _, err := st.InitCluster(ctx, "fp"); err != nil {
 		t.Fatal(err)
 	}
@@ -380,5 +392,74 @@ func TestParkAndResume(t *testing.T) {
 	}
 	if log := n.log(t, parked.ID); !strings.Contains(log, `resumed after {"waiting": true}`) && !strings.Contains(log, `resumed after {"waiting":true}`) {
 		t.Errorf("the resumed task's log:\n%s", log)
+	}
+}
+
+// committedButFailed is a store whose next SaveCheckpoint, once armed,
+// commits and then fails, as a write whose context ended after the
+// database took it; it counts the writes that reach the database.
+type committedButFailed struct {
+	store.Store
+	mu     sync.Mutex
+	armed  bool
+	writes int
+}
+
+func (s *committedButFailed) SaveCheckpoint(ctx context.Context, ref cuttle.TaskRef, checkpoint []byte) error {
+	s.mu.Lock()
+	fail := s.armed
+	s.armed = false
+	s.writes++
+	s.mu.Unlock()
+	err := s.Store.SaveCheckpoint(ctx, ref, checkpoint)
+	if err == nil && fail {
+		return cuttle.Errorf(cuttle.KindUnavailable, "the connection broke after the statement was sent")
+	}
+	return err
+}
+
+// TestCheckpointErrorIsSticky: once a checkpoint write fails (and, as
+// here, commits anyway), every later Checkpoint of the run returns that
+// error and writes nothing, so that the failed write is never overtaken by
+// a later one out of order (DESIGN.md invariant 9); the run ends, and the
+// stored checkpoint is the last write that reached the database.
+func TestCheckpointErrorIsSticky(t *testing.T) {
+	t.Parallel()
+	var st *committedButFailed
+	errs := make(chan [2]error, 1)
+	kind := tasks.Kind{Name: "Sticky", Resumable: true,
+		Prepare: func(json.RawMessage) (tasks.Plan, error) { return tasks.Plan{Description: "checkpoints"}, nil },
+		Run: func(ctx context.Context, x *tasks.Execution) error {
+			if err := x.Checkpoint(ctx, []byte(`{"n":1}`)); err != nil {
+				return err
+			}
+			st.mu.Lock()
+			st.armed = true
+			st.mu.Unlock()
+			first := x.Checkpoint(ctx, []byte(`{"n":2}`))
+			second := x.Checkpoint(ctx, []byte(`{"n":3}`))
+			errs <- [2]error{first, second}
+			return second
+		}}
+	n := newNodeOn(t, func(db store.Store) store.Store { st = &committedButFailed{Store: db}; return st }, 1, cuttle.Limits{}, kind)
+	tk := n.queue(t, "Sticky", map[string]any{})
+	var got [2]error
+	select {
+	case got = <-errs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run did not checkpoint")
+	}
+	if got[0] == nil || got[1] != got[0] {
+		t.Fatalf("the checkpoint after a failed one returned %v; want the failed one's error %v", got[1], got[0])
+	}
+	st.mu.Lock()
+	writes := st.writes
+	st.mu.Unlock()
+	if writes != 2 {
+		t.Errorf("%d checkpoint writes reached the database; want 2 (none after the failed one)", writes)
+	}
+	stored, err := n.store.Task(context.Background(), tk.ID)
+	if err != nil || string(stored.Checkpoint) != `{"n": 2}` && string(stored.Checkpoint) != `{"n":2}` {
+		t.Errorf("the stored checkpoint is %s (%v); want the failed write's, which committed", stored.Checkpoint, err)
 	}
 }
