@@ -161,6 +161,7 @@ func (c deployCheckpoint) unfinished() []string {
 
 // deployCommand is one agent command of a deployment.
 type deployCommand struct {
+	machineID                     int64
 	machine, uid, state           string
 	created, dispatched, finished time.Time
 }
@@ -201,14 +202,14 @@ func readDeployRun(b *testing.B, pool *pgxpool.Pool, id int64) deployRun {
 		}
 	}
 	rows, err := pool.Query(ctx, `
-		SELECT m.name, c.uid, c.state, c.created_at, coalesce(c.dispatched_at, c.created_at), coalesce(c.finished_at, c.created_at)
+		SELECT c.machine_id, m.name, c.uid, c.state, c.created_at, coalesce(c.dispatched_at, c.created_at), coalesce(c.finished_at, c.created_at)
 		FROM commands c JOIN machines m ON m.id = c.machine_id WHERE c.task_id = $1 ORDER BY c.created_at, c.id`, id)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for rows.Next() {
 		var c deployCommand
-		if err := rows.Scan(&c.machine, &c.uid, &c.state, &c.created, &c.dispatched, &c.finished); err != nil {
+		if err := rows.Scan(&c.machineID, &c.machine, &c.uid, &c.state, &c.created, &c.dispatched, &c.finished); err != nil {
 			b.Fatal(err)
 		}
 		r.commands = append(r.commands, c)
@@ -274,6 +275,87 @@ func (r deployRun) perCommand(script time.Duration) (overhead time.Duration, atO
 	return s.median(), float64(busy) / float64(last.Sub(first))
 }
 
+// startToCommand returns, for each command, the time from the start of
+// its target's first action of step i (the checkpoint's Started, stamped
+// when the action is set running, before that is saved) to the command's
+// created_at (a single 0 if the checkpoint records no start); and the
+// spread of those starts (the first to the last).
+func (r deployRun) startToCommand(i int) (toCreated samples, startSpread time.Duration) {
+	if i >= len(r.checkpoint.Steps) {
+		return nil, 0
+	}
+	started := map[int64]time.Time{}
+	var first, last time.Time
+	for _, t := range r.checkpoint.Steps[i].Targets {
+		if len(t.Actions) == 0 || t.Actions[0].Started == nil {
+			continue
+		}
+		at := *t.Actions[0].Started
+		started[t.MachineID] = at
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+		if at.After(last) {
+			last = at
+		}
+	}
+	for _, c := range r.commands {
+		if at, ok := started[c.machineID]; ok {
+			toCreated = append(toCreated, c.created.Sub(at))
+		}
+	}
+	if len(toCreated) == 0 { // no start recorded: nothing to say
+		toCreated = samples{0}
+	}
+	return toCreated, last.Sub(first)
+}
+
+// meterDeployCPU starts measuring the CPU use of the node, the simulators
+// and the cluster's PostgreSQL server (dbPids), and of the machine.
+func (l *agentLoad) meterDeployCPU(b *testing.B) *cpuMeter {
+	b.Helper()
+	return meterCPU(b, []string{"node", "sim", "db"}, [][]int{{l.node.Pid()}, l.simPids(), dbPids(b, l.pool)})
+}
+
+// dbPids returns the long-lived processes of the PostgreSQL server of
+// pool: its postmaster and what pg_stat_activity lists but autovacuum and
+// parallel workers, which come and go. (postgresPids takes every postgres
+// process of the machine, other servers' too, and a meter fails when one
+// of them exits while it measures.)
+func dbPids(b *testing.B, pool *pgxpool.Pool) []int {
+	b.Helper()
+	ctx := context.Background()
+	rows, err := pool.Query(ctx, `
+		SELECT pid FROM pg_stat_activity WHERE backend_type NOT IN ('autovacuum worker', 'parallel worker')
+		UNION SELECT pg_backend_pid()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pids []int
+	for rows.Next() {
+		var pid int
+		if err := rows.Scan(&pid); err != nil {
+			b.Fatal(err)
+		}
+		pids = append(pids, pid)
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	// The postmaster is every backend's parent: field 4 of /proc/<pid>/stat.
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pids[0]))
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	if f := strings.Fields(rest); len(f) > 1 {
+		if ppid, err := strconv.Atoi(f[1]); err == nil && !slices.Contains(pids, ppid) {
+			pids = append(pids, ppid)
+		}
+	}
+	return pids
+}
+
 // noteUnfinished logs a deployment whose final checkpoint does not say
 // that every action succeeded (a task that succeeded), and counts it.
 func noteUnfinished(b *testing.B, task string, unfinished []string, count *int) string {
@@ -323,7 +405,7 @@ func benchmarkDeployOverhead(b *testing.B, n int) {
 		unfinished                                                               int
 	)
 	for b.Loop() {
-		cpu := l.meterCPU(b)
+		cpu := l.meterDeployCPU(b)
 		task, id := p.deploy(b, l.node.Client)
 		waitTasksDone(b, l.pool, id-1, 10*time.Millisecond, 5*time.Minute)
 		cpuLine := cpuUse.add(b, cpu)
@@ -349,18 +431,21 @@ func benchmarkDeployOverhead(b *testing.B, n int) {
 		}
 		o := r.total() - script
 		oh, atOnce := r.perCommand(script)
+		toCreated, startSpread := r.startToCommand(1)
 		total = append(total, r.total())
 		overhead, toDispatch, afterLast = append(overhead, o), append(toDispatch, firstDispatched.Sub(r.queued)), append(afterLast, r.completed.Sub(lastFinished))
 		createSpread, perTarget, toAgent = append(createSpread, lastCreated.Sub(firstCreated)), append(perTarget, oh), append(toAgent, journal.median())
 		runs.add("%s: %.0f ms, overhead %.0f ms = claimed +%.0f, Before (node `true`) %.0f–%.0f (its script %.0f), "+
 			"first command created +%.0f, handed out +%.0f, last created +%.0f, last journaled by its agent +%.0f, Deploy's actions %.0f–%.0f, "+
 			"last result +%.0f, After %.0f–%.0f, completed +%.0f (last result to completed %.0f ms); "+
+			"Deploy's %d actions set running within %.0f ms, each one's start to its command created %.0f ms median, %.0f ms at most; "+
 			"one target's command %.0f ms + 1 s median (handed out to journaled %.1f ms median), %.1f targets at once; "+
 			"checkpoint %d bytes; %s%s",
 			task, ms(r.total()), ms(o), ms(r.started.Sub(r.queued)), ms(beforeStart.Sub(r.queued)), ms(beforeEnd.Sub(r.queued)), ms(beforeEnd.Sub(beforeStart)),
 			ms(firstCreated.Sub(r.queued)), ms(firstDispatched.Sub(r.queued)), ms(lastCreated.Sub(r.queued)), ms(lastJournaled.Sub(r.queued)),
 			ms(deployStart.Sub(r.queued)), ms(deployEnd.Sub(r.queued)),
 			ms(lastFinished.Sub(r.queued)), ms(afterStart.Sub(r.queued)), ms(afterEnd.Sub(r.queued)), ms(r.total()), ms(r.completed.Sub(lastFinished)),
+			len(toCreated), ms(startSpread), ms(toCreated.median()), ms(slices.Max(toCreated)),
 			ms(oh), ms(journal.median()), atOnce, r.checkpointBytes, cpuLine, bad)
 		randomPhase(time.Second)
 	}
@@ -404,7 +489,7 @@ func BenchmarkDeployRolling(b *testing.B) {
 		unfinished               int
 	)
 	for b.Loop() {
-		cpu := l.meterCPU(b)
+		cpu := l.meterDeployCPU(b)
 		task, id := p.deploy(b, l.node.Client)
 		waitTasksDone(b, l.pool, id-1, 10*time.Millisecond, 5*time.Minute)
 		cpuLine := cpuUse.add(b, cpu)
@@ -421,12 +506,13 @@ func BenchmarkDeployRolling(b *testing.B) {
 			gaps = append(gaps, r.commands[k].created.Sub(finished[k-rollingWindow]))
 		}
 		oh, once := r.perCommand(script)
+		toCreated, _ := r.startToCommand(0)
 		total, refill, perTarget = append(total, r.total()), append(refill, gaps.median()), append(perTarget, oh)
 		ratios, atOnce = append(ratios, float64(r.total())/float64(ideal)), append(atOnce, once)
 		runs.add("%s: %.0f ms = %.3f × ideal (first command created +%.0f ms, handed out +%.0f ms, last result +%.0f ms, completed +%.0f ms); "+
-			"a place empty %.1f ms median, %.1f ms at most; one target's command %.0f ms + 1 s median; %.2f targets at once; checkpoint %d bytes; %s%s",
+			"a place empty %.1f ms median, %.1f ms at most; a target's start to its command created %.1f ms median; one target's command %.0f ms + 1 s median; %.2f targets at once; checkpoint %d bytes; %s%s",
 			task, ms(r.total()), ratios[len(ratios)-1], ms(firstCreated.Sub(r.queued)), ms(firstDispatched.Sub(r.queued)),
-			ms(lastFinished.Sub(r.queued)), ms(r.total()), ms(gaps.median()), ms(slices.Max(gaps)), ms(oh), once, r.checkpointBytes, cpuLine, bad)
+			ms(lastFinished.Sub(r.queued)), ms(r.total()), ms(gaps.median()), ms(slices.Max(gaps)), ms(toCreated.median()), ms(oh), once, r.checkpointBytes, cpuLine, bad)
 		randomPhase(time.Second)
 	}
 	b.StopTimer()
@@ -678,7 +764,7 @@ func benchmarkDeploy1000(b *testing.B, l *agentLoad, role string, window int) {
 		if err := l.pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&wal0); err != nil {
 			b.Fatal(err)
 		}
-		cpu := l.meterCPU(b)
+		cpu := l.meterDeployCPU(b)
 		task, id := p.deploy(b, l.node.Client)
 		waitTasksDone(b, l.pool, id-1, 20*time.Millisecond, 30*time.Minute)
 		cpuLine := cpuUse.add(b, cpu)
@@ -716,12 +802,13 @@ func benchmarkDeploy1000(b *testing.B, l *agentLoad, role string, window int) {
 		}
 		firstCreated, _, firstDispatched, lastFinished := r.commandSpan()
 		oh, once := r.perCommand(0)
+		toCreated, _ := r.startToCommand(0)
 		total, details = append(total, r.total()), append(details, detailTime)
 		peaks, before, logs, raws = append(peaks, mib(mem.Peak)), append(before, mib(mem0.RSS)), append(logs, mib(logBytes)), append(raws, mib(int64(len(text))))
 		walMiB, detailMiB, cpBytes = append(walMiB, wal/(1<<20)), append(detailMiB, mib(int64(len(raw)))), append(cpBytes, float64(r.checkpointBytes))
-		runs.add("%s: %.0f ms (first command created +%.0f ms, handed out +%.0f ms, last result +%.0f ms); one target's command %.1f ms median, %.1f targets at once; "+
+		runs.add("%s: %.0f ms (first command created +%.0f ms, handed out +%.0f ms, last result +%.0f ms); a target's start to its command created %.1f ms median; one target's command %.1f ms median, %.1f targets at once; "+
 			"node RSS %.1f MiB before, peak %.1f MiB, %.1f MiB after; task log %.2f MiB in %d segment(s), raw %.2f MiB (%d lines); checkpoint %d bytes; WAL %.0f MiB; details %.0f ms, %.2f MiB; %s%s",
-			task, ms(r.total()), ms(firstCreated.Sub(r.queued)), ms(firstDispatched.Sub(r.queued)), ms(lastFinished.Sub(r.queued)), ms(oh), once,
+			task, ms(r.total()), ms(firstCreated.Sub(r.queued)), ms(firstDispatched.Sub(r.queued)), ms(lastFinished.Sub(r.queued)), ms(toCreated.median()), ms(oh), once,
 			mib(mem0.RSS), mib(mem.Peak), mib(mem.RSS), mib(logBytes), len(entries), mib(int64(len(text))), strings.Count(text, "\n"),
 			r.checkpointBytes, wal/(1<<20), ms(detailTime), mib(int64(len(raw))), cpuLine, bad)
 		randomPhase(time.Second)

@@ -75,6 +75,12 @@ type run struct {
 	vars       *variables.Set
 	form       map[string]string // deployment-time values, sensitive ones opened
 
+	// saveMu orders checkpoint writes; saved is how many changes the last
+	// one held (under saveMu), changes how many were made (under mu).
+	saveMu  sync.Mutex
+	saved   uint64
+	changes uint64
+
 	mu         sync.Mutex
 	progress   progress
 	masker     variables.Masker
@@ -207,12 +213,30 @@ func (r *run) machines(ctx context.Context) ([]cuttle.Machine, error) {
 }
 
 // save writes the progress as the task's checkpoint (fenced by its
-// ownership): what it says has happened has happened.
+// ownership), with every change made to it so far: what it says has
+// happened has happened. Saves of many targets at once are coalesced:
+// while one write is in flight the others wait, and the next write holds
+// all their changes (a caller whose change an earlier write already held
+// returns at once). Writes are made one at a time, each of a snapshot
+// taken after the last, so the stored checkpoint never goes back.
 func (r *run) save(ctx context.Context) error {
 	r.mu.Lock()
-	b := r.progress.marshal()
+	r.changes++
+	mine := r.changes
 	r.mu.Unlock()
-	return r.x.Checkpoint(ctx, b)
+	r.saveMu.Lock()
+	defer r.saveMu.Unlock()
+	if r.saved >= mine {
+		return nil
+	}
+	r.mu.Lock()
+	b, upTo := r.progress.marshal(), r.changes
+	r.mu.Unlock()
+	if err := r.x.Checkpoint(ctx, b); err != nil {
+		return err
+	}
+	r.saved = upTo
+	return nil
 }
 
 // parking reports whether an action waits for a person.
