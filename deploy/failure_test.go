@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,4 +279,60 @@ func TestConnectivityPolicy(t *testing.T) {
 			t.Errorf("%s: web-1 did not deploy", name)
 		}
 	}
+}
+
+// TestDeploymentCancelOnAnotherNode: a deployment that node A runs (node B
+// takes no tasks) is cancelled through node B while a script runs on each
+// of two agents: it ends Canceled, both agents' scripts are stopped (their
+// processes gone, their last line never printed), and the step after it
+// does not run. (The scripts' lines are quoted so that their texts are not
+// in their bodies.)
+func TestDeploymentCancelOnAnotherNode(t *testing.T) {
+	t.Parallel()
+	c := testcluster.StartFastCluster(t, nil, 5, 0)
+	a, b := c.Nodes[0], c.Nodes[1]
+	for i := 1; i <= 2; i++ {
+		testcluster.StartAgent(t, testcluster.AgentConfig{Name: fmt.Sprintf("web-%d", i), Register: a, AdminKey: c.AdminKey, Poll: pollAddrs(c)})
+	}
+	dir := t.TempDir()
+	long := fmt.Sprintf(`echo $$ > %[1]q/#{Octopus.Machine.Name}.shell; sleep 300 & echo $! > %[1]q/#{Octopus.Machine.Name}.child; wait; echo fin""ished`, dir)
+	project(t, a.Client, "Long", step{"Name": "Long", "Properties": map[string]string{"Octopus.Action.TargetRoles": "web"},
+		"Actions": []any{script("Long", long, false)}}, step{"Name": "Later", "Actions": []any{script("Later", `echo later" step ran"`, true)}})
+	_, task := deployWith(t, b.Client, "Long", nil)
+	var pids []int
+	testcluster.Eventually(t, 60*time.Second, func() error {
+		pids = pids[:0]
+		for i := 1; i <= 2; i++ {
+			for _, what := range []string{"shell", "child"} {
+				data, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("web-%d.%s", i, what)))
+				pid, perr := strconv.Atoi(strings.TrimSpace(string(data)))
+				if err != nil || perr != nil {
+					return fmt.Errorf("web-%d's script has not started: %v %v", i, err, perr)
+				}
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	if _, err := b.Client.CancelTask(testcluster.Context(t, 10*time.Second), task); err != nil {
+		t.Fatal(err)
+	}
+	done := testcluster.WaitTask(t, b.Client, task, 30*time.Second, "Canceled", "Success", "Failed")
+	log, _ := testcluster.TaskLog(testcluster.Context(t, 10*time.Second), b.Client, task)
+	if done.State != "Canceled" || done.ServerNode != a.Config.Name || strings.Contains(log, "finished") || strings.Contains(log, "later step ran") {
+		t.Fatalf("cancelled through %s, the deployment ended %s on %s:\n%s", b.Config.Name, done.State, done.ServerNode, log)
+	}
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		for _, pid := range pids {
+			if testcluster.ProcessAlive(pid) {
+				return fmt.Errorf("process %d of an agent's script is alive after the cancel", pid)
+			}
+		}
+		return nil
+	})
 }
