@@ -136,7 +136,10 @@
 //
 // # Not built yet
 //
-// Package steps (with the package repository). A node's death in the middle of an agent's script, of
-// a script on the server and while the deployment waits is tested
-// (cluster_test.go).
+// Package steps (Octopus.TentaclePackage) come with the package
+// repository; until then a process that has one is refused (400). They
+// plug into runAction beside the two kinds of script: the target's agent
+// first acquires the package (a command, followed and resumed as every
+// command is), then the package's own scripts run as agent scripts, with
+// their progress in the same checkpoint.
 package deploy
