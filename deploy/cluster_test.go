@@ -265,3 +265,56 @@ func TestServerActionRunsAgain(t *testing.T) {
 		t.Errorf("the hook ran %d times, want twice (once on each node):\n%s", strings.Count(string(b), "run on"), b)
 	}
 }
+
+// TestGuidedFailureAskedAgainAfterItsNodeDied: under guided failure, an
+// action fails on web-1 while a step started with it goes on on web-2 and
+// writes checkpoints; the node dies before the deployment parks (before
+// the question is created). The next node does not find a wait without its
+// question: it follows web-1's command again (it ran once), finds it
+// failed, and asks; Ignore, and the deployment ends Success (DESIGN.md
+// invariant 11).
+func TestGuidedFailureAskedAgainAfterItsNodeDied(t *testing.T) {
+	t.Parallel()
+	c := testcluster.StartFastCluster(t, nil, 5, 5)
+	api := c.Nodes[0].Client
+	testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: c.Nodes[0], AdminKey: c.AdminKey, Poll: pollAddrs(c)})
+	testcluster.StartAgent(t, testcluster.AgentConfig{Name: "app-1", Register: c.Nodes[0], AdminKey: c.AdminKey, Poll: pollAddrs(c), Roles: []string{"app"}})
+	dir := t.TempDir()
+	fails := fmt.Sprintf(`echo ran >> %q/web-1; echo "web-1 fa""ils"; exit 4`, dir)
+	step1 := step{"Name": "Web", "Properties": map[string]string{"Octopus.Action.TargetRoles": "web"}, "Actions": []any{script("Web", fails, false)}}
+	step2 := step{"Name": "App", "StartTrigger": "StartWithPrevious", "Properties": map[string]string{"Octopus.Action.TargetRoles": "app"},
+		"Actions": []any{script("App short", "sleep 1", false), script("App long", fmt.Sprintf(`echo started > %q/app-long; sleep 6`, dir), false)}}
+	project(t, api, "Asked", step1, step2)
+	deployment, task := deployWith(t, api, "Asked", map[string]any{"useGuidedFailure": true})
+	ctx := testcluster.Context(t, 2*time.Minute)
+	// App long has started, so App short's outcome was saved after web-1
+	// failed; nothing is asked before App long ends.
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		log, err := testcluster.TaskLog(ctx, api, task)
+		if _, serr := os.Stat(filepath.Join(dir, "app-long")); err != nil || serr != nil || !strings.Contains(log, "web-1 fails") {
+			return fmt.Errorf("web-1 has not failed or App long has not started (%v, %v)", err, serr)
+		}
+		return nil
+	})
+	var page struct{ Items []cuttle.Interruption }
+	do(t, api, http.MethodGet, "/api/Spaces-1/interruptions?regarding="+deployment, nil, &page)
+	if len(page.Items) != 0 {
+		t.Fatalf("the deployment asked before App long ended: %+v", page.Items)
+	}
+	first := testcluster.WaitTask(t, api, task, time.Second, "Executing").ServerNode
+	c.Node(first).Kill()
+	other := otherThan(c, first)
+	in := pending(t, other.Client, deployment, 45*time.Second)
+	if in.Type != cuttle.InterruptionGuidedFailure || !strings.Contains(in.Title, "web-1") {
+		t.Fatalf("the interruption: %+v; want a guided failure of web-1", in)
+	}
+	submit(t, other.Client, in, map[string]string{"Guidance": "Ignore"})
+	done := testcluster.WaitTask(t, other.Client, task, 60*time.Second, "Success", "Failed", "Canceled")
+	log, _ := testcluster.TaskLog(ctx, other.Client, task)
+	if done.State != "Success" {
+		t.Fatalf("after Ignore the deployment ended %s:\n%s", done.State, log)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "web-1")); strings.Count(string(b), "ran") != 1 {
+		t.Errorf("web-1's script ran %d times, want once:\n%s", strings.Count(string(b), "ran"), log)
+	}
+}

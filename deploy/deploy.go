@@ -91,6 +91,12 @@ type run struct {
 	// environment from running meanwhile (a guided failure, or a manual
 	// intervention that blocks concurrent deployments).
 	blocking bool
+	// unasked holds, for each action waiting on an interruption not yet
+	// created (park creates them), what the action was before: a
+	// checkpoint written meanwhile stores that, so that no wait is stored
+	// without its question (a node dying before park leaves the action to
+	// run, or ask, again).
+	unasked map[actionAt]actionProgress
 }
 
 // run runs the deployment: it loads what the deployment deploys, makes or
@@ -128,11 +134,11 @@ func (r *run) run(ctx context.Context) error {
 		r.x.Log.Logf(tasklog.Info, "Deploying %s release %s to %s on node %s.", r.project.Name, r.release.Version, r.env.Name, r.x.Node)
 	}
 	err := r.runSteps(ctx)
+	if ctx.Err() != nil {
+		return context.Cause(ctx) // cancelled, lost or stopping: the executor says so
+	}
 	if err == nil && r.parking() {
 		return r.park(ctx)
-	}
-	if err != nil && ctx.Err() != nil {
-		return err // cancelled, lost or stopping: the executor says so
 	}
 	return r.end(ctx, err)
 }
@@ -230,13 +236,36 @@ func (r *run) save(ctx context.Context) error {
 		return nil
 	}
 	r.mu.Lock()
-	b, upTo := r.progress.marshal(), r.changes
+	b, upTo := r.progressAsked(), r.changes
 	r.mu.Unlock()
 	if err := r.x.Checkpoint(ctx, b); err != nil {
 		return err
 	}
 	r.saved = upTo
 	return nil
+}
+
+// actionAt names action a of target t of step i.
+type actionAt struct{ i, t, a int }
+
+// progressAsked returns the progress as a checkpoint, each action waiting
+// on an interruption not created yet written as it was before (unasked).
+// r.mu is held.
+func (r *run) progressAsked() []byte {
+	var swapped []actionAt
+	for at, before := range r.unasked {
+		ap := &r.progress.Steps[at.i].Targets[at.t].Actions[at.a]
+		if ap.State == stateWaiting {
+			r.unasked[at], *ap = *ap, before
+			swapped = append(swapped, at)
+		}
+	}
+	b := r.progress.marshal()
+	for _, at := range swapped {
+		ap := &r.progress.Steps[at.i].Targets[at.t].Actions[at.a]
+		r.unasked[at], *ap = *ap, r.unasked[at]
+	}
+	return b
 }
 
 // parking reports whether an action waits for a person.
@@ -363,10 +392,10 @@ func (r *run) runSteps(ctx context.Context) error {
 func (r *run) runStep(ctx context.Context, i int) error {
 	s := r.process.Steps[i]
 	r.mu.Lock()
-	sp := r.progress.Steps[i]
-	failedSoFar := r.progress.Failed
+	sp := r.progress.Steps[i] // its slices are shared: read them under r.mu
+	done, failedSoFar := finished(sp), r.progress.Failed
 	r.mu.Unlock()
-	if sp.Skipped != "" || finished(sp) {
+	if sp.Skipped != "" || done {
 		return nil
 	}
 	if run, why := r.condition(s, failedSoFar); !run {
@@ -583,7 +612,7 @@ func (r *run) runAction(ctx context.Context, i, t, a int) (ok bool, err error) {
 	if outcome != nil && !act.RunsOnServer() && cuttle.IsKind(outcome, cuttle.KindUnavailable) && r.skipsUnavailable(tg.Roles) {
 		r.x.Log.Write(tasklog.Line{Category: tasklog.Warning, Block: r.block(s, tg), Text: fmt.Sprintf(
 			"%s is unavailable (%v); the project skips unavailable targets: it is left out of the rest of the deployment.", tg.Name, outcome)})
-		return false, r.leaveOut(ctx, i, t, a, stateSkipped, "unavailable: "+outcome.Error(), "")
+		return false, r.leaveOut(ctx, i, t, a, stateSkipped, "unavailable: "+r.mask(outcome.Error()), "")
 	}
 	if outcome != nil {
 		return false, r.failed(ctx, i, t, a, outcome)
@@ -623,7 +652,7 @@ func (r *run) failed(ctx context.Context, i, t, a int, outcome error) error {
 			ResponsibleTeamIds: []string{},
 		})
 	}
-	return r.set(ctx, i, t, a, func(ap *actionProgress) { ap.State, ap.Note = stateFailed, outcome.Error() })
+	return r.set(ctx, i, t, a, func(ap *actionProgress) { ap.State, ap.Note = stateFailed, r.mask(outcome.Error()) })
 }
 
 // interrupt makes action a of target t of step i wait for a person: the
@@ -640,6 +669,10 @@ func (r *run) interrupt(i, t, a int, in cuttle.Interruption) error {
 	r.interrupts = append(r.interrupts, in)
 	r.blocking = r.blocking || blocks(r.process.Steps[i].Actions[a], in.Type)
 	ap := &r.progress.Steps[i].Targets[t].Actions[a]
+	if r.unasked == nil {
+		r.unasked = map[actionAt]actionProgress{}
+	}
+	r.unasked[actionAt{i, t, a}] = *ap
 	if ap.State == statePending { // a manual intervention starts by waiting
 		now := time.Now().UTC()
 		ap.Started = &now
@@ -732,9 +765,12 @@ func (r *run) answered(ctx context.Context, i, t, a int) (bool, error) {
 }
 
 // leaveOut takes the machine of target t of step i out of the rest of the
-// deployment: this action and its later ones, and every action of later
-// steps on it, get state (Excluded by a person, Skipped when unavailable)
-// and note; interruption names the answer that chose it, if one did.
+// deployment: this action, and every later action on it that has not
+// started (its later ones, those of later steps), get state (Excluded by a
+// person, Skipped when unavailable) and note; interruption names the
+// answer that chose it, if one did. An action of a step running alongside
+// that has started on the machine, or waits for a person, goes on: its
+// command or question is in flight.
 func (r *run) leaveOut(ctx context.Context, i, t, a int, state, note, interruption string) error {
 	r.mu.Lock()
 	machine := r.progress.Steps[i].Targets[t].MachineID
@@ -745,7 +781,7 @@ func (r *run) leaveOut(ctx context.Context, i, t, a int, state, note, interrupti
 			}
 			for ai := range r.progress.Steps[si].Targets[ti].Actions {
 				ap := &r.progress.Steps[si].Targets[ti].Actions[ai]
-				if (si > i || ai >= a) && (ap.State == statePending || ap.State == stateWaiting || ap.State == stateRunning) {
+				if (si == i && ti == t && ai == a) || ((si > i || ai > a) && ap.State == statePending) {
 					before := *ap
 					*ap = actionProgress{State: state, Note: note}
 					ap.settle(before, time.Now().UTC())
