@@ -21,6 +21,14 @@
 // command with a cancel is not handed out again: its agent may hold it,
 // waiting to start it, and must hear of the cancel first.
 //
+// A task that ends, whoever ends it (its owner, a cancel or an expiry while
+// it is queued, a takeover after its node died), stops its unfinished
+// commands in the statement that ends it: pending ones end Canceled,
+// handed-out ones are marked as cancelled and their agents told as above
+// (found by every node's once-a-second look), so that no command runs on
+// for a task that has ended. A task handed back to the queue keeps its
+// commands running for its next owner.
+//
 // # Invariants (DESIGN.md 6)
 //
 //   - An agent runs a command at most once: it journals each UID before it

@@ -285,10 +285,20 @@ func TestConnectivityPolicy(t *testing.T) {
 // takes no tasks) is cancelled through node B while a script runs on each
 // of two agents: it ends Canceled, both agents' scripts are stopped (their
 // processes gone, their last line never printed), and the step after it
-// does not run. (The scripts' lines are quoted so that their texts are not
-// in their bodies.)
+// does not run. The same when node A was SIGKILLed before the cancel: the
+// task ends without an owner, and so do its commands. (The scripts' lines
+// are quoted so that their texts are not in their bodies.)
 func TestDeploymentCancelOnAnotherNode(t *testing.T) {
 	t.Parallel()
+	for _, killed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "running", true: "its node killed"}[killed], func(t *testing.T) {
+			t.Parallel()
+			cancelDeployment(t, killed)
+		})
+	}
+}
+
+func cancelDeployment(t *testing.T, killOwner bool) {
 	c := testcluster.StartFastCluster(t, nil, 5, 0)
 	a, b := c.Nodes[0], c.Nodes[1]
 	for i := 1; i <= 2; i++ {
@@ -319,15 +329,18 @@ func TestDeploymentCancelOnAnotherNode(t *testing.T) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
+	if killOwner {
+		a.Kill()
+	}
 	if _, err := b.Client.CancelTask(testcluster.Context(t, 10*time.Second), task); err != nil {
 		t.Fatal(err)
 	}
 	done := testcluster.WaitTask(t, b.Client, task, 30*time.Second, "Canceled", "Success", "Failed")
 	log, _ := testcluster.TaskLog(testcluster.Context(t, 10*time.Second), b.Client, task)
-	if done.State != "Canceled" || done.ServerNode != a.Config.Name || strings.Contains(log, "finished") || strings.Contains(log, "later step ran") {
+	if done.State != "Canceled" || strings.Contains(log, "finished") || strings.Contains(log, "later step ran") {
 		t.Fatalf("cancelled through %s, the deployment ended %s on %s:\n%s", b.Config.Name, done.State, done.ServerNode, log)
 	}
-	testcluster.Eventually(t, 10*time.Second, func() error {
+	testcluster.Eventually(t, 15*time.Second, func() error {
 		for _, pid := range pids {
 			if testcluster.ProcessAlive(pid) {
 				return fmt.Errorf("process %d of an agent's script is alive after the cancel", pid)

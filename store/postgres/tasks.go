@@ -26,6 +26,23 @@ const taskColumns = `t.id, t.space_id, t.name, t.description, t.arguments::text,
 // running is SQL for the states of a task its owner executes.
 const running = `('Executing', 'Cancelling')`
 
+// stopCommands is SQL for a data-modifying CTE named stopped: of the tasks
+// in CTE ended (their rows as changed), those that have ended have their
+// unfinished agent commands stopped, in the statement that ends them, so
+// that no command runs for a task that has ended, whoever ended it (a
+// cancel or an expiry of a task no node runs, a takeover): a pending
+// command ends Canceled, a handed-out one is to be cancelled (as
+// CancelCommand does).
+const stopCommands = `stopped AS (
+		UPDATE commands c SET
+			cancel_requested = c.state <> 'Pending' OR c.cancel_requested,
+			state = CASE WHEN c.state = 'Pending' THEN 'Canceled' ELSE c.state END,
+			finished_at = CASE WHEN c.state = 'Pending' THEN clock_timestamp() ELSE c.finished_at END,
+			error = CASE WHEN c.state = 'Pending' THEN 'The command was cancelled before it was handed out: its task ended.' ELSE c.error END
+		FROM ended e
+		WHERE c.task_id = e.id AND e.state IN ('Success', 'Failed', 'Canceled', 'TimedOut')
+			AND c.state IN ('Pending', 'Dispatched', 'Running'))`
+
 // utcText is the to_char pattern of a time in messages: RFC 3339 in UTC, to
 // the millisecond, as in 2026-01-02T03:04:05.678Z. Apply it to a timestamptz
 // AT TIME ZONE 'UTC'.
@@ -410,7 +427,7 @@ func (s *Store) FinishTasks(ctx context.Context, results []cuttle.TaskResult) ([
 		warnings = append(warnings, r.HasWarningsOrErrors)
 	}
 	rows, err := s.pool.Query(ctx, `
-		WITH clock AS (SELECT clock_timestamp() AS ts)
+		WITH clock AS (SELECT clock_timestamp() AS ts), ended AS (
 		UPDATE tasks AS t SET
 			state = CASE WHEN r.state <> 'Queued' THEN r.state
 				WHEN t.state = 'Cancelling' THEN 'Canceled' ELSE 'Queued' END,
@@ -425,7 +442,8 @@ func (s *Store) FinishTasks(ctx context.Context, results []cuttle.TaskResult) ([
 			AS r (id, owner, epoch, state, message, warnings),
 			clock
 		WHERE t.id = r.id AND t.owner_id = r.owner AND t.epoch = r.epoch AND t.state IN `+running+`
-		RETURNING t.id`,
+		RETURNING t.id, t.state), `+stopCommands+`
+		SELECT id FROM ended`,
 		ids, owners, epochs, states, messages, warnings)
 	if err != nil {
 		return nil, dbError(err, "finishing tasks")
@@ -454,7 +472,7 @@ func (s *Store) CancelTask(ctx context.Context, id int64) (cuttle.Task, error) {
 	// re-queued it), so cancel again.
 	for {
 		t, err := scanTask(s.pool.QueryRow(ctx, `
-			WITH clock AS (SELECT clock_timestamp() AS ts)
+			WITH clock AS (SELECT clock_timestamp() AS ts), ended AS (
 			UPDATE tasks AS t SET
 				state = CASE WHEN t.state = 'Queued' THEN 'Canceled' ELSE 'Cancelling' END,
 				completed_time = CASE WHEN t.state = 'Queued' THEN clock.ts END,
@@ -462,7 +480,8 @@ func (s *Store) CancelTask(ctx context.Context, id int64) (cuttle.Task, error) {
 				last_updated_time = clock.ts
 			FROM clock
 			WHERE t.id = $1 AND t.state IN ('Queued', 'Executing')
-			RETURNING `+taskColumns, id))
+			RETURNING t.*), `+stopCommands+`
+			SELECT `+taskColumns+` FROM ended AS t`, id))
 		if err == nil {
 			return t, nil
 		}
@@ -489,8 +508,9 @@ func (s *Store) CancelTask(ctx context.Context, id int64) (cuttle.Task, error) {
 // a message saying no node had room, and returns how many. Any node may call
 // it; a task is expired once.
 func (s *Store) ExpireTasks(ctx context.Context) (int, error) {
-	tag, err := s.pool.Exec(ctx, `
-		WITH clock AS (SELECT clock_timestamp() AS ts)
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		WITH clock AS (SELECT clock_timestamp() AS ts), ended AS (
 		UPDATE tasks AS t SET
 			state = 'TimedOut',
 			error_message = 'The task waited in the queue until its expiry ('
@@ -499,11 +519,13 @@ func (s *Store) ExpireTasks(ctx context.Context) (int, error) {
 			completed_time = clock.ts,
 			last_updated_time = clock.ts
 		FROM clock
-		WHERE t.state = 'Queued' AND NOT t.parked AND t.queue_time_expiry <= clock.ts`)
+		WHERE t.state = 'Queued' AND NOT t.parked AND t.queue_time_expiry <= clock.ts
+		RETURNING t.id, t.state), `+stopCommands+`
+		SELECT count(*) FROM ended`).Scan(&n)
 	if err != nil {
 		return 0, dbError(err, "expiring tasks")
 	}
-	return int(tag.RowsAffected()), nil
+	return n, nil
 }
 
 // TakeOverTasks handles the Executing and Cancelling tasks whose owner is
@@ -520,7 +542,7 @@ func (s *Store) ExpireTasks(ctx context.Context) (int, error) {
 // twice.
 func (s *Store) TakeOverTasks(ctx context.Context) ([]cuttle.Task, error) {
 	tasks, err := collectTasks(s.pool.Query(ctx, `
-		WITH clock AS (SELECT clock_timestamp() AS ts)
+		WITH clock AS (SELECT clock_timestamp() AS ts), ended AS (
 		UPDATE tasks AS t SET
 			state = CASE
 				WHEN t.state = 'Cancelling' THEN 'Canceled'
@@ -540,7 +562,8 @@ func (s *Store) TakeOverTasks(ctx context.Context) ([]cuttle.Task, error) {
 		FROM clock
 		WHERE t.state IN `+running+`
 			AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = t.owner_id AND NOT `+offline("n")+`)
-		RETURNING `+taskColumns))
+		RETURNING t.*), `+stopCommands+`
+		SELECT `+taskColumns+` FROM ended AS t`))
 	if err != nil {
 		return nil, dbError(err, "taking over tasks")
 	}

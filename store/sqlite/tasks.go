@@ -25,6 +25,31 @@ const taskColumns = `id, space_id, name, description, arguments, state, resumabl
 // running is SQL for the states of a task its owner executes.
 const running = `('Executing', 'Cancelling')`
 
+// stopCommands stops, in tx, the unfinished agent commands of those of the
+// tasks ids that have ended, so that no command runs for a task that has
+// ended, whoever ended it (a cancel or an expiry of a task no node runs, a
+// takeover): a pending command ends Canceled, a handed-out one is to be
+// cancelled (as CancelCommand does).
+func stopCommands(ctx context.Context, tx *sql.Tx, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `
+		UPDATE commands SET
+			cancel_requested = (state <> 'Pending' OR cancel_requested <> 0),
+			finished_at = CASE WHEN state = 'Pending' THEN `+nowMS+` ELSE finished_at END,
+			error = CASE WHEN state = 'Pending' THEN 'The command was cancelled before it was handed out: its task ended.' ELSE error END,
+			state = CASE WHEN state = 'Pending' THEN 'Canceled' ELSE state END
+		WHERE state IN ('Pending', 'Dispatched', 'Running') AND task_id IN (
+			SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(?))
+				AND state IN ('Success', 'Failed', 'Canceled', 'TimedOut'))`, string(list))
+	return err
+}
+
 // utcText returns SQL for the Unix milliseconds ms as text in messages:
 // RFC 3339 in UTC, to the millisecond, as in 2026-01-02T03:04:05.678Z.
 func utcText(ms string) string {
@@ -368,7 +393,7 @@ func (s *Store) FinishTasks(ctx context.Context, results []cuttle.TaskResult) ([
 	if err := cuttle.CheckResults(results); err != nil {
 		return nil, err
 	}
-	var lost []int64
+	var lost, finished []int64
 	err := s.inTx(ctx, "finishing tasks", func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `
 			UPDATE tasks SET
@@ -397,9 +422,11 @@ func (s *Store) FinishTasks(ctx context.Context, results []cuttle.TaskResult) ([
 				return err
 			} else if n == 0 {
 				lost = append(lost, r.ID)
+			} else {
+				finished = append(finished, r.ID)
 			}
 		}
-		return nil
+		return stopCommands(ctx, tx, finished)
 	})
 	if err != nil {
 		return nil, err
@@ -423,6 +450,9 @@ func (s *Store) CancelTask(ctx context.Context, id int64) (cuttle.Task, error) {
 				last_updated_time = `+nowMS+`
 			WHERE id = ? AND state IN ('Queued', 'Executing')
 			RETURNING `+taskColumns, id))
+		if err == nil {
+			return stopCommands(ctx, tx, []int64{t.ID})
+		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -446,7 +476,9 @@ func (s *Store) CancelTask(ctx context.Context, id int64) (cuttle.Task, error) {
 // ExpireTasks ends TimedOut every queued task whose expiry has passed, with
 // a message saying no node had room, and returns how many.
 func (s *Store) ExpireTasks(ctx context.Context) (int, error) {
-	res, err := s.db.ExecContext(ctx, `
+	var expired []int64
+	err := s.inTx(ctx, "expiring tasks", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `
 		UPDATE tasks SET
 			state = 'TimedOut',
 			error_message = 'The task waited in the queue until its expiry ('
@@ -454,15 +486,28 @@ func (s *Store) ExpireTasks(ctx context.Context) (int, error) {
 				|| ') because no node had room to run it.',
 			completed_time = `+nowMS+`,
 			last_updated_time = `+nowMS+`
-		WHERE state = 'Queued' AND parked = 0 AND queue_time_expiry <= `+nowMS)
+		WHERE state = 'Queued' AND parked = 0 AND queue_time_expiry <= `+nowMS+`
+		RETURNING id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			expired = append(expired, id)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return stopCommands(ctx, tx, expired)
+	})
 	if err != nil {
-		return 0, dbError(err, "expiring tasks")
+		return 0, err
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, dbError(err, "expiring tasks")
-	}
-	return int(n), nil
+	return len(expired), nil
 }
 
 // TakeOverTasks handles the Executing and Cancelling tasks whose owner is
@@ -474,7 +519,10 @@ func (s *Store) ExpireTasks(ctx context.Context) (int, error) {
 // with a message naming the node. It returns the tasks as changed, ordered
 // by id.
 func (s *Store) TakeOverTasks(ctx context.Context) ([]cuttle.Task, error) {
-	tasks, err := queryTasks(ctx, s.db, `
+	var tasks []cuttle.Task
+	err := s.inTx(ctx, "taking over tasks", func(tx *sql.Tx) error {
+		var err error
+		tasks, err = queryTasks(ctx, tx, `
 		UPDATE tasks SET
 			state = CASE
 				WHEN state = 'Cancelling' THEN 'Canceled'
@@ -494,8 +542,17 @@ func (s *Store) TakeOverTasks(ctx context.Context) ([]cuttle.Task, error) {
 		WHERE state IN `+running+`
 			AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = tasks.owner_id AND NOT `+offline("n")+`)
 		RETURNING `+taskColumns, defaultStale)
+		if err != nil {
+			return err
+		}
+		ids := make([]int64, len(tasks))
+		for i, t := range tasks {
+			ids[i] = t.ID
+		}
+		return stopCommands(ctx, tx, ids)
+	})
 	if err != nil {
-		return nil, dbError(err, "taking over tasks")
+		return nil, err
 	}
 	slices.SortFunc(tasks, func(a, b cuttle.Task) int { return cmp.Compare(a.ID, b.ID) })
 	return tasks, nil

@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CancelTask", testCancelTask},
 		{"ExpireTasks", testExpireTasks},
 		{"TakeOverTasks", testTakeOverTasks},
+		{"EndedTaskStopsCommands", testEndedTaskStopsCommands},
 		{"TakeOverTasksConcurrent", testTakeOverTasksConcurrent},
 		{"RunJob", testRunJob},
 

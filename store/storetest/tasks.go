@@ -794,6 +794,12 @@ func testTakeOverTasks(t *testing.T, s store.Store) {
 	onB := claim(t, s, b.ID, 1)
 	cp := []byte(`{"step":2}`)
 	check(t, s.SaveCheckpoint(ctx, ref(onA[0]), cp), "SaveCheckpoint")
+	m := machine(t, s, "web", nil, cuttle.Polling)
+	cmds := map[int64]cuttle.Command{}
+	for _, tk := range onA {
+		cmds[tk.ID] = ensure(t, s, script(m, tk, "run"))[0]
+	}
+	dispatch(t, s, m, 3, time.Minute)
 	_, err := s.CancelTask(ctx, cancelling.ID)
 	check(t, err, "CancelTask")
 	stopA()
@@ -852,6 +858,14 @@ func testTakeOverTasks(t *testing.T, s store.Store) {
 	}
 	if got := task(t, s, onB[0].ID); !reflect.DeepEqual(got, onB[0]) {
 		t.Errorf("the task of an online node changed: %+v, want %+v", got, onB[0])
+	}
+	// The commands of the tasks that ended are to be cancelled; those of
+	// the re-queued task run on for its next owner.
+	for id, want := range map[int64]bool{resumable.ID: false, plain.ID: true, cancelling.ID: true} {
+		if c := got2(t, s, cmds[id].ID); c.CancelRequested != want || c.State != cuttle.CommandDispatched {
+			t.Errorf("the command of task %d (now %s) is %s with its cancel requested %v; want Dispatched, %v",
+				id, changed[id].State, c.State, c.CancelRequested, want)
+		}
 	}
 
 	// The old owner is fenced out of everything.
@@ -1093,4 +1107,74 @@ func testRunJob(t *testing.T, s store.Store) {
 
 	_, _, err = s.RunJob(ctx, b.ID, lc.Term, "", time.Minute, nt)
 	wantKind(t, err, cuttle.KindInvalid, "RunJob without a job")
+}
+
+// testEndedTaskStopsCommands: a task that ends, whoever ends it (its
+// owner's finish, a cancel while it is queued, an expiry), stops its
+// unfinished commands in the same statement: a pending one ends Canceled,
+// a handed-out one is to be cancelled, a finished one stays; a task handed
+// back to the queue keeps its commands running.
+func testEndedTaskStopsCommands(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	initCluster(t, s)
+	a := register(t, s, "node-a")
+	keepAlive(t, s, a)
+	m := machine(t, s, "web", nil, cuttle.Polling)
+	// commands gives tk a handed-out, a finished and a pending command.
+	commands := func(tk cuttle.Task) []cuttle.Command {
+		cmds := ensure(t, s, script(m, tk, "out"), script(m, tk, "done"))
+		dispatch(t, s, m, 2, time.Minute)
+		_, err := s.RecordReport(ctx, m.ID, cuttle.CommandReport{UID: cmds[1].UID, State: cuttle.CommandSuccess})
+		check(t, err, "RecordReport")
+		return append(cmds, ensure(t, s, script(m, tk, "pending"))[0])
+	}
+	stopped := func(what string, cmds []cuttle.Command) {
+		t.Helper()
+		out, done, pending := got2(t, s, cmds[0].ID), got2(t, s, cmds[1].ID), got2(t, s, cmds[2].ID)
+		if out.State != cuttle.CommandDispatched || !out.CancelRequested {
+			t.Errorf("%s: its handed-out command is %s, cancel requested %v; want Dispatched, true", what, out.State, out.CancelRequested)
+		}
+		if done.State != cuttle.CommandSuccess || done.CancelRequested {
+			t.Errorf("%s: its finished command is %s, cancel requested %v; want Success, false", what, done.State, done.CancelRequested)
+		}
+		if pending.State != cuttle.CommandCanceled || pending.FinishedAt.IsZero() || !strings.Contains(pending.Error, "its task ended") {
+			t.Errorf("%s: its pending command is %+v; want Canceled, saying its task ended", what, pending)
+		}
+	}
+
+	queued := createTask(t, s, cuttle.NewTask{Name: "AdHocScript"})
+	cmds := commands(queued)
+	_, err := s.CancelTask(ctx, queued.ID)
+	check(t, err, "CancelTask")
+	stopped("a queued task cancelled", cmds)
+
+	back := createTask(t, s, cuttle.NewTask{Name: "Deploy", Resumable: true})
+	claimed := claim(t, s, a.ID, 1)
+	if len(claimed) != 1 || claimed[0].ID != back.ID {
+		t.Fatalf("node-a claimed %v, want task %d", ids(claimed), back.ID)
+	}
+	cmds = commands(claimed[0])
+	lost, err := s.FinishTasks(ctx, []cuttle.TaskResult{result(claimed[0], cuttle.TaskQueued)})
+	check(t, err, "FinishTasks Queued")
+	if len(lost) != 0 {
+		t.Fatalf("FinishTasks lost %v", lost)
+	}
+	for _, c := range []cuttle.Command{cmds[0], cmds[2]} {
+		if got := got2(t, s, c.ID); got.CancelRequested || got.State.Final() {
+			t.Errorf("a command of a task handed back to the queue is %s, cancel requested %v; want it to run on", got.State, got.CancelRequested)
+		}
+	}
+	claimed = claim(t, s, a.ID, 1)
+	_, err = s.FinishTasks(ctx, []cuttle.TaskResult{result(claimed[0], cuttle.TaskFailed)})
+	check(t, err, "FinishTasks Failed")
+	stopped("a task its owner finished Failed", cmds)
+
+	expiring := createTask(t, s, cuttle.NewTask{Name: "AdHocScript", QueueTimeout: 100 * time.Millisecond})
+	cmds = commands(expiring)
+	waitFor(t, "the task to expire", func() bool {
+		_, err := s.ExpireTasks(ctx)
+		check(t, err, "ExpireTasks")
+		return task(t, s, expiring.ID).State == cuttle.TaskTimedOut
+	})
+	stopped("an expired task", cmds)
 }
