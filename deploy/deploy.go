@@ -652,7 +652,8 @@ func (r *run) failed(ctx context.Context, i, t, a int, outcome error) error {
 			ResponsibleTeamIds: []string{},
 		})
 	}
-	return r.set(ctx, i, t, a, func(ap *actionProgress) { ap.State, ap.Note = stateFailed, r.mask(outcome.Error()) })
+	note := r.mask(outcome.Error()) // before set, which holds r.mu
+	return r.set(ctx, i, t, a, func(ap *actionProgress) { ap.State, ap.Note = stateFailed, note })
 }
 
 // interrupt makes action a of target t of step i wait for a person: the

@@ -395,6 +395,35 @@ func TestParkAndResume(t *testing.T) {
 	}
 }
 
+// TestParkWhileCancelled: a task cancelled just before it parks (ParkTask
+// refuses a Cancelling task) ends Canceled, not Failed.
+func TestParkWhileCancelled(t *testing.T) {
+	stores := make(chan store.Store, 1) // the node's, once it exists
+	parker := tasks.Kind{
+		Name:      "Parker",
+		Resumable: true,
+		Prepare: func(json.RawMessage) (tasks.Plan, error) {
+			return tasks.Plan{Description: "is cancelled as it parks"}, nil
+		},
+		Run: func(ctx context.Context, x *tasks.Execution) error {
+			st := <-stores
+			if _, err := st.CancelTask(ctx, x.Task.ID); err != nil {
+				return err
+			}
+			if err := x.Park(ctx, []byte(`{"waiting":true}`), false, func(context.Context, *collection.Tx) error { return nil }); err != nil {
+				return err
+			}
+			return tasks.ErrParked
+		},
+	}
+	n := newNode(t, 1, parker)
+	stores <- n.store
+	tk := n.queue(t, "Parker", map[string]any{})
+	if got := n.wait(t, tk.ID, 10*time.Second, cuttle.TaskCanceled, cuttle.TaskFailed, cuttle.TaskSuccess); got.State != cuttle.TaskCanceled {
+		t.Fatalf("a task cancelled as it parked ended %s (%s), want Canceled", got.State, got.ErrorMessage)
+	}
+}
+
 // committedButFailed is a store whose next SaveCheckpoint, once armed,
 // commits and then fails, as a write whose context ended after the
 // database took it; it counts the writes that reach the database.

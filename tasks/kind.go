@@ -99,7 +99,8 @@ var ErrParked = errors.New("the task waits for a person")
 // until a node claims the task again (its checkpoint tells that node where
 // the task got to). While the database is away it tries again until ctx
 // ends. KindConflict if this node no longer owns the task, or it is being
-// cancelled; the error of a checkpoint write that failed before.
+// cancelled (the run is then cancelled: lost, or Canceled); the error of a
+// checkpoint write that failed before.
 func (x *Execution) Park(ctx context.Context, checkpoint []byte, releaseKey bool, record func(ctx context.Context, tx *collection.Tx) error) error {
 	x.checkpointMu.Lock()
 	defer x.checkpointMu.Unlock()
@@ -116,6 +117,16 @@ func (x *Execution) Park(ctx context.Context, checkpoint []byte, releaseKey bool
 	})
 	if err != nil && checkpoint != nil {
 		x.checkpointErr = err // as Checkpoint: a failed write may still commit
+	}
+	if cuttle.IsKind(err, cuttle.KindConflict) {
+		// Cancelled while it parked, or lost: the run ends so, as the
+		// monitor would end it, so that a cancel ends it Canceled.
+		cause := errLost
+		if t, rerr := x.e.store.Task(context.WithoutCancel(ctx), x.Task.ID); rerr == nil &&
+			t.State == cuttle.TaskCancelling && t.OwnerID == x.ref.Owner && t.Epoch == x.ref.Epoch {
+			cause = errCanceled
+		}
+		x.e.cancelRun(x.Task.ID, cause)
 	}
 	return err
 }
