@@ -218,9 +218,22 @@ func (n *Node) Ping() (PingResult, error) {
 	return res, err
 }
 
-// WaitServing waits until ping answers 200 or 418, or the process exits.
+// WaitServing waits until the node has bound its ports and its ping
+// answers 200 or 418, or the process exits. (A ping alone may be answered
+// by another test's node that took the port FreePort found free before
+// this node could bind it: this node then exits.)
 func (n *Node) WaitServing(timeout time.Duration) error {
-	return n.WaitPing(timeout, http.StatusOK, http.StatusTeapot)
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(n.logSinceStart(), "cuttle server started") {
+		if n.Exited() {
+			return fmt.Errorf("node %s exited: %v", n.Config.Name, n.ExitErr())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %s has not started listening within %v", n.Config.Name, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return n.WaitPing(time.Until(deadline), http.StatusOK, http.StatusTeapot)
 }
 
 // WaitPing waits until ping answers one of the statuses.

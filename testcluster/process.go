@@ -17,10 +17,11 @@ type process struct {
 	logPath string
 	env     []string // KEY=VALUE added to the test's environment (less its CUTTLE_ variables)
 
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	exitErr error
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	exitErr  error
+	logStart int64 // the log's size when the process last started
 }
 
 // start starts the program with args (again, after it exited), killed if
@@ -31,6 +32,9 @@ func (p *process) start(program string, args ...string) error {
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
+	}
+	if info, err := logf.Stat(); err == nil {
+		p.logStart = info.Size()
 	}
 	cmd := exec.Command(program, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -133,4 +137,16 @@ func (p *process) Terminate(timeout time.Duration) error {
 func (p *process) Log() string {
 	b, _ := os.ReadFile(p.logPath)
 	return string(b)
+}
+
+// logSinceStart returns what the process wrote to its log since it last
+// started.
+func (p *process) logSinceStart() string {
+	p.mu.Lock()
+	start := p.logStart
+	p.mu.Unlock()
+	if log := p.Log(); int64(len(log)) >= start {
+		return log[start:]
+	}
+	return ""
 }
