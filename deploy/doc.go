@@ -98,8 +98,12 @@
 // it. A node that dies while a deployment waits loses nothing: nothing of
 // the deployment is in its memory. The checkpoint that says an action
 // waits is written in the unit of work that parks the task and creates its
-// interruption, so no wait exists without its question; the answer finds
-// its action by the interruption's correlation id (task/step/target/action).
+// interruption, so no wait exists without its question: until then (other
+// targets and steps go on, and write checkpoints) a checkpoint stores the
+// waiting action as it was before it asked, so that a node dying before it
+// parks leaves the action to run or ask again (an agent's command is
+// followed again, not sent again). The answer finds its action by the
+// interruption's correlation id (task/step/target/action).
 //
 // # The project's connectivity policy
 //
