@@ -609,6 +609,10 @@ func (r *run) runAction(ctx context.Context, i, t, a int) (ok bool, err error) {
 	if ctx.Err() != nil {
 		return false, context.Cause(ctx)
 	}
+	var lost notFollowed
+	if errors.As(outcome, &lost) {
+		return false, lost.err // no outcome to record: the run ends
+	}
 	if outcome != nil && !act.RunsOnServer() && cuttle.IsKind(outcome, cuttle.KindUnavailable) && r.skipsUnavailable(tg.Roles) {
 		r.x.Log.Write(tasklog.Line{Category: tasklog.Warning, Block: r.block(s, tg), Text: fmt.Sprintf(
 			"%s is unavailable (%v); the project skips unavailable targets: it is left out of the rest of the deployment.", tg.Name, outcome)})
@@ -874,6 +878,9 @@ func (r *run) runOnAgent(ctx context.Context, i, a int, s cuttle.DeploymentStep,
 		return fmt.Errorf("the deployment target %s no longer exists", t.Name)
 	}
 	cmd, err := r.x.RunCommand(ctx, m, key, cuttle.CommandScript, payload, tasks.CommandOptions{Block: r.block(s, t), Line: r.onLine(output)})
+	if err != nil && !cmd.State.Final() && !cuttle.IsKind(err, cuttle.KindUnavailable) {
+		return notFollowed{fmt.Errorf("following %s on %s failed: %w", act.Name, t.Name, err)}
+	}
 	if err != nil {
 		return err
 	}
@@ -885,3 +892,13 @@ func (r *run) runOnAgent(ctx context.Context, i, a int, s cuttle.DeploymentStep,
 	}
 	return nil
 }
+
+// notFollowed is what runOnAgent returns when this node could not queue or
+// follow the command (its output could not be logged, say), rather than the
+// command's outcome: the command may still run, so the action gets no
+// outcome (a Retry of a failure recorded so would run it a second time
+// beside the first); the run ends, and with it the task, which stops its
+// commands.
+type notFollowed struct{ err error }
+
+func (e notFollowed) Error() string { return e.err.Error() }
