@@ -66,16 +66,34 @@ func build(pkg, name string) (string, error) {
 	return path, nil
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// that it has not returned before in this process.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		// The kernel may hand out a port again once it is closed: two
+		// nodes of this process started together would then both be
+		// given it (one node's API port, another's polling port).
+		if !given[port] {
+			given[port] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// given holds the ports FreePort returned in this process.
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{}
+)
 
 // NodeConfig configures one cuttle server process.
 type NodeConfig struct {
