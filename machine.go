@@ -135,8 +135,14 @@ const (
 	CommandHealth CommandKind = "Health"
 	// CommandReceiveFile sends a file of shared storage to the agent.
 	CommandReceiveFile CommandKind = "ReceiveFile"
+	// CommandDeployPackage deploys a package of the built-in
+	// repository (agentapi.DeployPackage).
+	CommandDeployPackage CommandKind = "DeployPackage"
 	// CommandSendFile fetches a file from the agent into shared storage.
 	CommandSendFile CommandKind = "SendFile"
+	// CommandPrunePackages applies the agent's retention policy to its
+	// package cache and extracted packages (agentapi.PrunePackages).
+	CommandPrunePackages CommandKind = "PrunePackages"
 )
 
 // CommandState is where an agent command is in its life (see package comms).

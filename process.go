@@ -64,6 +64,17 @@ type PackageReference struct {
 	Properties          map[string]string `json:"Properties"`
 }
 
+// PrimaryPackage returns the action's primary package: its package
+// reference named "", or else one made of its Octopus.Action.Package.PackageId.
+func (a DeploymentAction) PrimaryPackage() PackageReference {
+	for _, p := range a.Packages {
+		if p.Name == "" && p.PackageId != "" {
+			return p
+		}
+	}
+	return PackageReference{PackageId: Prop(a.Properties, PropPackageID), FeedId: BuiltinFeedID}
+}
+
 // PropertyValue is the value of a step's or action's property: a string,
 // or, for a sensitive property, an object {HasValue, NewValue, Hint}
 // (Octopus's SensitiveValue; NewValue only in a write).
@@ -128,6 +139,7 @@ const (
 	PropConditionVariable  = "Octopus.Action.ConditionVariableExpression"
 	PropRunOnServer        = "Octopus.Action.RunOnServer"
 	PropScriptSource       = "Octopus.Action.Script.ScriptSource"
+	PropPackageID          = "Octopus.Action.Package.PackageId"
 	PropScriptSyntax       = "Octopus.Action.Script.Syntax"
 	PropScriptBody         = "Octopus.Action.Script.ScriptBody"
 	PropManualInstructions = "Octopus.Action.Manual.Instructions"
@@ -273,9 +285,16 @@ func ValidateSteps(steps []DeploymentStep) error {
 				}
 			case ActionManual:
 			case ActionPackage:
-				return invalid("the action %q deploys a package; package steps come with the package repository and cannot run yet.", aname)
+				if a.PrimaryPackage().PackageId == "" {
+					return invalid("the action %q deploys a package but names none: give it a primary package (Packages, Name \"\") or %s.", aname, PropPackageID)
+				}
 			default:
-				return invalid("the action %q's type %q is not one cuttle runs (%s, %s).", aname, a.ActionType, ActionScript, ActionManual)
+				return invalid("the action %q's type %q is not one cuttle runs (%s, %s, %s).", aname, a.ActionType, ActionScript, ActionManual, ActionPackage)
+			}
+			for _, p := range a.Packages {
+				if p.FeedId != "" && !strings.EqualFold(p.FeedId, BuiltinFeedID) {
+					return invalid("the action %q takes the package %s from the feed %q; cuttle has the built-in feed, %s.", aname, p.PackageId, p.FeedId, BuiltinFeedID)
+				}
 			}
 			if !a.RunsOnServer() {
 				onTargets = true

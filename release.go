@@ -34,6 +34,10 @@ type SelectedPackage struct {
 	PackageReferenceName string `json:"PackageReferenceName"`
 	StepName             string `json:"StepName"`
 	Version              string `json:"Version"`
+	// PackageId is the package of the action's reference (cuttle keeps
+	// it, so that a package in use is found without reading the
+	// process snapshot).
+	PackageId string `json:"PackageId,omitempty"`
 }
 
 // CheckReleaseVersion returns KindInvalid unless v is a version (package

@@ -84,10 +84,10 @@ type PollResponse struct {
 }
 
 // Command is one unit of work. Payload is the JSON of the kind's type:
-// Script, Health, ReceiveFile or SendFile.
+// Script, Health, ReceiveFile, DeployPackage or SendFile.
 type Command struct {
 	UID     string
-	Kind    string // "Script", "Health", "ReceiveFile", "SendFile"
+	Kind    string // "Script", "Health", "ReceiveFile", "DeployPackage", "SendFile"
 	Payload json.RawMessage
 }
 
@@ -142,6 +142,81 @@ type ReceiveFileResult struct {
 	SHA256 string
 	// Resumes counts the transfers that continued from a partial file.
 	Resumes int
+}
+
+// DeployPackage deploys a package of the built-in repository on the
+// target: the agent takes the file from its cache of packages by SHA-256
+// (its home's packages folder), or else fetches it as ReceiveFile does
+// (GET PathFile, resumed with Range, checked by Size and SHA256) into the
+// cache; extracts it into a new folder; substitutes variables in the files
+// named; runs the scripts the package holds (PreDeploy, Deploy,
+// PostDeploy, with the extension of Syntax) in that folder, each after
+// Preamble; and reports a DeployPackageResult. Its payload is sealed: it
+// holds the deployment's variables.
+type DeployPackage struct {
+	PackageID string
+	Version   string
+	// Extension is the file's, such as ".zip" or ".tar.gz"; it says how
+	// the file is extracted.
+	Extension string
+	Size      int64
+	SHA256    string // lower-case hex
+	// Source is the file's key in shared storage; agents need not read it.
+	Source string `json:",omitempty"`
+	// Folder is where the package is extracted, relative to the agent's
+	// work folder, such as Applications/Production/Acme.Web/1.0.0; when
+	// it exists, _1, _2, ... is added until it does not. CustomFolder, if
+	// set, is an absolute folder used instead, emptied first when
+	// PurgeCustomFolder is set.
+	Folder            string
+	CustomFolder      string `json:",omitempty"`
+	PurgeCustomFolder bool   `json:",omitempty"`
+	// Variables are the deployment's variables for this action and target,
+	// by name, evaluated; Names is their order in the preamble.
+	Variables map[string]string
+	Names     []string
+	// Substitute are glob patterns (relative to the folder, ** for any
+	// depth) of files whose #{...} templates are replaced; JSONFiles of
+	// JSON files whose properties named by variables get their values.
+	Substitute []string `json:",omitempty"`
+	JSONFiles  []string `json:",omitempty"`
+	// Syntax is the shell of the package's scripts: Bash (.sh, the
+	// default) or PowerShell (.ps1).
+	Syntax string `json:",omitempty"`
+	// Each script runs after variables.Preamble of Syntax over Variables
+	// and Names, to which the agent adds
+	// Octopus.Action.Package.InstallationDirectoryPath (the folder).
+	// TimeoutSeconds bounds each script; 0 means no limit.
+	TimeoutSeconds int `json:",omitempty"`
+}
+
+// DeployPackageResult reports a deployed package.
+type DeployPackageResult struct {
+	// InstallationDirectory is the folder the package was extracted to.
+	InstallationDirectory string
+	// FromCache says the file was in the agent's cache: nothing was sent.
+	FromCache bool
+	Files     int // extracted
+	Resumes   int // transfers that continued from a partial file
+	// Scripts are the package's scripts that ran, in order.
+	Scripts []string
+}
+
+// PrunePackages applies the agent's retention policy: it deletes the
+// cached package files not used (deployed from) for MaxAgeDays, and in
+// each package's folder of Applications keeps the KeepFolders newest
+// extracted folders; 0 keeps that kind of thing.
+type PrunePackages struct {
+	MaxAgeDays  int
+	KeepFolders int
+}
+
+// PrunePackagesResult lists what PrunePackages deleted: cached files by
+// name, folders relative to the work folder.
+type PrunePackagesResult struct {
+	Files   []string
+	Folders []string
+	Bytes   int64 // freed by the files
 }
 
 // SendFile makes the agent upload the file at Path, relative to its work

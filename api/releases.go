@@ -113,8 +113,7 @@ func releaseOf(ctx context.Context, tx *collection.Tx, p cuttle.Project, version
 }
 
 // createReleaseV1Body is what releases/create/v1 takes (camelCase, as the
-// official clients send it). Package versions arrive with the package
-// repository; git resources and custom fields are not kept.
+// official clients send it); git resources and custom fields are not kept.
 type createReleaseV1Body struct {
 	SpaceIdOrName         string            `json:"spaceIdOrName"`
 	SpaceId               string            `json:"spaceId"`
@@ -150,9 +149,6 @@ func (s *Server) createReleaseV1(projects docs[cuttle.Project]) handler {
 		if strings.TrimSpace(b.ProjectName) == "" {
 			return cuttle.Errorf(cuttle.KindInvalid, "projectName is required: the project's id, slug or name.")
 		}
-		if len(b.Packages) > 0 || b.PackageVersion != "" {
-			return cuttle.Errorf(cuttle.KindInvalid, "Package versions are chosen with the package repository, which this server does not have yet; leave packages and packageVersion out.")
-		}
 		var rel cuttle.Release
 		err := s.store.Update(r.Context(), func(tx *collection.Tx) error {
 			ctx := r.Context()
@@ -168,8 +164,16 @@ func (s *Server) createReleaseV1(projects docs[cuttle.Project]) handler {
 					return err
 				}
 			}
+			process, err := resources.DeploymentProcesses.Get(ctx, tx, p.DeploymentProcessId)
+			if err != nil {
+				return err
+			}
+			given, err := resources.GivenPackages(process, b.PackageVersion, b.Packages)
+			if err != nil {
+				return err
+			}
 			rel = cuttle.Release{Resource: cuttle.Resource{SpaceID: p.SpaceID}, ProjectId: p.ID, Version: b.ReleaseVersion,
-				ReleaseNotes: b.ReleaseNotes, IgnoreChannelRules: b.IgnoreChannelRules}
+				ReleaseNotes: b.ReleaseNotes, IgnoreChannelRules: b.IgnoreChannelRules, SelectedPackages: given}
 			if b.ChannelName != "" {
 				c, err := channelOf(ctx, tx, p, b.ChannelName)
 				if err != nil {
@@ -281,11 +285,20 @@ func (s *Server) handleProgression(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
+// templatePackage is a package a new release chooses a version of, as the
+// process template lists it.
+type templatePackage struct {
+	ActionName, PackageReferenceName, StepName, PackageId, FeedId string
+	VersionSelectedLastRelease                                    string
+	IsResolvable                                                  bool
+}
+
 // handleProcessTemplate answers what a new release of a process's project
 // chooses: the version it would get, and the packages it needs versions
-// for (none until the package repository exists).
+// for.
 func (s *Server) handleProcessTemplate(w http.ResponseWriter, r *http.Request) error {
 	var next string
+	pkgs := []templatePackage{}
 	err := s.store.Read(r.Context(), func(tx *collection.Tx) error {
 		process, err := resources.DeploymentProcesses.Get(r.Context(), tx, r.PathValue("id"))
 		if err != nil {
@@ -299,6 +312,22 @@ func (s *Server) handleProcessTemplate(w http.ResponseWriter, r *http.Request) e
 		if err != nil {
 			return err
 		}
+		var lastChosen []cuttle.SelectedPackage
+		if last != "" {
+			if rel, err := releaseOf(r.Context(), tx, p, last); err == nil {
+				lastChosen = rel.SelectedPackages
+			}
+		}
+		for _, ref := range resources.PackageRefs(process) {
+			tp := templatePackage{ActionName: ref.ActionName, PackageReferenceName: ref.PackageReferenceName, StepName: ref.StepName,
+				PackageId: ref.PackageId, FeedId: cuttle.BuiltinFeedID, IsResolvable: true}
+			for _, c := range lastChosen {
+				if strings.EqualFold(c.ActionName, ref.ActionName) && strings.EqualFold(c.PackageReferenceName, ref.PackageReferenceName) {
+					tp.VersionSelectedLastRelease = c.Version
+				}
+			}
+			pkgs = append(pkgs, tp)
+		}
 		template := ""
 		if p.VersioningStrategy != nil {
 			template = p.VersioningStrategy.Template
@@ -310,6 +339,6 @@ func (s *Server) handleProcessTemplate(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"NextVersionIncrement": next, "VersioningPackageStepName": nil,
-		"Packages": []struct{}{}, "GitResources": []struct{}{}})
+		"Packages": pkgs, "GitResources": []struct{}{}})
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/cluster"
+	"github.com/cuttledeploy/cuttle/feed"
 	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/netguard"
 	"github.com/cuttledeploy/cuttle/store"
@@ -28,6 +29,7 @@ type Server struct {
 	cluster cuttle.Cluster
 	kinds   tasks.Kinds
 	logs    tasklog.Store
+	feed    *feed.Feed
 	log     *slog.Logger
 	mux     *http.ServeMux
 	// thumbprint is the cluster certificate's, which agents pin.
@@ -48,6 +50,7 @@ type Config struct {
 	Cluster cuttle.Cluster // the identity InitCluster returned
 	Kinds   tasks.Kinds    // the task kinds users may queue
 	Logs    tasklog.Store  // task logs in shared storage
+	Feed    *feed.Feed     // the built-in package repository
 	Logger  *slog.Logger   // default slog.Default()
 	// ClusterThumbprint is the thumbprint of the certificate nodes present
 	// to agents; the API serves it as certificate-global.
@@ -65,7 +68,7 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, kinds: cfg.Kinds, logs: cfg.Logs, log: log, mux: http.NewServeMux(),
+	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, kinds: cfg.Kinds, logs: cfg.Logs, feed: cfg.Feed, log: log, mux: http.NewServeMux(),
 		thumbprint: cfg.ClusterThumbprint, masterKey: cfg.MasterKey, limits: cfg.Limits.WithDefaults(), links: map[string]string{}}
 	s.routes()
 	return s
@@ -126,6 +129,8 @@ func (s *Server) routes() {
 	s.machineRoutes()
 	s.documentRoutes()
 	s.peopleRoutes()
+	s.packageRoutes()
+	s.artifactRoutes()
 	s.rootRoutes()
 	s.handle("/api/", user, func(w http.ResponseWriter, r *http.Request) error {
 		return cuttle.Errorf(cuttle.KindNotFound, "There is no route %s %s.", r.Method, r.URL.Path)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -181,7 +182,7 @@ func TestArtifactLimit(t *testing.T) {
 			t.Errorf("an upload of 2 KiB over a limit of 1 KiB (length announced %v): %d, want 413", announced, resp.StatusCode)
 		}
 	}
-	stored, _ := n.storage.Path(comms.ArtifactKey(n.task.ID, a.machine.ID, "big.log"))
+	stored := filepath.Join(n.storage, comms.ArtifactKey(n.task.ID, a.machine.ID, "big.log"))
 	if _, err := os.Stat(stored); !os.IsNotExist(err) {
 		t.Errorf("the refused artifact is stored: %v", err)
 	}

@@ -40,7 +40,7 @@ type Config struct {
 	Store    store.Store
 	Member   *cluster.Member
 	Identity certs.Identity // the cluster's certificate (LoadIdentity)
-	Storage  blob.Layout    // where ReceiveFile reads and SendFile writes
+	Storage  blob.Store     // shared storage: ReceiveFile reads it, SendFile writes artifacts to it
 	Logger   *slog.Logger   // default slog.Default()
 	// RedeliverAfter: default DefaultRedeliverAfter.
 	RedeliverAfter time.Duration
@@ -65,7 +65,7 @@ type Comms struct {
 	store    store.Store
 	member   *cluster.Member
 	id       certs.Identity
-	storage  blob.Layout
+	storage  blob.Store
 	log      *slog.Logger
 	redeliv  time.Duration
 	pickup   time.Duration

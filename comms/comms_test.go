@@ -62,7 +62,7 @@ type node struct {
 	comms   *comms.Comms
 	id      certs.Identity
 	addr    string // of the polling endpoint
-	storage blob.Layout
+	storage string // the folder of shared storage
 	log     *logBuffer
 	env     int64 // the environment Production
 	task    cuttle.Task
@@ -115,11 +115,12 @@ func newLimitedNode(t *testing.T, limits cuttle.Limits) *node {
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	member := cluster.New(cluster.Config{Store: st, Logger: log, Registration: cuttle.NodeRegistration{Name: "node-1", KeyFingerprint: key.Fingerprint()}})
-	layout := blob.NewLayout(t.TempDir(), "", "", "")
-	if err := layout.Create(); err != nil {
+	root := t.TempDir()
+	files, err := blob.Open(ctx, blob.Config{Storage: root})
+	if err != nil {
 		t.Fatal(err)
 	}
-	c := comms.New(comms.Config{Store: st, Member: member, Identity: id, Storage: layout, Logger: log, RedeliverAfter: 500 * time.Millisecond, Limits: limits})
+	c := comms.New(comms.Config{Store: st, Member: member, Identity: id, Storage: files, Logger: log, RedeliverAfter: 500 * time.Millisecond, Limits: limits})
 	if err := member.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func newLimitedNode(t *testing.T, limits cuttle.Limits) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &node{store: st, comms: c, id: id, addr: ln.Addr().String(), storage: layout, log: logs, env: env, task: task}
+	return &node{store: st, comms: c, id: id, addr: ln.Addr().String(), storage: root, log: logs, env: env, task: task}
 }
 
 // agent is a fake agent speaking agentapi by hand.
@@ -401,7 +402,7 @@ func TestFiles(t *testing.T) {
 	n := newNode(t)
 	a := n.polling(t, "web-1")
 	content := bytes.Repeat([]byte("0123456789"), 100_000)
-	src, _ := n.storage.Path("packages/app.zip")
+	src := filepath.Join(n.storage, "packages", "app.zip")
 	if err := os.WriteFile(src, content, 0o640); err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +444,7 @@ func TestFiles(t *testing.T) {
 	if status != 200 || fr.Size != int64(len(body)) || fr.SHA256 != hex.EncodeToString(good[:]) {
 		t.Fatalf("an upload: %d %+v", status, fr)
 	}
-	stored, _ := n.storage.Path(comms.ArtifactKey(n.task.ID, a.machine.ID, "logs/app.log"))
+	stored := filepath.Join(n.storage, comms.ArtifactKey(n.task.ID, a.machine.ID, "logs/app.log"))
 	if b, err := os.ReadFile(stored); err != nil || !bytes.Equal(b, body) {
 		t.Errorf("the artifact %s holds %q, %v", stored, b, err)
 	}

@@ -7,9 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"hash"
 	"io"
 	"net/http"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,8 @@ import (
 	"github.com/cuttledeploy/cuttle/blob"
 	"github.com/cuttledeploy/cuttle/certs"
 	"github.com/cuttledeploy/cuttle/netguard"
+	"github.com/cuttledeploy/cuttle/resources"
+	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
 // maxPollBody bounds the body of a poll.
@@ -190,40 +193,39 @@ func (c *Comms) agentCommand(r *http.Request, uid string) (cuttle.Command, error
 	return cmd, err
 }
 
-// handleFileGet serves the file of a ReceiveFile command, with Range
-// requests for resuming.
+// handleFileGet serves the file of a ReceiveFile or DeployPackage command
+// (its payload's Source), with Range requests for resuming.
 func (c *Comms) handleFileGet(w http.ResponseWriter, r *http.Request) error {
 	cmd, err := c.agentCommand(r, r.PathValue("uid"))
 	if err != nil {
 		return err
 	}
-	if cmd.Kind != cuttle.CommandReceiveFile || cmd.State.Final() {
+	if (cmd.Kind != cuttle.CommandReceiveFile && cmd.Kind != cuttle.CommandDeployPackage) || cmd.State.Final() {
 		return cuttle.Errorf(cuttle.KindConflict, "The command %s is not a file transfer in progress.", cmd.UID)
 	}
-	var p agentapi.ReceiveFile
-	if err := json.Unmarshal(cmd.Payload, &p); err != nil {
+	payload, err := c.openPayload(cmd.Payload)
+	if err != nil {
+		return cuttle.Wrap(err, "opening a file command's payload")
+	}
+	var p struct{ Source string }
+	if err := json.Unmarshal(payload, &p); err != nil {
 		return cuttle.Wrap(err, "reading a file command's payload")
 	}
-	name, err := c.storage.Path(p.Source)
-	if err != nil {
-		return cuttle.Wrap(err, "finding a file command's source")
-	}
-	f, err := os.Open(name)
+	f, err := c.storage.Open(r.Context(), p.Source)
 	if err != nil {
 		return cuttle.Wrap(err, "opening a file to send")
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return cuttle.Wrap(err, "opening a file to send")
-	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	http.ServeContent(w, r, "", info.ModTime(), f)
+	http.ServeContent(w, r, "", f.Info().ModTime, f)
 	return nil
 }
 
 // handleFilePut stores the upload of a SendFile command among the
-// artifacts of its task, checking its SHA-256 if the agent sent one.
+// artifacts of its task, checking its SHA-256 if the agent sent one, and
+// records it (resources.Artifacts). A Script or DeployPackage command
+// uploads the files its scripts declared (new_octopusartifact) so, each
+// named by the query's name.
 func (c *Comms) handleFilePut(w http.ResponseWriter, r *http.Request) error {
 	cmd, err := c.agentCommand(r, r.PathValue("uid"))
 	if cuttle.IsKind(err, cuttle.KindNotFound) {
@@ -232,7 +234,21 @@ func (c *Comms) handleFilePut(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if cmd.Kind != cuttle.CommandSendFile || cmd.State.Final() {
+	var p agentapi.SendFile
+	switch {
+	case cmd.State.Final():
+		netguard.Refuse(w)
+		return cuttle.Errorf(cuttle.KindConflict, "The command %s is not a file upload in progress.", cmd.UID)
+	case cmd.Kind == cuttle.CommandSendFile:
+		if err := json.Unmarshal(cmd.Payload, &p); err != nil {
+			return cuttle.Wrap(err, "reading a file command's payload")
+		}
+	case cmd.Kind == cuttle.CommandScript || cmd.Kind == cuttle.CommandDeployPackage:
+		if p.Path = r.URL.Query().Get("name"); p.Path == "" {
+			netguard.Refuse(w)
+			return cuttle.Errorf(cuttle.KindInvalid, "An artifact of a script needs its name (?name=).")
+		}
+	default:
 		netguard.Refuse(w)
 		return cuttle.Errorf(cuttle.KindConflict, "The command %s is not a file upload in progress.", cmd.UID)
 	}
@@ -241,46 +257,65 @@ func (c *Comms) handleFilePut(w http.ResponseWriter, r *http.Request) error {
 		netguard.Refuse(w)
 		return c.artifactTooLarge(r, cmd)
 	}
-	var p agentapi.SendFile
-	if err := json.Unmarshal(cmd.Payload, &p); err != nil {
-		return cuttle.Wrap(err, "reading a file command's payload")
-	}
 	key := ArtifactKey(cmd.TaskID, cmd.MachineID, p.Path)
-	dest, err := c.storage.Path(key)
-	if err != nil {
-		return cuttle.Errorf(cuttle.KindInvalid, "The file %q cannot be stored as an artifact: %v.", p.Path, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o750); err != nil {
-		return cuttle.Wrap(err, "storing an artifact")
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dest), ".upload-*")
-	if err != nil {
-		return cuttle.Wrap(err, "storing an artifact")
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return &cuttle.Error{Kind: cuttle.KindInvalid, Message: "The upload was cut off.", Err: err}
-	}
-	if n > limit {
+	body := &checkedBody{r: r.Body, h: sha256.New(), limit: limit, want: r.Header.Get(agentapi.HeaderSHA256)}
+	info, err := c.storage.Put(r.Context(), key, body)
+	switch {
+	case errors.Is(err, errTooLarge):
 		netguard.Refuse(w)
 		return c.artifactTooLarge(r, cmd)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if want := r.Header.Get(agentapi.HeaderSHA256); want != "" && !strings.EqualFold(want, sum) {
-		return cuttle.Errorf(cuttle.KindInvalid, "The upload's SHA-256 is %s, not the %s the agent sent.", sum, want)
-	}
-	if err := tmp.Sync(); err != nil {
+	case errors.Is(err, blob.ErrBadKey):
+		return cuttle.Errorf(cuttle.KindInvalid, "The file %q cannot be stored as an artifact: %v.", p.Path, err)
+	case body.err != nil:
+		return &cuttle.Error{Kind: cuttle.KindInvalid, Message: body.err.Error(), Err: err}
+	case err != nil:
 		return cuttle.Wrap(err, "storing an artifact")
 	}
-	if err := os.Rename(tmp.Name(), dest); err != nil {
-		return cuttle.Wrap(err, "storing an artifact")
+	n, sum := info.Size, body.sum
+	a := cuttle.Artifact{Resource: cuttle.Resource{SpaceID: resources.DefaultSpaceID}, Filename: path.Base(key),
+		ServerTaskId: cuttle.FormatID(cuttle.TaskIDPrefix, cmd.TaskID), Source: cuttle.FormatID(cuttle.MachineIDPrefix, cmd.MachineID),
+		Created: time.Now().UTC(), LogCorrelationId: cmd.UID, Length: n, StorageKey: key}
+	if err := c.store.Update(r.Context(), func(tx *collection.Tx) error { return resources.KeepArtifact(r.Context(), tx, &a) }); err != nil {
+		return cuttle.Wrap(err, "recording an artifact")
 	}
 	c.log.Info("stored an artifact from an agent", "key", key, "bytes", n, "task", cuttle.FormatID(cuttle.TaskIDPrefix, cmd.TaskID))
 	writeJSON(w, http.StatusOK, agentapi.FileResult{Size: n, SHA256: sum})
 	return nil
+}
+
+// errTooLarge fails the read of an upload past its limit.
+var errTooLarge = errors.New("the upload is over its limit")
+
+// checkedBody is an upload read into storage: it fails the read past
+// limit bytes, and at the end one whose SHA-256 is not want (if set), so
+// that storage keeps nothing of it.
+type checkedBody struct {
+	r     io.Reader
+	h     hash.Hash
+	n     int64
+	limit int64
+	want  string
+	sum   string // the SHA-256, once read whole
+	err   error  // why the upload was refused, if the body was not at fault
+}
+
+func (b *checkedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.h.Write(p[:n])
+	if b.n += int64(n); b.n > b.limit {
+		return n, errTooLarge
+	}
+	switch {
+	case err == io.EOF:
+		b.sum = hex.EncodeToString(b.h.Sum(nil))
+		if b.want != "" && !strings.EqualFold(b.want, b.sum) {
+			b.err = fmt.Errorf("The upload's SHA-256 is %s, not the %s the agent sent.", b.sum, b.want)
+			return n, b.err
+		}
+	case err != nil:
+		b.err = errors.New("The upload was cut off.")
+	}
+	return n, err
 }
 
 // artifactTooLarge logs (rate-limited) and returns the refusal of an

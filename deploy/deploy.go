@@ -826,7 +826,7 @@ func (r *run) script(s cuttle.DeploymentStep, act cuttle.DeploymentAction, t tar
 	if err != nil {
 		return "", "", fmt.Errorf("the script of %s does not parse: %v", act.Name, err)
 	}
-	return preamble(syntax, r.names(s, act, t), get) + body, syntax, nil
+	return variables.Preamble(syntax, r.names(s, act, t), get) + body, syntax, nil
 }
 
 // runOnServer runs a script action on this node, with the variables of its
@@ -852,11 +852,11 @@ func (r *run) runOnServer(ctx context.Context, s cuttle.DeploymentStep, act cutt
 // payloadPurpose names the master key's use for sealed command payloads.
 const payloadPurpose = cuttle.SealedPayloadPurpose
 
-// runOnAgent runs a script action on target t's agent. The command's key
-// names the step, action, machine and attempt, so that a node taking the
-// deployment over finds the command in flight and follows it, never
-// sending it twice; its payload is sealed, since it holds the values.
+// runOnAgent runs a script or package action on target t's agent.
 func (r *run) runOnAgent(ctx context.Context, i, a int, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int, output *produced) error {
+	if act.ActionType == cuttle.ActionPackage {
+		return r.deployPackage(ctx, i, a, s, act, t, attempt, output)
+	}
 	body, syntax, err := r.script(s, act, t)
 	if err != nil {
 		return err
@@ -864,23 +864,7 @@ func (r *run) runOnAgent(ctx context.Context, i, a int, s cuttle.DeploymentStep,
 	r.mu.Lock()
 	mask := slices.Clone(r.sensitive)
 	r.mu.Unlock()
-	plain, _ := json.Marshal(scriptPayload{Body: body, Syntax: syntax, Mask: mask})
-	sealed, err := r.cfg.MasterKey.Seal(payloadPurpose, plain)
-	if err != nil {
-		return err
-	}
-	payload := cuttle.SealedPayload{Sealed: base64.StdEncoding.EncodeToString(sealed)}
-	key := fmt.Sprintf("deploy/%d/%d/%s/%d", i, a, cuttle.FormatID(cuttle.MachineIDPrefix, t.ID), attempt)
-	m := cuttle.Machine{ID: t.ID, Name: t.Name, Roles: t.Roles, URI: t.URI, Style: cuttle.Polling}
-	if ms, err := r.cfg.Store.Machines(ctx, cuttle.MachineQuery{IDs: []int64{t.ID}}); err == nil && len(ms) == 1 {
-		m = ms[0]
-	} else if err == nil {
-		return fmt.Errorf("the deployment target %s no longer exists", t.Name)
-	}
-	cmd, err := r.x.RunCommand(ctx, m, key, cuttle.CommandScript, payload, tasks.CommandOptions{Block: r.block(s, t), Line: r.onLine(output)})
-	if err != nil && !cmd.State.Final() && !cuttle.IsKind(err, cuttle.KindUnavailable) {
-		return notFollowed{fmt.Errorf("following %s on %s failed: %w", act.Name, t.Name, err)}
-	}
+	cmd, err := r.sendCommand(ctx, i, a, s, act, t, attempt, cuttle.CommandScript, scriptPayload{Body: body, Syntax: syntax, Mask: mask}, output)
 	if err != nil {
 		return err
 	}
@@ -891,6 +875,37 @@ func (r *run) runOnAgent(ctx context.Context, i, a int, s cuttle.DeploymentStep,
 		return fmt.Errorf("the script exited with code %d", cmd.ExitCode)
 	}
 	return nil
+}
+
+// sendCommand runs a command of an action on target t's agent and returns
+// it once it ended. The command's key names the step, action, machine and
+// attempt, so that a node taking the deployment over finds the command in
+// flight and follows it, never sending it twice; its payload is sealed,
+// since it holds the values. An error is the command's failure to run, or
+// notFollowed.
+func (r *run) sendCommand(ctx context.Context, i, a int, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int,
+	kind cuttle.CommandKind, payload any, output *produced) (cuttle.Command, error) {
+	plain, err := json.Marshal(payload)
+	if err != nil {
+		return cuttle.Command{}, err
+	}
+	sealed, err := r.cfg.MasterKey.Seal(payloadPurpose, plain)
+	if err != nil {
+		return cuttle.Command{}, err
+	}
+	key := fmt.Sprintf("deploy/%d/%d/%s/%d", i, a, cuttle.FormatID(cuttle.MachineIDPrefix, t.ID), attempt)
+	m := cuttle.Machine{ID: t.ID, Name: t.Name, Roles: t.Roles, URI: t.URI, Style: cuttle.Polling}
+	if ms, err := r.cfg.Store.Machines(ctx, cuttle.MachineQuery{IDs: []int64{t.ID}}); err == nil && len(ms) == 1 {
+		m = ms[0]
+	} else if err == nil {
+		return cuttle.Command{}, fmt.Errorf("the deployment target %s no longer exists", t.Name)
+	}
+	cmd, err := r.x.RunCommand(ctx, m, key, kind, cuttle.SealedPayload{Sealed: base64.StdEncoding.EncodeToString(sealed)},
+		tasks.CommandOptions{Block: r.block(s, t), Line: r.onLine(output)})
+	if err != nil && !cmd.State.Final() && !cuttle.IsKind(err, cuttle.KindUnavailable) {
+		return cmd, notFollowed{fmt.Errorf("following %s on %s failed: %w", act.Name, t.Name, err)}
+	}
+	return cmd, err
 }
 
 // notFollowed is what runOnAgent returns when this node could not queue or

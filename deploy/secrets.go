@@ -94,9 +94,12 @@ func parseServiceMessage(key masterkey.Key, line string) (name, value string, se
 // not a deployment's script.
 func Redactor(key masterkey.Key) func(payload json.RawMessage) func(string) string {
 	return func(payload json.RawMessage) func(string) string {
-		var p scriptPayload
-		if json.Unmarshal(payload, &p) != nil || p.Body == "" {
-			return nil
+		var p struct {
+			Body, PackageID string
+			Mask            []string
+		}
+		if json.Unmarshal(payload, &p) != nil || (p.Body == "" && p.PackageID == "") {
+			return nil // not a deployment's script or package
 		}
 		masker := variables.NewMasker(p.Mask)
 		return func(line string) string {

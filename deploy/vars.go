@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"encoding/base64"
 	"fmt"
 	"maps"
 	"slices"
@@ -137,53 +136,6 @@ func (r *run) outputVariables(t target) map[string]string {
 		}
 	}
 	return out
-}
-
-// preamble returns what comes before a script's body in its syntax: the
-// functions that read variables (get_octopusvariable, $OctopusParameters)
-// and set output variables (set_octopusvariable, Set-OctopusVariable).
-// The values are in it, sensitive ones included: a script's payload is
-// sealed (doc.go).
-func preamble(syntax string, names []string, get func(string) (string, bool)) string {
-	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	var sb strings.Builder
-	switch syntax {
-	case "PowerShell":
-		sb.WriteString("$OctopusParameters = @{}\n")
-		for _, n := range names {
-			if v, ok := get(n); ok {
-				fmt.Fprintf(&sb, "$OctopusParameters[[Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('%s'))] = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('%s'))\n", b64(n), b64(v))
-			}
-		}
-		sb.WriteString(`function Set-OctopusVariable([string]$name, [string]$value, [switch]$sensitive) {
-  $n = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($name))
-  $v = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($value))
-  $s = ''
-  if ($sensitive) { $s = " sensitive='" + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes('True')) + "'" }
-  Write-Host ("##octopus[setVariable name='" + $n + "' value='" + $v + "'" + $s + "]")
-}
-`)
-	default: // Bash
-		sb.WriteString("declare -A __cuttle_vars=(\n")
-		for _, n := range names {
-			if v, ok := get(n); ok {
-				fmt.Fprintf(&sb, "  ['%s']='%s'\n", b64(strings.ToLower(n)), b64(v))
-			}
-		}
-		sb.WriteString(`)
-get_octopusvariable() {
-  local k
-  k=$(printf '%s' "$1" | tr '[:upper:]' '[:lower:]' | base64 -w0)
-  printf '%s' "${__cuttle_vars[$k]}" | base64 -d
-}
-set_octopusvariable() {
-  local s=""
-  if [ "$3" = "-sensitive" ] || [ "$3" = "True" ]; then s=" sensitive='$(printf True | base64 -w0)'"; fi
-  printf "##octopus[setVariable name='%s' value='%s'%s]\n" "$(printf '%s' "$1" | base64 -w0)" "$(printf '%s' "$2" | base64 -w0)" "$s"
-}
-`)
-	}
-	return sb.String()
 }
 
 // joined returns the entries of a and b in one map.

@@ -20,6 +20,16 @@ var Releases = &collection.Def[cuttle.Release]{
 		{Name: "release_version", Fold: true, Value: func(r *cuttle.Release) any { return r.Version }},
 		{Name: "project_version", Fold: true, Unique: true, Label: "version in its project",
 			Value: func(r *cuttle.Release) any { return cuttle.ReleaseKey(r.ProjectId, r.Version) }},
+		// The package versions it chose, by cuttle.PackageIdentity.
+		{Name: "packages", Kind: collection.IDs, Value: func(r *cuttle.Release) any {
+			var ids []string
+			for _, p := range r.SelectedPackages {
+				if p.PackageId != "" {
+					ids = append(ids, cuttle.PackageIdentity(p.PackageId, p.Version))
+				}
+			}
+			return ids
+		}},
 	},
 	Order: "id DESC",
 }
@@ -82,9 +92,6 @@ func PrepareRelease(ctx context.Context, tx *collection.Tx, r *cuttle.Release) e
 		return err
 	}
 	r.ProjectId, r.Assembled = p.ID, time.Now().UTC()
-	if r.SelectedPackages == nil {
-		r.SelectedPackages = []cuttle.SelectedPackage{}
-	}
 	if r.LibraryVariableSetSnapshotIds == nil {
 		r.LibraryVariableSetSnapshotIds = []string{}
 	}
@@ -94,6 +101,13 @@ func PrepareRelease(ctx context.Context, tx *collection.Tx, r *cuttle.Release) e
 	}
 	vars, err := VariableSets.Get(ctx, tx, p.VariableSetId)
 	if err != nil {
+		return err
+	}
+	channel, err := Channels.Get(ctx, tx, r.ChannelId)
+	if err != nil {
+		return err
+	}
+	if err := choosePackages(ctx, tx, r, process, channel); err != nil {
 		return err
 	}
 	process.Resource = cuttle.Resource{SpaceID: process.SpaceID}

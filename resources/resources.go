@@ -37,6 +37,7 @@ var All = collection.NewSet(
 	TagSets, Tenants,
 	ProcessSnapshots, VariableSetSnapshots, Releases,
 	Deployments, Interruptions,
+	Packages, Artifacts,
 )
 
 // Seed creates the documents every installation starts with (the "Default

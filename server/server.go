@@ -31,6 +31,7 @@ import (
 	"github.com/cuttledeploy/cuttle/cluster"
 	"github.com/cuttledeploy/cuttle/comms"
 	"github.com/cuttledeploy/cuttle/deploy"
+	"github.com/cuttledeploy/cuttle/feed"
 	"github.com/cuttledeploy/cuttle/host"
 	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/netguard"
@@ -71,9 +72,9 @@ type Config struct {
 	MasterKey string
 	// AdminAPIKey, when set, is made an administrator's API key.
 	AdminAPIKey string
-	// Storage is the shared storage root (default DataDir/storage);
-	// Packages, Artifacts and TaskLogs override its folders.
-	Storage, Packages, Artifacts, TaskLogs string
+	// Storage says where shared storage is: a folder or an object store
+	// (blob.Config); its Storage is DataDir/storage when empty.
+	Storage blob.Config
 	// ShutdownGrace is how long running tasks may finish at Stop; default 10 s.
 	ShutdownGrace time.Duration
 	// AgentPickup is how long a task waits for an agent to take a command;
@@ -159,12 +160,11 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if generated {
 		log.Info("generated a master key; every node of this cluster needs the same key (--master-key)", "file", filepath.Join(cfg.DataDir, masterkey.FileName))
 	}
-	storageRoot := cfg.Storage
-	if storageRoot == "" {
-		storageRoot = filepath.Join(cfg.DataDir, "storage")
+	if cfg.Storage.Storage == "" {
+		cfg.Storage.Storage = filepath.Join(cfg.DataDir, "storage")
 	}
-	layout := blob.NewLayout(storageRoot, cfg.Packages, cfg.Artifacts, cfg.TaskLogs)
-	if err := layout.Create(); err != nil {
+	files, err := blob.Open(ctx, cfg.Storage)
+	if err != nil {
 		return nil, err
 	}
 
@@ -200,8 +200,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("listening for polling agents on %s: %w", cfg.PollingListen, err)
 	}
 
-	logs := tasklog.Store{Root: layout.TaskLogs, LineLimit: cfg.Limits.LogLineBytes}
-	kinds := tasks.Builtin(layout)
+	logs := tasklog.Store{Files: files.Of(blob.TaskLogsKey), LineLimit: cfg.Limits.LogLineBytes}
+	kinds := tasks.Builtin(files)
 	kinds.Add(deploy.Kind(deploy.Config{Store: n.store, MasterKey: key}))
 	n.member = cluster.New(cluster.Config{
 		Store: n.store,
@@ -211,7 +211,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		},
 		Logger: log,
 	})
-	n.agents = comms.New(comms.Config{Store: n.store, Member: n.member, Identity: identity, Storage: layout, Logger: log,
+	n.agents = comms.New(comms.Config{Store: n.store, Member: n.member, Identity: identity, Storage: files, Logger: log,
 		PickupTimeout: cfg.AgentPickup, Limits: cfg.Limits, MasterKey: key,
 		Redact: deploy.Redactor(key)})
 	n.executor = tasks.New(tasks.Config{Store: n.store, Member: n.member, Logs: logs, Kinds: kinds, Agents: n.agents, Limits: cfg.Limits, Logger: log})
@@ -221,6 +221,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			"remote", ip, "limit", cfg.Limits.ConnsPerAddress)
 	})
 	apiHandler := api.New(api.Config{Store: n.store, Member: n.member, Cluster: n.cluster, Kinds: kinds, Logs: logs, Logger: log,
+		Feed:              &feed.Feed{Store: n.store, Files: files, Logger: log},
 		ClusterThumbprint: identity.Thumbprint, MasterKey: key, Limits: cfg.Limits})
 	n.http = &http.Server{
 		Handler:           netguard.BodyTimeout(apiHandler, cfg.Limits.BodyTimeout),
@@ -231,7 +232,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		// TLS handshake, plain HTTP to the HTTPS port): once per cause.
 		ErrorLog: stdlog.New(refusals.Writer(slog.LevelWarn), "", 0),
 	}
-	log.Info("cuttle server ready", "data", cfg.DataDir, "storage", storageRoot, "cluster_thumbprint", identity.Thumbprint)
+	log.Info("cuttle server ready", "data", cfg.DataDir, "storage", files.Describe(), "cluster_thumbprint", identity.Thumbprint)
 	return n, nil
 }
 

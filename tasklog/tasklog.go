@@ -1,17 +1,23 @@
 // Package tasklog keeps task logs in shared storage. Each ownership of a
-// task (its epoch) writes its own segment file, so there is one writer per
-// file and a node that lost a task never writes into the file of the node
-// that took it over. A reader merges a task's segments in epoch order and
-// streams them without holding a log in memory.
+// task (its epoch) writes its own segment, so there is one writer per
+// segment and a node that lost a task never writes into the segment of the
+// node that took it over. A reader merges a task's segments in epoch order
+// and streams them without holding a log in memory.
 //
-// Layout under the task-logs root: <task id>/<epoch, 8 digits>.log, one
-// JSON object per line: {"t": time, "c": category, "m": text, "b": block,
-// "s": source, "n": seq}.
+// Keys in the task-logs store: in a folder (a blob.Appender) a segment is
+// one file, <task id>/<epoch, 8 digits>.log, that each write appends to. In
+// an object store, whose objects cannot grow, each write stores one
+// immutable chunk, <task id>/<epoch>/<chunk, 8 digits>.log, and a reader
+// takes the chunks of an epoch in order as its segment. Either way a line
+// written is stored when its write returns, so it outlives the node's
+// process. Each line is one JSON object: {"t": time, "c": category,
+// "m": text, "b": block, "s": source, "n": seq}.
 package tasklog
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,8 +25,6 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +32,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/blob"
 )
 
 // Category classifies a log line.
@@ -67,9 +72,11 @@ type Line struct {
 	Seq    int64  `json:"n,omitempty"`
 }
 
-// Store is the task-logs folder of shared storage.
+// Store is the task logs of shared storage.
 type Store struct {
-	Root string
+	// Files is the task-logs store of shared storage, which takes keys
+	// without the tasklogs/ prefix.
+	Files blob.Store
 	// LineLimit bounds the bytes of a line's text: a writer cuts a longer
 	// one and marks the cut (see Cut). Zero is cuttle.DefaultLogLineBytes.
 	LineLimit int
@@ -97,9 +104,8 @@ func Cut(text string, limit int) string {
 	return fmt.Sprintf("%s… [line cut: %d more bytes not kept]", text[:keep], len(text)-keep)
 }
 
-func (s Store) dir(taskID int64) string {
-	return filepath.Join(s.Root, strconv.FormatInt(taskID, 10))
-}
+// dir returns the prefix of a task's keys.
+func dir(taskID int64) string { return strconv.FormatInt(taskID, 10) + "/" }
 
 func segmentName(epoch int64) string { return fmt.Sprintf("%08d.log", epoch) }
 
@@ -109,8 +115,10 @@ func segmentName(epoch int64) string { return fmt.Sprintf("%08d.log", epoch) }
 // disk. It is safe for concurrent use; the zero value is not usable.
 type Writer struct {
 	mu       sync.Mutex
-	f        *os.File
-	path     string
+	files    blob.Store
+	key      string          // the segment's key; its chunks' prefix is key without ".log"
+	f        blob.AppendFile // the open segment, in a folder
+	chunk    int             // the last chunk stored, in an object store; -1 before it is looked up
 	limit    int
 	buf      bytes.Buffer
 	enc      *json.Encoder
@@ -139,7 +147,7 @@ var ErrFenced = errors.New("tasklog: this node may no longer own the task")
 // its folder are created by the first write, so a task that logs nothing
 // costs no file. allow, if not nil, is asked before every write.
 func (s Store) Writer(taskID, epoch int64, allow func() bool) *Writer {
-	w := &Writer{path: filepath.Join(s.dir(taskID), segmentName(epoch)), limit: s.lineLimit(), allow: allow}
+	w := &Writer{files: s.Files, key: dir(taskID) + segmentName(epoch), chunk: -1, limit: s.lineLimit(), allow: allow}
 	w.enc = json.NewEncoder(&w.buf)
 	w.enc.SetEscapeHTML(false) // "<" stays one byte, not six
 	return w
@@ -154,16 +162,6 @@ func (w *Writer) Write(lines ...Line) error {
 	}
 	if w.allow != nil && !w.allow() {
 		return ErrFenced
-	}
-	if w.f == nil {
-		if err := os.MkdirAll(filepath.Dir(w.path), 0o750); err != nil {
-			return err
-		}
-		f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-		if err != nil {
-			return err
-		}
-		w.f = f
 	}
 	w.buf.Reset()
 	for _, l := range lines {
@@ -182,11 +180,50 @@ func (w *Writer) Write(lines ...Line) error {
 			return err
 		}
 	}
-	_, err := w.f.Write(w.buf.Bytes())
+	err := w.store(w.buf.Bytes())
 	if w.buf.Cap() > 1<<20 {
 		w.buf = bytes.Buffer{} // a large batch leaves no large buffer behind
 	}
 	return err
+}
+
+// store appends b to the segment in a folder, or stores it as the
+// segment's next chunk in an object store.
+func (w *Writer) store(b []byte) error {
+	a, ok := w.files.(blob.Appender)
+	if ok {
+		if w.f == nil {
+			f, err := a.Append(w.key)
+			if err != nil {
+				return err
+			}
+			w.f = f
+		}
+		_, err := w.f.Write(b)
+		return err
+	}
+	// A chunk is never replaced: a writer of an epoch whose earlier
+	// writer stored chunks (the same node, resumed) goes on after them.
+	ctx := context.Background()
+	prefix := strings.TrimSuffix(w.key, ".log") + "/"
+	if w.chunk < 0 {
+		w.chunk = 0
+		err := w.files.List(ctx, prefix, func(info blob.Info) error {
+			if n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(info.Key, prefix), ".log")); err == nil && n > w.chunk {
+				w.chunk = n
+			}
+			return nil
+		})
+		if err != nil {
+			w.chunk = -1
+			return err
+		}
+	}
+	if _, err := w.files.Put(ctx, prefix+segmentName(int64(w.chunk+1)), bytes.NewReader(b)); err != nil {
+		return err
+	}
+	w.chunk++
+	return nil
 }
 
 // Logf appends one formatted line.
@@ -215,31 +252,24 @@ func (w *Writer) Close() error {
 	return errors.Join(w.f.Sync(), w.f.Close())
 }
 
-// segments returns the segment files of a task in epoch order.
+// segments returns the keys of a task's segments (and chunks), relative
+// to the task's prefix, in order: zero-padded epochs and chunks sort so,
+// and "00000001.log" sorts before "00000001/...".
 func (s Store) segments(taskID int64) ([]string, error) {
-	entries, err := os.ReadDir(s.dir(taskID))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var names []string
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".log") && !e.IsDir() {
-			names = append(names, e.Name())
+	err := s.Files.List(context.Background(), dir(taskID), func(info blob.Info) error {
+		if name := strings.TrimPrefix(info.Key, dir(taskID)); strings.HasSuffix(name, ".log") {
+			names = append(names, name)
 		}
-	}
-	sort.Strings(names) // zero-padded epochs sort in order
-	for i, n := range names {
-		names[i] = filepath.Join(s.dir(taskID), n)
-	}
-	return names, nil
+		return nil
+	})
+	return names, err
 }
 
-// Cursor is a position in a task's log: the segment and the byte offset in it.
+// Cursor is a position in a task's log: the segment (or chunk) and the
+// byte offset in it.
 type Cursor struct {
-	Segment string // base name of the segment file; empty before the first
+	Segment string // key of the segment or chunk within the task's; empty before the first
 	Offset  int64
 	Line    int // lines read so far
 	// seen is the last Seq read of each Source.
@@ -260,15 +290,14 @@ func (s Store) Read(taskID int64, cur Cursor, fn func(Line) error) (Cursor, erro
 		return cur, err
 	}
 	cur.seen = maps.Clone(cur.seen) // the caller's cursor stays as it was
-	for _, path := range segs {
-		name := filepath.Base(path)
+	for _, name := range segs {
 		if cur.Segment != "" && name < cur.Segment {
 			continue
 		}
 		if name != cur.Segment {
 			cur = Cursor{Segment: name, Line: cur.Line, seen: cur.seen}
 		}
-		next, err := readSegment(path, cur, fn)
+		next, err := s.readSegment(dir(taskID)+name, cur, fn)
 		cur = next
 		if err != nil {
 			return cur, err
@@ -277,8 +306,11 @@ func (s Store) Read(taskID int64, cur Cursor, fn func(Line) error) (Cursor, erro
 	return cur, nil
 }
 
-func readSegment(path string, cur Cursor, fn func(Line) error) (Cursor, error) {
-	f, err := os.Open(path)
+func (s Store) readSegment(key string, cur Cursor, fn func(Line) error) (Cursor, error) {
+	f, err := s.Files.Open(context.Background(), key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cur, nil // removed meanwhile
+	}
 	if err != nil {
 		return cur, err
 	}
@@ -358,4 +390,17 @@ func (s Store) End(taskID int64) (Cursor, error) {
 }
 
 // Remove deletes a task's log.
-func (s Store) Remove(taskID int64) error { return os.RemoveAll(s.dir(taskID)) }
+func (s Store) Remove(ctx context.Context, taskID int64) error {
+	var keys []string
+	err := s.Files.List(ctx, dir(taskID), func(info blob.Info) error {
+		keys = append(keys, info.Key)
+		return nil
+	})
+	for _, k := range keys {
+		if err != nil {
+			break
+		}
+		err = s.Files.Delete(ctx, k)
+	}
+	return err
+}

@@ -1,6 +1,7 @@
 package tasklog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cuttledeploy/cuttle/blob"
 )
 
 func readAll(t *testing.T, s Store, id int64, cur Cursor) ([]string, Cursor) {
@@ -24,12 +27,12 @@ func readAll(t *testing.T, s Store, id int64, cur Cursor) ([]string, Cursor) {
 }
 
 func TestSegmentsMergeInEpochOrder(t *testing.T) {
-	s := Store{Root: t.TempDir()}
+	s := folderStore(t, 0)
 	if got, _ := readAll(t, s, 7, Cursor{}); len(got) != 0 {
 		t.Fatalf("a task with no log reads %v", got)
 	}
 	w1 := s.Writer(7, 1, nil)
-	if _, err := os.Stat(filepath.Join(s.Root, "7")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(s.Files.(*blob.Folder).Root, "7")); !os.IsNotExist(err) {
 		t.Fatal("a writer created its file before its first line")
 	}
 	w1.Logf(Info, "one")
@@ -57,10 +60,10 @@ func TestSegmentsMergeInEpochOrder(t *testing.T) {
 }
 
 func TestPartialLineWaitsForItsNewline(t *testing.T) {
-	s := Store{Root: t.TempDir()}
+	s := folderStore(t, 0)
 	w := s.Writer(1, 1, nil)
 	w.Logf(Info, "whole")
-	path := filepath.Join(s.Root, "1", segmentName(1))
+	path := filepath.Join(s.Files.(*blob.Folder).Root, "1", segmentName(1))
 	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	f.WriteString(`{"t":"2026-01-01T00:00:00Z","c":"Info","m":"half`)
 	got, cur := readAll(t, s, 1, Cursor{})
@@ -76,7 +79,7 @@ func TestPartialLineWaitsForItsNewline(t *testing.T) {
 }
 
 func TestFencedWriterWritesNothing(t *testing.T) {
-	s := Store{Root: t.TempDir()}
+	s := folderStore(t, 0)
 	allowed := true
 	w := s.Writer(3, 1, func() bool { return allowed })
 	w.Logf(Info, "before")
@@ -92,7 +95,7 @@ func TestFencedWriterWritesNothing(t *testing.T) {
 // TestLongLineIsCut: a line over the limit is cut with a mark, and "<"
 // is stored as one byte, not JSON's six.
 func TestLongLineIsCut(t *testing.T) {
-	s := Store{Root: t.TempDir(), LineLimit: 4 << 10}
+	s := folderStore(t, 4<<10)
 	w := s.Writer(4, 1, nil)
 	long := strings.Repeat("<", 200<<10)
 	w.Logf(Info, "%s", long)
@@ -103,7 +106,7 @@ func TestLongLineIsCut(t *testing.T) {
 	if len(got) != 2 || got[0] != want || got[1] != "Info:next" {
 		t.Fatalf("long line read back as %d lines, the first of %d bytes; want it cut to 4 KiB with a mark", len(got), len(got[0]))
 	}
-	info, err := os.Stat(filepath.Join(s.Root, "4", segmentName(1)))
+	info, err := os.Stat(filepath.Join(s.Files.(*blob.Folder).Root, "4", segmentName(1)))
 	if err != nil || info.Size() > 5<<10 {
 		t.Errorf("the segment holds %v bytes (%v); want the cut line stored unescaped, under 5 KiB", info.Size(), err)
 	}
@@ -130,8 +133,8 @@ func TestCutKeepsWholeCharacters(t *testing.T) {
 // hold a line too long to gather; a reader passes over it, says so, and
 // reads on.
 func TestOverLongStoredLine(t *testing.T) {
-	s := Store{Root: t.TempDir()}
-	dir := filepath.Join(s.Root, "5")
+	s := folderStore(t, 0)
+	dir := filepath.Join(s.Files.(*blob.Folder).Root, "5")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +155,7 @@ func TestOverLongStoredLine(t *testing.T) {
 // TestCopiedLinesOnce: lines copied from a source are read once each, in
 // the order of their Seq, even when a later owner copies them again.
 func TestCopiedLinesOnce(t *testing.T) {
-	s := Store{Root: t.TempDir()}
+	s := folderStore(t, 0)
 	first, second := s.Writer(7, 1, nil), s.Writer(7, 2, nil)
 	line := func(seq int64) Line {
 		return Line{Category: Info, Text: fmt.Sprintf("out %d", seq), Block: "web", Source: "cmd-1", Seq: seq}
@@ -180,12 +183,60 @@ func TestCopiedLinesOnce(t *testing.T) {
 }
 
 func TestMask(t *testing.T) {
-	s := Store{Root: t.TempDir()}
+	s := folderStore(t, 0)
 	w := s.Writer(6, 1, nil)
 	w.SetMask(func(text string) string { return strings.ReplaceAll(text, "hunter2", "********") })
 	w.Logf(Info, "the password is hunter2")
 	w.Close()
 	if got, _ := readAll(t, s, 6, Cursor{}); len(got) != 1 || got[0] != "Info:the password is ********" {
 		t.Errorf("read %q", got)
+	}
+}
+
+// folderStore returns a Store in a fresh folder.
+func folderStore(t *testing.T, lineLimit int) Store {
+	f, err := blob.NewFolder(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Store{Files: f, LineLimit: lineLimit}
+}
+
+// chunked hides a folder's Append, so that a Store on it writes chunks as
+// it does in an object store.
+type chunked struct{ blob.Store }
+
+func TestChunksMergeInOrder(t *testing.T) {
+	s := folderStore(t, 0)
+	s.Files = chunked{s.Files}
+	w1 := s.Writer(3, 1, nil)
+	w1.Logf(Info, "one")
+	w1.Logf(Info, "two")
+	w1.Close()
+	again := s.Writer(3, 1, nil) // the same epoch resumed: its chunks go after
+	again.Logf(Info, "three")
+	w2 := s.Writer(3, 2, nil)
+	for i := 4; i <= 12; i++ {
+		w2.Logf(Info, "%d", i)
+	}
+	var got []string
+	cur, err := s.Read(3, Cursor{}, func(l Line) error { got = append(got, l.Text); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "one two three 4 5 6 7 8 9 10 11 12"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("read %q, want %q", strings.Join(got, " "), want)
+	}
+	w2.Logf(Info, "13")
+	got = nil
+	if _, err := s.Read(3, cur, func(l Line) error { got = append(got, l.Text); return nil }); err != nil || strings.Join(got, " ") != "13" {
+		t.Fatalf("read from the cursor: %q, %v; want 13", got, err)
+	}
+	if err := s.Remove(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	if segs, _ := s.segments(3); len(segs) != 0 {
+		t.Fatalf("after Remove: %v", segs)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
-	"path/filepath"
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
@@ -15,7 +13,7 @@ import (
 
 // Builtin returns the kinds every node runs: AdHocScript, the diagnostic
 // Noop and Wait, and the system tasks of the leader's scheduled jobs.
-func Builtin(layout blob.Layout) Kinds {
+func Builtin(files blob.Store) Kinds {
 	ks := Kinds{}
 	ks.Add(adHocScript())
 	ks.Add(Kind{
@@ -28,18 +26,18 @@ func Builtin(layout blob.Layout) Kinds {
 	// features they maintain (releases, targets, the package feed) arrive
 	// with later work.
 	ks.Add(systemKind(cuttle.JobRetention, "Apply retention policies", runRetention))
-	ks.Add(systemKind(cuttle.JobPackageCleanup, "Clean up the package cache", func(_ context.Context, x *Execution) error {
-		n, size := countFiles(layout.Packages)
-		x.Log.Logf(tasklog.Info, "The package store %s holds %d files (%d bytes); no cache retention rule applies yet.", layout.Packages, n, size)
-		return nil
+	ks.Add(systemKind(cuttle.JobPackageCleanup, "Clean up the package cache", func(ctx context.Context, x *Execution) error {
+		n, size, err := countFiles(ctx, files, blob.PackagesKey)
+		x.Log.Logf(tasklog.Info, "The package store holds %d files (%d bytes); no cache retention rule applies yet.", n, size)
+		return err
 	}))
 	ks.Add(healthKind())
-	ks.Add(transferFile(layout))
+	ks.Add(transferFile(files))
 	ks.Add(collectFile())
-	ks.Add(systemKind(cuttle.JobReindex, "Re-index the built-in package repository", func(_ context.Context, x *Execution) error {
-		n, _ := countFiles(layout.Packages)
-		x.Log.Logf(tasklog.Info, "Found %d files in the package store %s; the package index arrives with the package repository.", n, layout.Packages)
-		return nil
+	ks.Add(systemKind(cuttle.JobReindex, "Re-index the built-in package repository", func(ctx context.Context, x *Execution) error {
+		n, _, err := countFiles(ctx, files, blob.PackagesKey)
+		x.Log.Logf(tasklog.Info, "Found %d files in the package store; the package index arrives with the package repository.", n)
+		return err
 	}))
 	return ks
 }
@@ -98,17 +96,13 @@ func (k Kind) scheduled() (args json.RawMessage, description string) {
 	return args, p.Description
 }
 
-func countFiles(dir string) (n int, size int64) {
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if info, err := d.Info(); err == nil {
-				n++
-				size += info.Size()
-			}
-		}
+func countFiles(ctx context.Context, files blob.Store, prefix string) (n int, size int64, err error) {
+	err = files.List(ctx, prefix, func(info blob.Info) error {
+		n++
+		size += info.Size
 		return nil
 	})
-	return n, size
+	return n, size, err
 }
 
 // maxWait bounds the Seconds of a Wait task: one day.

@@ -65,9 +65,11 @@ func newNodeOn(t *testing.T, wrap func(store.Store) store.Store, taskCap int, li
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	layout := blob.NewLayout(dir, "", "", "")
-	layout.Create()
-	n := &node{store: st, logs: tasklog.Store{Root: layout.TaskLogs, LineLimit: limits.LogLineBytes}, kinds: tasks.Builtin(layout)}
+	files, err := blob.Open(ctx, blob.Config{Storage: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{store: st, logs: tasklog.Store{Files: files.Of(blob.TaskLogsKey), LineLimit: limits.LogLineBytes}, kinds: tasks.Builtin(files)}
 	for _, k := range extra {
 		n.kinds.Add(k)
 	}
@@ -255,7 +257,11 @@ func TestCapIsNeverExceeded(t *testing.T) {
 }
 
 func TestPrepareRefusesBadTasks(t *testing.T) {
-	kinds := tasks.Builtin(blob.NewLayout(t.TempDir(), "", "", ""))
+	files, err := blob.Open(context.Background(), blob.Config{Storage: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := tasks.Builtin(files)
 	for _, c := range []struct {
 		name, args string
 	}{

@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/agentapi"
@@ -60,7 +60,7 @@ func fsValid(p string) bool {
 
 // transferFile sends a file of shared storage to the agents of its targets,
 // each of which checks its SHA-256 and resumes an interrupted transfer.
-func transferFile(layout blob.Layout) Kind {
+func transferFile(files blob.Store) Kind {
 	const kind = "TransferFile"
 	return Kind{
 		Name:      kind,
@@ -70,11 +70,12 @@ func transferFile(layout blob.Layout) Kind {
 			if err := decodeArguments(kind, raw, &a); err != nil {
 				return Plan{}, err
 			}
-			name, err := layout.Path(a.Source)
-			if err != nil {
-				return Plan{}, cuttle.Errorf(cuttle.KindInvalid, "%s's Source: %v.", kind, err)
+			if !strings.HasPrefix(a.Source, blob.PackagesKey) && !strings.HasPrefix(a.Source, blob.ArtifactsKey) {
+				return Plan{}, cuttle.Errorf(cuttle.KindInvalid, "%s's Source %q is neither a package (%s...) nor an artifact (%s...).", kind, a.Source, blob.PackagesKey, blob.ArtifactsKey)
 			}
-			if info, err := os.Stat(name); err != nil || !info.Mode().IsRegular() {
+			ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+			defer cancel()
+			if _, err := files.Stat(ctx, a.Source); err != nil {
 				return Plan{}, cuttle.Errorf(cuttle.KindInvalid, "%s's Source %q is not a file of the cluster's shared storage.", kind, a.Source)
 			}
 			if err := checkAgentPath(kind, "Destination", a.Destination); err != nil {
@@ -97,11 +98,7 @@ func transferFile(layout blob.Layout) Kind {
 			if err != nil {
 				return err
 			}
-			name, err := layout.Path(a.Source)
-			if err != nil {
-				return err
-			}
-			size, digest, err := digestFile(name)
+			size, digest, err := digestFile(ctx, files, a.Source)
 			if err != nil {
 				return fmt.Errorf("reading %s: %v", a.Source, err)
 			}
@@ -194,9 +191,13 @@ func onTargets(ctx context.Context, x *Execution, ms []cuttle.Machine, key strin
 	return failedOn(failed, len(ms))
 }
 
-// digestFile returns the size and lower-case hex SHA-256 of a file.
-func digestFile(name string) (int64, string, error) {
-	f, err := os.Open(name)
+// prepareTimeout bounds what a Prepare reads from shared storage.
+const prepareTimeout = 10 * time.Second
+
+// digestFile returns the size and lower-case hex SHA-256 of a file of
+// shared storage.
+func digestFile(ctx context.Context, files blob.Store, key string) (int64, string, error) {
+	f, err := files.Open(ctx, key)
 	if err != nil {
 		return 0, "", err
 	}

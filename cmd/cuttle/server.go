@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/blob"
 	"github.com/cuttledeploy/cuttle/comms"
 	"github.com/cuttledeploy/cuttle/server"
 )
@@ -21,7 +22,7 @@ import (
 type serverOptions struct {
 	dataDir, db, listen, pollingListen, nodeName, masterKey, adminAPIKey string
 	tlsCert, tlsKey                                                      string
-	storage, packages, artifacts, taskLogs                               string
+	storage                                                              blob.Config
 	logLevel                                                             string
 	taskCap                                                              optionalInt
 	shutdownGrace, agentPickup                                           time.Duration
@@ -41,10 +42,14 @@ func runServer(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.nodeName, "node-name", host, "name of this node, unique in the cluster; it keeps its id across restarts")
 	fs.Var(&o.taskCap, "task-cap", fmt.Sprintf("most tasks this node runs at once (0: API and UI only); default: keep the node's cap, %d for a new node", cuttle.DefaultTaskCap))
 	fs.StringVar(&o.masterKey, "master-key", "", "master key shared by every node (base64 of 32 bytes); default: the key in the data folder, generated at first start")
-	fs.StringVar(&o.storage, "storage", "", "shared storage root for packages, artifacts and task logs (default: <data-dir>/storage)")
-	fs.StringVar(&o.packages, "packages", "", "folder for packages (default: <storage>/packages)")
-	fs.StringVar(&o.artifacts, "artifacts", "", "folder for artifacts (default: <storage>/artifacts)")
-	fs.StringVar(&o.taskLogs, "task-logs", "", "folder for task logs (default: <storage>/tasklogs)")
+	fs.StringVar(&o.storage.Storage, "storage", "", "shared storage for packages, artifacts and task logs: a folder every node mounts, or an object store s3://bucket/prefix (default: <data-dir>/storage)")
+	fs.StringVar(&o.storage.Packages, "packages", "", "folder or s3:// URL for packages (default: <storage>/packages)")
+	fs.StringVar(&o.storage.Artifacts, "artifacts", "", "folder or s3:// URL for artifacts (default: <storage>/artifacts)")
+	fs.StringVar(&o.storage.TaskLogs, "task-logs", "", "folder or s3:// URL for task logs (default: <storage>/tasklogs)")
+	fs.StringVar(&o.storage.S3.Endpoint, "s3-endpoint", "", "address of the object store of s3:// places: https://host:port, or http://host:port for one without TLS (default: AWS S3)")
+	fs.StringVar(&o.storage.S3.Region, "s3-region", "", "region of the s3:// buckets (default: us-east-1)")
+	fs.StringVar(&o.storage.S3.AccessKey, "s3-access-key", "", "access key of the object store (default: AWS_ACCESS_KEY_ID, or the machine's role)")
+	fs.StringVar(&o.storage.S3.SecretKey, "s3-secret-key", "", "secret key of the object store; prefer the variable CUTTLE_S3_SECRET_KEY to the flag (default: AWS_SECRET_ACCESS_KEY, or the machine's role)")
 	fs.StringVar(&o.adminAPIKey, "admin-api-key", "", "ensure an administrator API key with exactly this value exists (API- and at least 20 upper-case letters and digits)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long running tasks may finish before resumable ones go back to the queue and the others fail")
@@ -105,7 +110,7 @@ func serve(ctx context.Context, o serverOptions, stdout io.Writer, log *slog.Log
 	node, err := server.New(ctx, server.Config{
 		DataDir: o.dataDir, DB: o.db, Listen: o.listen, TLSCert: o.tlsCert, TLSKey: o.tlsKey, PollingListen: o.pollingListen, NodeName: o.nodeName,
 		TaskCap: o.taskCap.ptr(), MasterKey: o.masterKey, AdminAPIKey: o.adminAPIKey,
-		Storage: o.storage, Packages: o.packages, Artifacts: o.artifacts, TaskLogs: o.taskLogs,
+		Storage:       o.storage,
 		ShutdownGrace: o.shutdownGrace, AgentPickup: o.agentPickup, Limits: o.limits, Logger: log, Stdout: stdout,
 	})
 	if err != nil {

@@ -47,6 +47,7 @@ func collectionCases() []collectionCase {
 		tagSetsCase(), tenantsCase(),
 		releasesCase(),
 		deploymentsCase(),
+		packagesCase(),
 	}
 }
 
@@ -265,4 +266,6 @@ var uncovered = map[string]bool{
 	resources.VariableSetSnapshots.Table: true,
 	// With the deployments: deploymentsCase.
 	resources.Interruptions.Table: true,
+	// With the packages: packagesCase.
+	resources.Artifacts.Table: true,
 }

@@ -1,0 +1,182 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/agentapi"
+	"github.com/cuttledeploy/cuttle/resources"
+	"github.com/cuttledeploy/cuttle/store/collection"
+	"github.com/cuttledeploy/cuttle/tasklog"
+	"github.com/cuttledeploy/cuttle/variables"
+)
+
+// Properties and features of a package action that cuttle reads.
+const (
+	propFeatures         = "Octopus.Action.EnabledFeatures"
+	propCustomFolder     = "Octopus.Action.Package.CustomInstallationDirectory"
+	propPurgeCustom      = "Octopus.Action.Package.CustomInstallationDirectoryShouldBePurgedBeforeDeployment"
+	propSubstituteFiles  = "Octopus.Action.SubstituteInFiles.TargetFiles"
+	propJSONFiles        = "Octopus.Action.Package.JsonConfigurationVariablesTargets"
+	featureCustomFolder  = "Octopus.Features.CustomDirectory"
+	featureSubstitute    = "Octopus.Features.SubstituteInFiles"
+	featureJSONVariables = "Octopus.Features.JsonConfigurationVariables"
+	// outputInstallationDirectory is the output variable a package action
+	// sets: Octopus.Action[Name].Output.Package.InstallationDirectoryPath.
+	outputInstallationDirectory = "Package.InstallationDirectoryPath"
+)
+
+// packagePayload is a DeployPackage command's payload, with the
+// deployment's sensitive values for the node that stores its output (see
+// scriptPayload).
+type packagePayload struct {
+	agentapi.DeployPackage
+	Mask []string `json:",omitempty"`
+}
+
+// deployPackage runs an Octopus.TentaclePackage action on target t's
+// agent: the version the release chose is sent from shared storage unless
+// the agent has it in its cache, extracted into a new folder, its
+// variables substituted and its scripts run (agentapi.DeployPackage).
+func (r *run) deployPackage(ctx context.Context, i, a int, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int, output *produced) error {
+	p, err := r.chosenPackage(ctx, act)
+	if err != nil {
+		return err
+	}
+	get := r.lookup(s, act, t)
+	names := r.names(s, act, t)
+	vars := make(map[string]string, len(names)+2)
+	for _, n := range names {
+		if v, ok := get(n); ok {
+			vars[n] = v
+		}
+	}
+	vars["Octopus.Action.Package.PackageId"], vars["Octopus.Action.Package.PackageVersion"] = p.PackageId, p.PackageVersion
+	names = append(names, "Octopus.Action.Package.PackageId", "Octopus.Action.Package.PackageVersion")
+	features := splitList(cuttle.Prop(act.Properties, propFeatures))
+	cmd := agentapi.DeployPackage{
+		PackageID: p.PackageId, Version: p.PackageVersion, Extension: p.FileExtension, Size: p.PackageSizeBytes, SHA256: p.Hash,
+		Source: p.StorageKey, Folder: strings.Join([]string{"Applications", pathPart(r.env.Name), pathPart(p.PackageId), pathPart(p.PackageVersion)}, "/"),
+		Variables: vars, Names: names, Syntax: "Bash",
+	}
+	if slices.Contains(features, featureCustomFolder) {
+		if cmd.CustomFolder, err = r.evaluated(act, propCustomFolder, get); err != nil {
+			return err
+		}
+		cmd.PurgeCustomFolder = strings.EqualFold(cuttle.Prop(act.Properties, propPurgeCustom), "True")
+	}
+	if slices.Contains(features, featureSubstitute) {
+		files, err := r.evaluated(act, propSubstituteFiles, get)
+		if err != nil {
+			return err
+		}
+		cmd.Substitute = lines(files)
+	}
+	if slices.Contains(features, featureJSONVariables) {
+		files, err := r.evaluated(act, propJSONFiles, get)
+		if err != nil {
+			return err
+		}
+		cmd.JSONFiles = lines(files)
+	}
+	r.mu.Lock()
+	mask := slices.Clone(r.sensitive)
+	r.mu.Unlock()
+	done, err := r.sendCommand(ctx, i, a, s, act, t, attempt, cuttle.CommandDeployPackage, packagePayload{DeployPackage: cmd, Mask: mask}, output)
+	if err != nil {
+		return err
+	}
+	if done.State != cuttle.CommandSuccess {
+		if done.Error != "" {
+			return errors.New(done.Error)
+		}
+		return fmt.Errorf("deploying %s %s ended %s", p.PackageId, p.PackageVersion, done.State)
+	}
+	var res agentapi.DeployPackageResult
+	if err := json.Unmarshal(done.Result, &res); err != nil {
+		return fmt.Errorf("the agent's report of %s cannot be read: %v", act.Name, err)
+	}
+	how := fmt.Sprintf("sent (%s", cuttle.FormatSize(p.PackageSizeBytes))
+	if res.Resumes > 0 {
+		how += fmt.Sprintf(", resumed %d time(s)", res.Resumes)
+	}
+	how += ")"
+	if res.FromCache {
+		how = "found in cache, nothing sent"
+	}
+	// Once in the log, though a node taking the deployment over reads the
+	// command's result again.
+	r.x.Log.Write(tasklog.Line{Category: tasklog.Info, Block: r.block(s, t), Source: "outcome/" + done.UID, Seq: 1,
+		Text: fmt.Sprintf("Package %s %s %s; %d files extracted to %s on %s.", p.PackageId, p.PackageVersion, how, res.Files, res.InstallationDirectory, t.Name)})
+	output.set(outputInstallationDirectory, res.InstallationDirectory, false)
+	return nil
+}
+
+// chosenPackage returns the package version the release chose for act's
+// primary package.
+func (r *run) chosenPackage(ctx context.Context, act cuttle.DeploymentAction) (cuttle.Package, error) {
+	ref := act.PrimaryPackage()
+	version := ""
+	for _, sp := range r.release.SelectedPackages {
+		if strings.EqualFold(sp.ActionName, act.Name) && sp.PackageReferenceName == "" {
+			version = sp.Version
+		}
+	}
+	if version == "" {
+		return cuttle.Package{}, fmt.Errorf("the release %s chose no version of %s for %s: create a release of the current process", r.release.Version, ref.PackageId, act.Name)
+	}
+	var p cuttle.Package
+	err := r.cfg.Store.Read(ctx, func(tx *collection.Tx) error {
+		ps, _, err := resources.Packages.List(ctx, tx, collection.Query{Space: r.release.SpaceID, Take: 1,
+			Where: map[string]any{"identity": cuttle.PackageIdentity(ref.PackageId, version)}})
+		if err == nil && len(ps) == 1 {
+			p = ps[0]
+		} else if err == nil {
+			err = fmt.Errorf("the built-in feed no longer has %s %s, which the release %s chose", ref.PackageId, version, r.release.Version)
+		}
+		return err
+	})
+	return p, err
+}
+
+// evaluated returns an action's property with its #{...} templates
+// replaced.
+func (r *run) evaluated(act cuttle.DeploymentAction, prop string, get func(string) (string, bool)) (string, error) {
+	v, err := variables.Evaluate(cuttle.Prop(act.Properties, prop), get)
+	if err != nil {
+		return "", fmt.Errorf("the %s of %s does not parse: %v", prop, act.Name, err)
+	}
+	return v, nil
+}
+
+// lines returns the non-blank lines of s, trimmed: Octopus lists files one
+// per line.
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// pathPart returns s as one part of a folder path on any system: letters,
+// digits, '.', '-' and '_' kept, anything else '_', never "." or "..".
+func pathPart(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	if out := string(b); out != "" && out != "." && out != ".." {
+		return out
+	}
+	return "_"
+}
