@@ -52,6 +52,13 @@ type Limits struct {
 	// are kept after their task ended (the task's log keeps the output).
 	// Default 7 days.
 	CommandRetention time.Duration
+	// PackageRetention is how long the built-in feed keeps a package
+	// version that no kept release uses, counted from its upload. Default
+	// 30 days, as Octopus's feed.
+	PackageRetention time.Duration
+	// AgentCacheRetention is how long an agent keeps a cached package file
+	// it has not deployed from (PackageCacheCleanup). Default 30 days.
+	AgentCacheRetention time.Duration
 }
 
 // Defaults of Limits.
@@ -65,6 +72,8 @@ const (
 	DefaultArtifactBytes        = 4 << 30
 	DefaultDetailsBytes         = 8 << 20
 	DefaultCommandRetention     = 7 * 24 * time.Hour
+	DefaultPackageRetention     = 30 * 24 * time.Hour
+	DefaultAgentCacheRetention  = 30 * 24 * time.Hour
 )
 
 // WithDefaults returns l with every zero field set to its default.
@@ -90,8 +99,13 @@ func (l Limits) WithDefaults() Limits {
 	if l.BodyTimeout == 0 {
 		l.BodyTimeout = DefaultBodyTimeout
 	}
-	if l.CommandRetention == 0 {
-		l.CommandRetention = DefaultCommandRetention
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&l.CommandRetention, DefaultCommandRetention}, {&l.PackageRetention, DefaultPackageRetention}, {&l.AgentCacheRetention, DefaultAgentCacheRetention}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
 	}
 	return l
 }
@@ -109,6 +123,7 @@ func (l Limits) Check() error {
 		{"CommandOutputBytes", l.CommandOutputBytes}, {"CommandOutputLines", l.CommandOutputLines},
 		{"ArtifactBytes", l.ArtifactBytes}, {"ReportConcurrency", int64(l.ReportConcurrency)},
 		{"DetailsBytes", int64(l.DetailsBytes)}, {"CommandRetention", int64(l.CommandRetention)},
+		{"PackageRetention", int64(l.PackageRetention)}, {"AgentCacheRetention", int64(l.AgentCacheRetention)},
 	} {
 		if f.v < 0 {
 			return Errorf(KindInvalid, "The limit %s must not be negative.", f.name)

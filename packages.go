@@ -8,10 +8,6 @@ import (
 // BuiltinFeedID is the id of the built-in package repository's feed.
 const BuiltinFeedID = "feeds-builtin"
 
-// DefaultPackageRetentionDays is how long the built-in feed keeps a
-// package version no kept release uses, as Octopus's default.
-const DefaultPackageRetentionDays = 30
-
 // Package is one version of a package in the built-in repository: its
 // file is in shared storage under StorageKey.
 type Package struct {

@@ -87,6 +87,12 @@ type Agent struct {
 	timing  timing
 	now     func() time.Time
 
+	// packages is the cache of package files (see deployPackage).
+	packages string
+	// inUse holds the cache files and folders of the running
+	// DeployPackage commands, which PrunePackages leaves alone.
+	inUse inUse
+
 	// execCtx is the parent of every command's context; it ends, with
 	// errAgentStopped, once the grace has passed.
 	execCtx  context.Context
@@ -124,7 +130,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	if cfg.Mode == Listening && cfg.ListenAddress == "" {
 		cfg.ListenAddress = DefaultListenAddress
 	}
-	for _, dir := range []string{commandsDir, workDir} {
+	for _, dir := range []string{commandsDir, workDir, packagesDir} {
 		if err := os.MkdirAll(filepath.Join(cfg.Home, dir), 0o700); err != nil {
 			return nil, err
 		}
@@ -141,6 +147,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		log:      logger,
 		journal:  journal{dir: filepath.Join(cfg.Home, commandsDir)},
 		work:     work,
+		packages: filepath.Join(cfg.Home, packagesDir),
 		links:    newLinkSet(),
 		slots:    make(chan struct{}, MaxRunningCommands),
 		timing:   defaultTiming,

@@ -31,6 +31,10 @@ func (a *Agent) execute(ctx context.Context, c *command) outcome {
 		o = a.receiveFile(ctx, c)
 	case cuttle.CommandSendFile:
 		o = a.sendFile(ctx, c)
+	case cuttle.CommandDeployPackage:
+		o = a.deployPackage(ctx, c)
+	case cuttle.CommandPrunePackages:
+		o = a.prunePackages(ctx, c)
 	default:
 		o = failed("this agent (cuttle %s) does not know commands of kind %q", cuttle.Version, c.kind)
 	}
@@ -92,20 +96,78 @@ func scriptEnv() []string {
 	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "CUTTLE_") })
 }
 
+// commandEnv returns the environment of a command's scripts: scriptEnv
+// and the command's own CUTTLE_COMMAND_ID and CUTTLE_WORK.
+func (a *Agent) commandEnv(c *command) []string {
+	return append(scriptEnv(), "CUTTLE_COMMAND_ID="+c.uid, "CUTTLE_WORK="+a.work)
+}
+
+// shellRun is a script body a command runs.
+type shellRun struct {
+	syntax string // a key of shells
+	// name is the script's file in the command's folder, less the
+	// shell's extension.
+	name    string
+	body    string
+	dir     string // the working folder
+	env     []string
+	timeout time.Duration // 0: none
+	// what is what the failure of a non-zero exit code calls the
+	// script: "The script" exited with code N.
+	what string
+}
+
+// runShell runs r: it writes the body to its file in the command's
+// folder, runs it with the syntax's shell (script.Run: in a process group
+// of its own, stopped at the timeout or when ctx ends, its output
+// journaled as the command's lines) and removes the file, which may hold
+// the deployment's sensitive values. It
+// returns Success for exit code 0, else Failed: "<what> exited with code
+// N." with the exit code, or why the script could not run or was stopped
+// (exit code -1).
+func (a *Agent) runShell(ctx context.Context, c *command, r shellRun) outcome {
+	sh := shells[r.syntax]
+	path := filepath.Join(c.dir, r.name+sh.extension)
+	if err := os.WriteFile(path, []byte(r.body), 0o600); err != nil {
+		return failed("writing the script: %v", err)
+	}
+	defer os.Remove(path)
+	code, err := script.Run(ctx, script.Spec{
+		Shell:   sh.program,
+		Args:    sh.args,
+		Path:    path,
+		Dir:     r.dir,
+		Env:     r.env,
+		Timeout: r.timeout,
+	}, c.scriptOutput)
+	switch {
+	case errors.Is(err, script.ErrShellNotFound):
+		return failed("%s scripts cannot run on this agent: %v", r.syntax, err)
+	case err != nil:
+		o := failed("%v", err)
+		o.ExitCode = -1
+		return o
+	case code != 0:
+		o := failed("%s exited with code %d.", r.what, code)
+		o.ExitCode = code
+		return o
+	}
+	return outcome{State: cuttle.CommandSuccess}
+}
+
 // runScript runs a Script command (agentapi.Script).
 func (a *Agent) runScript(ctx context.Context, c *command) outcome {
 	var s agentapi.Script
 	if err := decodePayload(c, &s); err != nil {
 		return failed("%v", err)
 	}
-	sh, ok := shells[s.Syntax]
-	if !ok {
+	if _, ok := shells[s.Syntax]; !ok {
 		return failed("the script's Syntax %q is not supported; use one of %s", s.Syntax, strings.Join(slices.Sorted(maps.Keys(shells)), ", "))
 	}
 	if s.TimeoutSeconds < 0 {
 		return failed("the script's TimeoutSeconds is %d; use 0 for no limit", s.TimeoutSeconds)
 	}
-	env := append(scriptEnv(), "CUTTLE_COMMAND_ID="+c.uid, "CUTTLE_WORK="+a.work)
+	env := a.commandEnv(c)
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return failed("the script's Env has an invalid variable name %q", k)
@@ -122,31 +184,8 @@ func (a *Agent) runScript(ctx context.Context, c *command) outcome {
 			return failed("creating the working folder: %v", err)
 		}
 	}
-	path := filepath.Join(c.dir, "script"+sh.extension)
-	if err := os.WriteFile(path, []byte(s.Body), 0o600); err != nil {
-		return failed("writing the script: %v", err)
-	}
-	code, err := script.Run(ctx, script.Spec{
-		Shell:   sh.program,
-		Args:    sh.args,
-		Path:    path,
-		Dir:     dir,
-		Env:     env,
-		Timeout: time.Duration(s.TimeoutSeconds) * time.Second,
-	}, c.scriptOutput)
-	switch {
-	case errors.Is(err, script.ErrShellNotFound):
-		return failed("%s scripts cannot run on this agent: %v", s.Syntax, err)
-	case err != nil:
-		o := failed("%v", err)
-		o.ExitCode = -1
-		return o
-	case code != 0:
-		o := failed("The script exited with code %d.", code)
-		o.ExitCode = code
-		return o
-	}
-	return outcome{State: cuttle.CommandSuccess}
+	return a.runShell(ctx, c, shellRun{syntax: s.Syntax, name: "script", body: s.Body, dir: dir, env: env,
+		timeout: time.Duration(s.TimeoutSeconds) * time.Second, what: "The script"})
 }
 
 // health runs a Health command.

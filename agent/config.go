@@ -47,6 +47,7 @@ const (
 	keyFile     = "agent.key"
 	commandsDir = "commands"
 	workDir     = "work"
+	packagesDir = "packages"
 )
 
 // TrustedServer is a cluster the agent takes commands from, known by the

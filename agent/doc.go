@@ -10,6 +10,7 @@
 //	agent.json           the configuration (Config)
 //	agent.crt, agent.key its certificate, mode 0600 (package certs)
 //	commands/<uid>/      the journal of one command
+//	packages/            the cache of package files, <sha256><extension>
 //	work/                the work folder: every path of a command is
 //	                     relative to it and must stay inside it
 //
@@ -70,12 +71,55 @@
 // its outcome together; a longer one says then that it runs. An acknowledgement with Cancel, or the UID in a poll's
 // Cancel, cancels the command.
 //
+// # Packages
+//
+// A DeployPackage command deploys a package of the cluster's repository:
+//
+//   - The file: a file of the command's size at packages/<sha256><ext> is
+//     used as it is (not hashed again: only a file whose SHA-256 was
+//     checked in full is ever renamed there), and its modification time
+//     set to now, its last use; else the file is fetched as ReceiveFile
+//     fetches one, into a partial file in the command's journal folder,
+//     resumed with Range requests, checked by size and SHA-256, and
+//     renamed into the cache. Two commands fetching one package at once
+//     each fetch their own partial file; the second rename replaces a file
+//     with the same bytes. A cached file that fails to extract is hashed,
+//     and removed if it was damaged.
+//   - The folder: Folder, in the work folder as a command's paths are,
+//     with _1, _2, ... added until a new folder is made (Octopus names
+//     them so; a mkdir claims it, so two commands never share one); or
+//     CustomFolder, absolute, which must be empty unless PurgeCustomFolder
+//     has it emptied first, and may not be a root, the home or a folder
+//     that holds it, the work folder itself or a folder of the home outside
+//     it. The package is extracted into it (package packagefile).
+//   - Variables: #{...} templates in the files Substitute matches, then
+//     the JSON files JSONFiles matches; a pattern that matches no file is a
+//     warning (an "info" line that starts with "Warning: ", since reports
+//     know no other stream), not a failure.
+//   - Scripts: PreDeploy, Deploy and PostDeploy, with the extension of the
+//     Syntax (.sh for Bash, .ps1 for PowerShell), found at the folder's top
+//     level (the exact name first, then ignoring case), run in that order
+//     in the folder as a Script does, each after variables.Preamble over
+//     the command's Variables and
+//     Octopus.Action.Package.InstallationDirectoryPath (the folder), which
+//     substitutions see too. The first to exit non-zero fails the command
+//     with its exit code. A script's file, which holds the variables'
+//     values, is removed from the journal folder once it ran (a Script
+//     command's too).
+//
+// A PrunePackages command deletes the cached files not used for MaxAgeDays
+// and, in each work/Applications/<environment>/<package> folder, the
+// extracted folders but the KeepFolders newest by modification time (0
+// keeps all of that kind), never what a running DeployPackage uses (the
+// agent holds the file and the folder in memory while it runs); an output
+// line tells each deletion.
+//
 // # Paths
 //
-// A command's paths (Script.WorkDir, ReceiveFile.Path, SendFile.Path) must
-// be relative and clean, and must resolve inside the work folder after the
-// symbolic links of the parts that exist are followed; a command with any
-// other path fails and does nothing. The check and the use of a path are
+// A command's paths (Script.WorkDir, ReceiveFile.Path, SendFile.Path,
+// DeployPackage.Folder) must be relative and clean, and must resolve
+// inside the work folder after the symbolic links of the parts that exist
+// are followed; a command with any other path fails and does nothing. The check and the use of a path are
 // not atomic: the agent guards against the cluster's commands, not against
 // local users who can change the work folder.
 //

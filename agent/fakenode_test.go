@@ -38,13 +38,14 @@ type fakeCluster struct {
 	cancels  map[string][]string            // UIDs to cancel, by subscription id
 	stored   map[string]*storedCommand      // by UID
 	handouts map[string]int                 // how often each UID was handed out
-	files    map[string][]byte              // ReceiveFile contents by UID
+	files    map[string][]byte              // ReceiveFile and DeployPackage files by UID
 	uploads  map[string][]byte              // SendFile uploads by UID
 	refuse   map[string]bool                // UIDs whose reports are answered 404
 	changed  chan struct{}                  // closed and replaced when a queue or a report changes
 	lastNode *fakeNode                      // the node that stored the last report
 	byNode   map[*fakeNode]map[string]int64 // per node and UID, the last line stored through it
 
+	gets        atomic.Int64 // file requests (GET) seen
 	servedBytes atomic.Int64 // file bytes sent
 	ranges      atomic.Int64 // Range requests seen
 	cutAt       atomic.Int64 // cut the next file response after this many bytes (0: never)
@@ -347,7 +348,10 @@ func (n *fakeNode) report(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// getFile serves the file of a ReceiveFile or DeployPackage command, as
+// comms does, from cluster.files by the command's UID.
 func (n *fakeNode) getFile(w http.ResponseWriter, r *http.Request) {
+	n.cluster.gets.Add(1)
 	n.cluster.mu.Lock()
 	content, ok := n.cluster.files[r.PathValue("uid")]
 	n.cluster.mu.Unlock()

@@ -19,8 +19,8 @@ import (
 	"github.com/cuttledeploy/cuttle/agentapi"
 )
 
-// partialFile is where a ReceiveFile command's file grows, in its journal
-// folder.
+// partialFile is where the file a ReceiveFile or DeployPackage command
+// fetches grows, in its journal folder.
 const partialFile = "receive.partial"
 
 // stallGuard ends a transfer when no byte has moved through it for a while.
@@ -268,34 +268,48 @@ func fill(r io.Reader, b []byte) (int, error) {
 	return n, nil
 }
 
-// receiveFile runs a ReceiveFile command (agentapi.ReceiveFile).
-func (a *Agent) receiveFile(ctx context.Context, c *command) outcome {
+// download is a file a command fetches from the cluster: GET PathFile
+// with the command's UID.
+type download struct {
+	name   string // what messages call it: a path, or a package's file name
+	size   int64
+	sha256 string // lower-case hex
+}
+
+// newDownload returns the download of a command of kind with the file's
+// size and SHA-256 (hex, in any case), or the command's failure if they
+// are not valid.
+func newDownload(kind, name string, size int64, sha string) (download, error) {
+	d := download{name: name, size: size, sha256: strings.ToLower(sha)}
+	if size < 0 || !isSHA256(d.sha256) {
+		return d, fmt.Errorf("a %s command needs a Size of 0 or more and a SHA256 of 64 hex digits; this one has %d and %q", kind, size, sha)
+	}
+	return d, nil
+}
+
+// fetch fetches the command's file (d) into a partial file at
+// partialPath, which it creates, emptied. It streams the body into it
+// (receiveInto) on any link that works, the one that handed the command
+// out first; resumes a transfer that broke from the bytes the partial file
+// holds (a Range request), at once while bytes keep coming, with backoff
+// while none do; and cuts a transfer that moves no byte for the stall
+// timing, to resume it. Then it checks the size and the SHA-256 and syncs
+// the file. It returns how many transfers resumed. On success the partial
+// file holds the file for the caller to move into place (a rename, in the
+// same file system); on failure the caller removes it. The error is the
+// command's failure, which names d.name.
+func (a *Agent) fetch(ctx context.Context, c *command, d download, partialPath string) (resumes int, err error) {
 	log := c.log
-	var p agentapi.ReceiveFile
-	if err := decodePayload(c, &p); err != nil {
-		return failed("%v", err)
-	}
-	want := strings.ToLower(p.SHA256)
-	if p.Size < 0 || !isSHA256(want) {
-		return failed("a ReceiveFile command needs a Size of 0 or more and a SHA256 of 64 hex digits; this one has %d and %q", p.Size, p.SHA256)
-	}
-	target, err := a.resolve(p.Path)
-	if err != nil {
-		return refusePath(c, err)
-	}
-	partialPath := filepath.Join(c.dir, partialFile)
 	f, err := os.OpenFile(partialPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return failed("creating the partial file: %v", err)
+		return 0, fmt.Errorf("creating the partial file: %v", err)
 	}
-	defer os.Remove(partialPath) // gone already once moved into place
 	defer f.Close()
 
 	hash := sha256.New()
 	var received int64 // the bytes in the partial file
-	resumes := 0
-	fetch := func(l *link) error {
-		if received > 0 && received >= p.Size {
+	get := func(l *link) error {
+		if received > 0 && received >= d.size {
 			return nil // all there: the transfer broke after the last byte
 		}
 		guarded, guard, release := guardStall(ctx, a.timing.stall)
@@ -320,15 +334,15 @@ func (a *Agent) receiveFile(ctx context.Context, c *command) outcome {
 			// The hash goes on from the bytes the partial file holds,
 			// which are all that counts.
 			resumes++
-			log.Info(fmt.Sprintf("resuming the transfer of %s at byte %d", p.Path, received), "from", l.name)
-			c.info("resuming the transfer of %s at byte %d", p.Path, received)
+			log.Info(fmt.Sprintf("resuming the transfer of %s at byte %d", d.name, received), "from", l.name)
+			c.info("resuming the transfer of %s at byte %d", d.name, received)
 			hash.Reset()
 			if _, err := io.Copy(hash, io.NewSectionReader(f, 0, received)); err != nil {
 				return &localError{err}
 			}
 		case resp.StatusCode == http.StatusOK:
 			if received > 0 {
-				log.Info("the node sent the whole file instead of the rest; starting over", "path", p.Path, "from", l.name)
+				log.Info("the node sent the whole file instead of the rest; starting over", "file", d.name, "from", l.name)
 				received = 0
 				hash.Reset()
 				if err := f.Truncate(0); err != nil {
@@ -348,30 +362,53 @@ func (a *Agent) receiveFile(ctx context.Context, c *command) outcome {
 	retry := a.newBackoff()
 	for {
 		before := received
-		err := a.try(ctx, c.origin, fetch)
+		err := a.try(ctx, c.origin, get)
 		if err == nil {
 			break
 		}
 		if giveUp(ctx, err) {
-			return failed("receiving %s: %v", p.Path, err)
+			return resumes, fmt.Errorf("receiving %s: %v", d.name, err)
 		}
 		if received > before { // it moves: go on at once
 			retry.reset()
 			continue
 		}
-		log.Debug("fetching a file failed; retrying", "path", p.Path, "err", err)
+		log.Debug("fetching a file failed; retrying", "file", d.name, "err", err)
 		pause(ctx, retry.delay(), a.links.whenAdded(), nil)
 	}
 
 	sum := hex.EncodeToString(hash.Sum(nil))
 	switch {
-	case received != p.Size:
-		return failed("the cluster sent %d bytes for %s, but the command says the file has %d", received, p.Path, p.Size)
-	case sum != want:
-		return failed("the file received for %s has SHA-256 %s, but the command expects %s; it was not saved", p.Path, sum, want)
+	case received != d.size:
+		return resumes, fmt.Errorf("the cluster sent %d bytes for %s, but the command says the file has %d", received, d.name, d.size)
+	case sum != d.sha256:
+		return resumes, fmt.Errorf("the file received for %s has SHA-256 %s, but the command expects %s; it was not saved", d.name, sum, d.sha256)
 	}
 	if err := f.Sync(); err != nil {
-		return failed("writing %s: %v", p.Path, err)
+		return resumes, fmt.Errorf("writing %s: %v", d.name, err)
+	}
+	return resumes, nil
+}
+
+// receiveFile runs a ReceiveFile command (agentapi.ReceiveFile).
+func (a *Agent) receiveFile(ctx context.Context, c *command) outcome {
+	var p agentapi.ReceiveFile
+	if err := decodePayload(c, &p); err != nil {
+		return failed("%v", err)
+	}
+	d, err := newDownload(c.kind, p.Path, p.Size, p.SHA256)
+	if err != nil {
+		return failed("%v", err)
+	}
+	target, err := a.resolve(p.Path)
+	if err != nil {
+		return refusePath(c, err)
+	}
+	partialPath := filepath.Join(c.dir, partialFile)
+	defer os.Remove(partialPath) // gone already once moved into place
+	resumes, err := a.fetch(ctx, c, d, partialPath)
+	if err != nil {
+		return failed("%v", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return failed("creating the folder of %s: %v", p.Path, err)
@@ -382,7 +419,7 @@ func (a *Agent) receiveFile(ctx context.Context, c *command) outcome {
 	if err := syncDir(filepath.Dir(target)); err != nil {
 		return failed("writing %s: %v", p.Path, err)
 	}
-	return succeeded(agentapi.ReceiveFileResult{Size: received, SHA256: sum, Resumes: resumes})
+	return succeeded(agentapi.ReceiveFileResult{Size: d.size, SHA256: d.sha256, Resumes: resumes})
 }
 
 // sendFile runs a SendFile command (agentapi.SendFile).

@@ -149,6 +149,13 @@ func (c *command) info(format string, args ...any) {
 	c.appendOutput([]agentapi.Line{{Time: time.Now().UTC(), Stream: "info", Text: truncate(fmt.Sprintf(format, args...), agentapi.MaxLineBytes)}})
 }
 
+// warn journals a warning of the agent's own: an "info" line that starts
+// with "Warning: ", since the protocol has no stream for warnings (a node
+// refuses a report with a stream it does not know).
+func (c *command) warn(format string, args ...any) {
+	c.info("Warning: "+format, args...)
+}
+
 // truncate returns s cut to at most n bytes, at a character boundary.
 func truncate(s string, n int) string {
 	if len(s) <= n {

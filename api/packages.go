@@ -71,11 +71,11 @@ type feedView struct {
 	Links                             map[string]string `json:"Links"`
 }
 
-func builtinFeed() feedView {
+func (s *Server) builtinFeed() feedView {
 	base := "/api/" + DefaultSpaceID + "/feeds/" + cuttle.BuiltinFeedID
 	return feedView{
 		Id: cuttle.BuiltinFeedID, Name: "Octopus Server (built-in)", FeedType: "BuiltIn", SpaceId: DefaultSpaceID,
-		DeleteUnreleasedPackagesAfterDays: cuttle.DefaultPackageRetentionDays,
+		DeleteUnreleasedPackagesAfterDays: int(s.limits.PackageRetention / (24 * time.Hour)),
 		PackageAcquisitionLocationOptions: []string{"Server", "ExecutionTarget"},
 		Links: map[string]string{
 			"Self":                            base,
@@ -96,7 +96,7 @@ func (s *Server) packageRoutes() {
 	for _, p := range []string{"/api", "/api/" + DefaultSpaceID} {
 		s.handle("GET "+p+"/feeds", user, s.handleFeedList)
 		s.handle("GET "+p+"/feeds/all", user, func(w http.ResponseWriter, r *http.Request) error {
-			writeJSON(w, http.StatusOK, []feedView{builtinFeed()})
+			writeJSON(w, http.StatusOK, []feedView{s.builtinFeed()})
 			return nil
 		})
 		s.handle("GET "+p+"/feeds/{id}", user, s.handleFeedGet)
@@ -127,7 +127,7 @@ func checkFeed(id string) error {
 
 func (s *Server) handleFeedList(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	feeds := []feedView{builtinFeed()}
+	feeds := []feedView{s.builtinFeed()}
 	match := func(f feedView) bool {
 		if t := q.Get("feedType"); t != "" && !strings.EqualFold(t, f.FeedType) {
 			return false
@@ -159,7 +159,7 @@ func (s *Server) handleFeedGet(w http.ResponseWriter, r *http.Request) error {
 	if err := checkFeed(r.PathValue("id")); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, builtinFeed())
+	writeJSON(w, http.StatusOK, s.builtinFeed())
 	return nil
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/cuttledeploy/cuttle/deploy"
 	"github.com/cuttledeploy/cuttle/feed"
 	"github.com/cuttledeploy/cuttle/host"
+	"github.com/cuttledeploy/cuttle/housekeeping"
 	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/netguard"
 	"github.com/cuttledeploy/cuttle/ratelog"
@@ -202,6 +203,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	logs := tasklog.Store{Files: files.Of(blob.TaskLogsKey), LineLimit: cfg.Limits.LogLineBytes}
 	kinds := tasks.Builtin(files)
+	for _, k := range housekeeping.Kinds(housekeeping.Config{Store: n.store, Files: files, Logs: logs, Limits: cfg.Limits}) {
+		kinds.Add(k)
+	}
 	kinds.Add(deploy.Kind(deploy.Config{Store: n.store, MasterKey: key}))
 	n.member = cluster.New(cluster.Config{
 		Store: n.store,

@@ -12,7 +12,8 @@ import (
 )
 
 // Builtin returns the kinds every node runs: AdHocScript, the diagnostic
-// Noop and Wait, and the system tasks of the leader's scheduled jobs.
+// Noop and Wait, file transfers, and the health checks the leader
+// schedules (package housekeeping adds the other scheduled jobs).
 func Builtin(files blob.Store) Kinds {
 	ks := Kinds{}
 	ks.Add(adHocScript())
@@ -22,52 +23,16 @@ func Builtin(files blob.Store) Kinds {
 		Run:     func(context.Context, *Execution) error { return nil },
 	})
 	ks.Add(waitKind())
-	// The scheduled jobs' bodies report what they would act on; the
-	// features they maintain (releases, targets, the package feed) arrive
-	// with later work.
-	ks.Add(systemKind(cuttle.JobRetention, "Apply retention policies", runRetention))
-	ks.Add(systemKind(cuttle.JobPackageCleanup, "Clean up the package cache", func(ctx context.Context, x *Execution) error {
-		n, size, err := countFiles(ctx, files, blob.PackagesKey)
-		x.Log.Logf(tasklog.Info, "The package store holds %d files (%d bytes); no cache retention rule applies yet.", n, size)
-		return err
-	}))
 	ks.Add(healthKind())
 	ks.Add(transferFile(files))
 	ks.Add(collectFile())
-	ks.Add(systemKind(cuttle.JobReindex, "Re-index the built-in package repository", func(ctx context.Context, x *Execution) error {
-		n, _, err := countFiles(ctx, files, blob.PackagesKey)
-		x.Log.Logf(tasklog.Info, "Found %d files in the package store; the package index arrives with the package repository.", n)
-		return err
-	}))
 	return ks
 }
 
-func systemKind(name, description string, run func(ctx context.Context, x *Execution) error) Kind {
+// SystemKind returns a resumable kind of task the cluster queues itself (a
+// scheduled job), which takes no arguments.
+func SystemKind(name, description string, run func(ctx context.Context, x *Execution) error) Kind {
 	return Kind{Name: name, System: true, Resumable: true, Prepare: noArguments(name, description), Run: run}
-}
-
-// retentionBatch is how many agent commands one statement of the
-// retention job deletes.
-const retentionBatch = 1000
-
-// runRetention deletes the agent commands, and their output, of tasks that
-// ended more than the node's CommandRetention ago (the tasks' logs keep
-// the output). Releases and deployments come with later work.
-func runRetention(ctx context.Context, x *Execution) error {
-	age := x.e.limits.CommandRetention
-	total := 0
-	for {
-		n, err := x.e.store.DeleteEndedCommands(ctx, age, retentionBatch)
-		if err != nil {
-			return fmt.Errorf("deleting the agent commands of tasks that ended over %v ago (%d deleted so far): %w", age, total, err)
-		}
-		total += n
-		if n < retentionBatch {
-			break
-		}
-	}
-	x.Log.Logf(tasklog.Info, "Deleted %d agent commands, and their output, of tasks that ended over %v ago.", total, age)
-	return nil
 }
 
 // noArguments is the Prepare of a kind that takes no arguments.
@@ -94,15 +59,6 @@ func (k Kind) scheduled() (args json.RawMessage, description string) {
 	}
 	p, _ := k.Prepare(args)
 	return args, p.Description
-}
-
-func countFiles(ctx context.Context, files blob.Store, prefix string) (n int, size int64, err error) {
-	err = files.List(ctx, prefix, func(info blob.Info) error {
-		n++
-		size += info.Size
-		return nil
-	})
-	return n, size, err
 }
 
 // maxWait bounds the Seconds of a Wait task: one day.

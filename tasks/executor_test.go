@@ -18,6 +18,7 @@ import (
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/blob"
 	"github.com/cuttledeploy/cuttle/cluster"
+	"github.com/cuttledeploy/cuttle/housekeeping"
 	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/store/collection"
 	"github.com/cuttledeploy/cuttle/store/sqlite"
@@ -70,6 +71,9 @@ func newNodeOn(t *testing.T, wrap func(store.Store) store.Store, taskCap int, li
 		t.Fatal(err)
 	}
 	n := &node{store: st, logs: tasklog.Store{Files: files.Of(blob.TaskLogsKey), LineLimit: limits.LogLineBytes}, kinds: tasks.Builtin(files)}
+	for _, k := range housekeeping.Kinds(housekeeping.Config{Store: st, Files: files, Logs: n.logs, Limits: limits}) {
+		n.kinds.Add(k) // the leader's other scheduled jobs, as a node has them
+	}
 	for _, k := range extra {
 		n.kinds.Add(k)
 	}

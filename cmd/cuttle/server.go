@@ -95,6 +95,10 @@ func limitFlags(fs *flag.FlagSet, l *cuttle.Limits) {
 	fs.Var(sizeFlag[int]{&l.DetailsBytes}, "details-limit", "most log text one task details answer carries: the newest lines that fit")
 	fs.DurationVar(&l.CommandRetention, "command-retention", l.CommandRetention,
 		"how long agent commands and their stored output are kept after their task ended (the task's log keeps the output)")
+	fs.DurationVar(&l.PackageRetention, "package-retention", l.PackageRetention,
+		"how long the built-in feed keeps a package version no kept release uses, from its upload")
+	fs.DurationVar(&l.AgentCacheRetention, "agent-cache-retention", l.AgentCacheRetention,
+		"how long an agent keeps a cached package it has not deployed from (the PackageCacheCleanup job)")
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
