@@ -1,6 +1,7 @@
 package blob
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,9 @@ import (
 type Folder struct {
 	Root string
 }
+
+// writeBuffer is the size of Put's writes.
+const writeBuffer = 1 << 20
 
 // NewFolder returns the store of folder root, creating it (0750) if need be.
 func NewFolder(root string) (*Folder, error) {
@@ -53,7 +57,13 @@ func (f *Folder) Put(ctx context.Context, key string, r io.Reader) (Info, error)
 		return Info{}, err
 	}
 	defer os.Remove(tmp.Name()) // fails once renamed
-	n, err := io.Copy(tmp, ctxReader{ctx, r})
+	// Writes of 1 MiB: a multipart upload's reader yields a few KiB a
+	// read, and a write each would cost a system call per few KiB.
+	w := bufio.NewWriterSize(tmp, writeBuffer)
+	n, err := io.Copy(w, ctxReader{ctx, r})
+	if err == nil {
+		err = w.Flush()
+	}
 	if err == nil {
 		err = tmp.Chmod(0o640) // as Append's, readable by the cluster's group
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/blob"
 	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store"
@@ -32,6 +33,9 @@ const DefaultWindow = 10
 // Config configures the Deploy task kind.
 type Config struct {
 	Store store.Store
+	// Files is shared storage, where the artifacts of scripts on nodes
+	// are kept.
+	Files blob.Store
 	// MasterKey opens the release's sensitive values and seals the
 	// payloads of the commands that carry them.
 	MasterKey masterkey.Key
@@ -804,6 +808,10 @@ func (r *run) leaveOut(ctx context.Context, i, t, a int, state, note, interrupti
 // logged as a note of it instead.
 func (r *run) onLine(output *produced) func(l *tasklog.Line) bool {
 	return func(l *tasklog.Line) bool {
+		if path, name, ok := parseArtifactMessage(l.Text); ok {
+			output.declare(path, name)
+			return true
+		}
 		name, value, sensitive, ok := parseServiceMessage(r.cfg.MasterKey, l.Text)
 		if !ok {
 			return true
@@ -843,6 +851,7 @@ func (r *run) runOnServer(ctx context.Context, s cuttle.DeploymentStep, act cutt
 	if err != nil {
 		return err
 	}
+	r.keepArtifacts(ctx, block, output)
 	if code != 0 {
 		return fmt.Errorf("the script exited with code %d", code)
 	}

@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/agentapi"
+	"github.com/cuttledeploy/cuttle/blob"
 	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store/collection"
 	"github.com/cuttledeploy/cuttle/tasklog"
@@ -179,4 +183,58 @@ func pathPart(s string) string {
 		return out
 	}
 	return "_"
+}
+
+// maxArtifacts bounds the artifacts one script on a node keeps.
+const maxArtifacts = 100
+
+// keepArtifacts stores the files a script that ran on this node declared
+// artifacts (new_octopusartifact), under
+// artifacts/<task>/<node>/<name>, and records them. A file that cannot be
+// kept is a warning: Octopus does not fail a deployment for an artifact.
+func (r *run) keepArtifacts(ctx context.Context, block string, output *produced) {
+	output.mu.Lock()
+	files := slices.Clone(output.artifacts)
+	output.mu.Unlock()
+	warn := func(format string, args ...any) {
+		r.x.Log.Write(tasklog.Line{Category: tasklog.Warning, Block: block, Text: fmt.Sprintf(format, args...)})
+	}
+	if len(files) > maxArtifacts {
+		warn("The script declared %d artifacts; the first %d are kept.", len(files), maxArtifacts)
+		files = files[:maxArtifacts]
+	}
+	for _, f := range files {
+		name := pathPart(filepath.Base(f.name))
+		if f.name == "" {
+			name = pathPart(filepath.Base(f.path))
+		}
+		file, err := os.Open(f.path)
+		var info os.FileInfo
+		if err == nil {
+			info, err = file.Stat()
+			if err == nil && !info.Mode().IsRegular() {
+				err = errors.New("it is not a regular file")
+			}
+		}
+		if err != nil {
+			warn("The artifact %s cannot be kept: %v", f.path, err)
+			if file != nil {
+				file.Close()
+			}
+			continue
+		}
+		key := blob.ArtifactsKey + r.deployment.TaskId + "/" + pathPart(r.x.Node) + "/" + name
+		stored, err := r.cfg.Files.Put(ctx, key, file)
+		file.Close()
+		if err == nil {
+			a := cuttle.Artifact{Resource: cuttle.Resource{SpaceID: r.deployment.SpaceID}, Filename: name, ServerTaskId: r.deployment.TaskId,
+				Source: r.x.Node, Created: time.Now().UTC(), LogCorrelationId: block, Length: stored.Size, StorageKey: key}
+			err = r.cfg.Store.Update(ctx, func(tx *collection.Tx) error { return resources.KeepArtifact(ctx, tx, &a) })
+		}
+		if err != nil {
+			warn("The artifact %s cannot be kept: %v", f.path, err)
+			continue
+		}
+		r.x.Log.Write(tasklog.Line{Category: tasklog.Info, Block: block, Text: fmt.Sprintf("Kept the artifact %s (%s).", name, cuttle.FormatSize(stored.Size))})
+	}
 }

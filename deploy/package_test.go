@@ -78,7 +78,7 @@ func packageStep(id string) step {
 		"Actions": []any{map[string]any{"Name": "Deploy " + id, "ActionType": "Octopus.TentaclePackage",
 			"Packages": []any{map[string]any{"Name": "", "PackageId": id, "FeedId": "feeds-builtin"}},
 			"Properties": map[string]string{"Octopus.Action.Package.PackageId": id, "Octopus.Action.Package.FeedId": "feeds-builtin",
-				"Octopus.Action.EnabledFeatures":              "Octopus.Features.SubstituteInFiles",
+				"Octopus.Action.EnabledFeatures":               "Octopus.Features.SubstituteInFiles",
 				"Octopus.Action.SubstituteInFiles.TargetFiles": "config.txt"}}}}
 }
 

@@ -66,6 +66,26 @@ func parseServiceLine(line string) (serviceLine, bool) {
 	return sl, true
 }
 
+// artifactMessage is a line by which a script keeps a file as an artifact:
+// ##octopus[createArtifact path='<base64>' name='<base64>'] (the
+// preamble's new_octopusartifact).
+var artifactMessage = regexp.MustCompile(`^##octopus\[createArtifact path='([A-Za-z0-9+/=]*)' name='([A-Za-z0-9+/=]*)'(?: length='[A-Za-z0-9+/=]*')?\]\s*$`)
+
+// parseArtifactMessage returns the file and name a createArtifact line
+// names.
+func parseArtifactMessage(line string) (path, name string, ok bool) {
+	m := artifactMessage.FindStringSubmatch(line)
+	if m == nil {
+		return "", "", false
+	}
+	p, err1 := base64.StdEncoding.DecodeString(m[1])
+	n, err2 := base64.StdEncoding.DecodeString(m[2])
+	if err1 != nil || err2 != nil || len(p) == 0 {
+		return "", "", false
+	}
+	return string(p), string(n), true
+}
+
 // parseServiceMessage returns the output variable a line sets, if it is a
 // service message; a sealed value is opened with key.
 func parseServiceMessage(key masterkey.Key, line string) (name, value string, sensitive, ok bool) {
@@ -118,10 +138,22 @@ func Redactor(key masterkey.Key) func(payload json.RawMessage) func(string) stri
 }
 
 // produced collects the output variables an action sets as its script
-// runs: plain ones, and sensitive ones (which the checkpoint keeps sealed).
+// runs: plain ones, and sensitive ones (which the checkpoint keeps sealed);
+// and the files it declares artifacts (a script on a node: an agent
+// uploads its own).
 type produced struct {
 	mu            sync.Mutex
 	plain, secret map[string]string
+	artifacts     []declared
+}
+
+// declared is a file a script declared an artifact.
+type declared struct{ path, name string }
+
+func (p *produced) declare(path, name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.artifacts = append(p.artifacts, declared{path, name})
 }
 
 func newProduced() *produced {

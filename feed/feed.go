@@ -163,6 +163,12 @@ func (f *Feed) Upload(ctx context.Context, space, fileName string, mode cuttle.O
 		// Insert: read it again and decide as if it had come first.
 		return f.decideAgain(ctx, space, name, mode, p, key)
 	}
+	if cuttle.IsKind(err, cuttle.KindConflict) {
+		// The unit of work was refused: nothing names the file. The
+		// feed's message, whichever check refused it.
+		f.remove(key)
+		return cuttle.Package{}, 0, exists(p)
+	}
 	switch {
 	case err == nil && outcome == Ignored:
 		f.remove(key)
@@ -170,8 +176,6 @@ func (f *Feed) Upload(ctx context.Context, space, fileName string, mode cuttle.O
 		if replaced != "" {
 			f.remove(replaced)
 		}
-	case cuttle.IsKind(err, cuttle.KindConflict):
-		f.remove(key) // the unit of work was refused: nothing names the file
 	default:
 		// The commit may have happened (invariant 9): keep the file,
 		// which re-indexing removes if no document names it.

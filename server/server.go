@@ -206,7 +206,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	for _, k := range housekeeping.Kinds(housekeeping.Config{Store: n.store, Files: files, Logs: logs, Limits: cfg.Limits}) {
 		kinds.Add(k)
 	}
-	kinds.Add(deploy.Kind(deploy.Config{Store: n.store, MasterKey: key}))
+	kinds.Add(deploy.Kind(deploy.Config{Store: n.store, Files: files, MasterKey: key}))
 	n.member = cluster.New(cluster.Config{
 		Store: n.store,
 		Registration: cuttle.NodeRegistration{

@@ -57,6 +57,11 @@ Usage:
                                      deploy a release (--wait: follow it, live on a terminal, and say how to answer when it
                                      waits for a person; exit 0 if it succeeded, 1 failed, 3 canceled, 4 timed out)
   cuttle interruption list [--deployment D] [--all] | take ID | submit ID (--result Proceed|Abort | --guidance G) [--notes N]
+  cuttle package push FILE... [--overwrite-mode FailIfExists|IgnoreIfExists|OverwriteExisting]
+                                     stream package files to the built-in feed (a progress bar on a terminal)
+  cuttle package list [--filter X] | versions ID [--take N] | delete ID VERSION
+  cuttle artifact list [--task ServerTasks-N] | get ID [--output-file PATH|-] [--force]
+                                     the files tasks kept; get saves one (default: its file name, here)
   cuttle version
 
 Client commands take --server (default http://localhost:8080), --api-key,
@@ -112,6 +117,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runVariable(args[1:], stdout, stderr)
 	case "process":
 		err = runProcess(args[1:], stdout, stderr)
+	case "package":
+		err = runPackage(args[1:], stdout, stderr)
+	case "artifact":
+		err = runArtifact(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, cuttle.Version)
 	case "help", "-h", "--help":
