@@ -138,12 +138,12 @@
 // reads out of the output and logs as a note; get_octopusvariable and
 // $OctopusParameters read variables.
 //
-// # Not built yet
+// # Package steps
 //
-// Package steps (Octopus.TentaclePackage) come with the package
-// repository; until then a process that has one is refused (400). They
-// plug into runAction beside the two kinds of script: the target's agent
-// first acquires the package (a command, followed and resumed as every
-// command is), then the package's own scripts run as agent scripts, with
-// their progress in the same checkpoint.
+// An Octopus.TentaclePackage action runs as a DeployPackage command on
+// each target (deploy/package.go): the release's chosen version, sent
+// from shared storage unless the agent's cache has it, extracted into a
+// new folder, its variables substituted and its scripts run by the agent
+// (agent/package.go). The command is keyed and followed as a script's, so
+// a node that takes the deployment over follows it in flight.
 package deploy
