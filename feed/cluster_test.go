@@ -77,11 +77,11 @@ func download(t *testing.T, ctx context.Context, cl *client.Client, id string) (
 
 // packageVersions lists the versions of packageID through cl
 // (GET /api/Spaces-1/packages?nuGetPackageId=...).
-func packageVersions(t *testing.T, ctx context.Context, cl *client.Client, packageID string) []testcluster.Package {
+func packageVersions(t *testing.T, ctx context.Context, cl *client.Client, packageID string) []client.Package {
 	t.Helper()
 	var page struct {
 		TotalResults int
-		Items        []testcluster.Package
+		Items        []client.Package
 	}
 	if err := cl.Do(ctx, http.MethodGet, "/api/Spaces-1/packages?"+url.Values{"nuGetPackageId": {packageID}}.Encode(), nil, &page); err != nil {
 		t.Fatalf("listing the versions of %s: %v", packageID, err)

@@ -8,35 +8,20 @@ package testcluster
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
-	"mime/multipart"
 	"net/http"
-	"net/url"
 	"strings"
-	"time"
 
 	"github.com/cuttledeploy/cuttle/client"
 )
 
-// Package is a package version of the built-in feed as the API answers it.
-type Package struct {
-	Id               string
-	PackageId        string
-	Version          string
-	Published        time.Time
-	PackageSizeBytes int64
-	Hash             string // lower-case hex SHA-256 of the file
-	FileExtension    string
-}
-
 // UploadAnswer is a node's answer to a package upload.
 type UploadAnswer struct {
 	Status  int
-	Package Package // decoded when Status is 200 or 201
-	Body    string  // the answer's body (at most 1 MiB), for messages
+	Package client.Package // when Status is 200 or 201
+	Body    string         // the error answer's message
 }
 
 // transfers is the HTTP client of uploads and downloads: no overall
@@ -44,66 +29,23 @@ type UploadAnswer struct {
 // context.
 var transfers = &http.Client{}
 
-// errAnswered stops the goroutine that writes an upload's body once the
-// node has answered.
-var errAnswered = errors.New("the node answered the upload")
-
 // UploadPackage sends a package file to the built-in feed through cl's node
-// as the official client sends it: POST
-// /api/Spaces-1/packages/raw?overwriteMode=mode with cl's API key, a
-// multipart/form-data body with one part name="file" filename=fileName
-// that streams body, in chunked transfer encoding (no Content-Length). It
-// holds no more of the file than a copy buffer. An answer of any status is
-// returned as an UploadAnswer; the error is the transport's (the
-// connection failed, ctx ended). If the node answers before it has read
-// the whole body (a 409 for a version that exists), the rest of body is
-// not read.
+// as the official client sends it (client.UploadPackage: a streamed,
+// chunked multipart body). An answer of any status is returned as an
+// UploadAnswer; the error is the transport's (the connection failed, ctx
+// ended).
 func UploadPackage(ctx context.Context, cl *client.Client, fileName, mode string, body io.Reader) (UploadAnswer, error) {
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		part, err := mw.CreateFormFile("file", fileName)
-		if err == nil {
-			_, err = io.Copy(part, body)
-		}
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err) // nil: the request's body ends with io.EOF
-	}()
-	defer func() {
-		pr.CloseWithError(errAnswered) // stops the writer if the node answered before the end
-		<-written
-	}()
-	path := strings.TrimRight(cl.BaseURL, "/") + "/api/Spaces-1/packages/raw?" + url.Values{"overwriteMode": {mode}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, path, pr)
-	if err != nil {
+	p, kept, err := cl.UploadPackage(ctx, fileName, body, mode)
+	var answer *client.Error
+	switch {
+	case errors.As(err, &answer):
+		return UploadAnswer{Status: answer.Status, Body: answer.Error()}, nil
+	case err != nil:
 		return UploadAnswer{}, err
+	case kept:
+		return UploadAnswer{Status: http.StatusOK, Package: p}, nil
 	}
-	req.ContentLength = -1 // unknown: chunked
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("X-Octopus-ApiKey", cl.APIKey)
-	resp, err := transfers.Do(req)
-	if err != nil {
-		return UploadAnswer{}, err
-	}
-	defer resp.Body.Close()
-	// The answer is read whole before the writer is stopped: stopping it
-	// fails the request's write, which closes the connection.
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return UploadAnswer{}, err
-	}
-	a := UploadAnswer{Status: resp.StatusCode, Body: string(b)}
-	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated {
-		if err := json.Unmarshal(b, &a.Package); err != nil {
-			return a, err
-		}
-	}
-	return a, nil
+	return UploadAnswer{Status: http.StatusCreated, Package: p}, nil
 }
 
 // DownloadAnswer is a node's answer to a download.
