@@ -181,8 +181,11 @@ func TestCommandHandedOutAgainIsReportedNotRun(t *testing.T) {
 	}
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	if cl.handouts[cmd.UID] != 3 {
-		t.Errorf("handed out %d times, want 3", cl.handouts[cmd.UID])
+	// A handout can go to a poll of the stopped agent that the node had
+	// not yet seen end; the node hands the command out again then
+	// (fakeRedeliverAfter), as comms does.
+	if n := cl.handouts[cmd.UID] - cl.redeliveries[cmd.UID]; n != 3 {
+		t.Errorf("handed out %d times from the queue (and %d times again), want 3", n, cl.redeliveries[cmd.UID])
 	}
 }
 

@@ -115,16 +115,20 @@ type shellRun struct {
 	// what is what the failure of a non-zero exit code calls the
 	// script: "The script" exited with code N.
 	what string
+	// artifacts, if not nil, collects the artifacts the script declares
+	// (createArtifact service messages), for the command to upload once
+	// its scripts have ended (uploadArtifacts).
+	artifacts *artifacts
 }
 
 // runShell runs r: it writes the body to its file in the command's
 // folder, runs it with the syntax's shell (script.Run: in a process group
 // of its own, stopped at the timeout or when ctx ends, its output
-// journaled as the command's lines) and removes the file, which may hold
-// the deployment's sensitive values. It
-// returns Success for exit code 0, else Failed: "<what> exited with code
-// N." with the exit code, or why the script could not run or was stopped
-// (exit code -1).
+// journaled as the command's lines, and its createArtifact service
+// messages noticed into r.artifacts, if set) and removes the file, which
+// may hold the deployment's sensitive values. It returns Success for exit
+// code 0, else Failed: "<what> exited with code N." with the exit code,
+// or why the script could not run or was stopped (exit code -1).
 func (a *Agent) runShell(ctx context.Context, c *command, r shellRun) outcome {
 	sh := shells[r.syntax]
 	path := filepath.Join(c.dir, r.name+sh.extension)
@@ -132,6 +136,13 @@ func (a *Agent) runShell(ctx context.Context, c *command, r shellRun) outcome {
 		return failed("writing the script: %v", err)
 	}
 	defer os.Remove(path)
+	output := c.scriptOutput
+	if r.artifacts != nil {
+		output = func(lines []script.Line) {
+			c.scriptOutput(lines)
+			r.artifacts.notice(c, r.dir, lines)
+		}
+	}
 	code, err := script.Run(ctx, script.Spec{
 		Shell:   sh.program,
 		Args:    sh.args,
@@ -139,7 +150,7 @@ func (a *Agent) runShell(ctx context.Context, c *command, r shellRun) outcome {
 		Dir:     r.dir,
 		Env:     r.env,
 		Timeout: r.timeout,
-	}, c.scriptOutput)
+	}, output)
 	switch {
 	case errors.Is(err, script.ErrShellNotFound):
 		return failed("%s scripts cannot run on this agent: %v", r.syntax, err)
@@ -155,7 +166,8 @@ func (a *Agent) runShell(ctx context.Context, c *command, r shellRun) outcome {
 	return outcome{State: cuttle.CommandSuccess}
 }
 
-// runScript runs a Script command (agentapi.Script).
+// runScript runs a Script command (agentapi.Script), and then uploads
+// the artifacts the script declared, whatever its outcome.
 func (a *Agent) runScript(ctx context.Context, c *command) outcome {
 	var s agentapi.Script
 	if err := decodePayload(c, &s); err != nil {
@@ -184,8 +196,11 @@ func (a *Agent) runScript(ctx context.Context, c *command) outcome {
 			return failed("creating the working folder: %v", err)
 		}
 	}
-	return a.runShell(ctx, c, shellRun{syntax: s.Syntax, name: "script", body: s.Body, dir: dir, env: env,
-		timeout: time.Duration(s.TimeoutSeconds) * time.Second, what: "The script"})
+	arts := &artifacts{}
+	o := a.runShell(ctx, c, shellRun{syntax: s.Syntax, name: "script", body: s.Body, dir: dir, env: env,
+		timeout: time.Duration(s.TimeoutSeconds) * time.Second, what: "The script", artifacts: arts})
+	a.uploadArtifacts(ctx, c, arts)
+	return o
 }
 
 // health runs a Health command.

@@ -114,6 +114,37 @@
 // agent holds the file and the folder in memory while it runs); an output
 // line tells each deletion.
 //
+// # Artifacts
+//
+// The scripts of a Script or DeployPackage command declare artifacts of
+// their task with new_octopusartifact (New-OctopusArtifact in
+// PowerShell), which prints a service message on standard output:
+//
+//	##octopus[createArtifact path='<base64 of the absolute path>' name='<base64 of the name>']
+//
+// The line is output as any other; the agent notices it as it comes and
+// collects the artifact: an existing regular file (a relative path is
+// taken from the script's folder; any file the agent's user can read, as
+// the script itself can), named by the message's name reduced to its base
+// name (after the last / or \), or else by the file's. A later
+// declaration of a name replaces the earlier; a command collects at most
+// 100, and ignores later ones with one warning. A message that cannot be
+// read, a missing file or one that is not a regular file is a warning,
+// not a failure. Once the command's scripts have ended, whatever their
+// outcome, and before the outcome is journaled (and so reported, since
+// the node takes no upload for a command in a final state), the agent
+// uploads each, in order, as SendFile uploads a file: PUT
+// agentapi.PathFile?name=<name>, streamed with its SHA-256, over any link,
+// retried with backoff until the cluster takes or refuses it (4xx) or the
+// command is cancelled. Each makes a line, "Uploaded artifact <name>
+// (<size>)", or a warning: a failed upload never changes the command's
+// outcome, as Octopus never fails a deployment for an artifact. The
+// command stays Running in the journal while it uploads, so at-most-once
+// holds as for any running command: an agent that dies meanwhile marks it
+// Failed at its next start and uploads nothing more (an upload sent again
+// would only replace the artifact of its name); one that stops cuts the
+// uploads when its grace ends, with a warning.
+//
 // # Paths
 //
 // A command's paths (Script.WorkDir, ReceiveFile.Path, SendFile.Path,

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,17 +34,28 @@ type fakeCluster struct {
 	id certs.Identity
 
 	mu       sync.Mutex
-	agents   map[string]bool                // thumbprints the nodes accept
-	queues   map[string][]agentapi.Command  // by subscription id; "" for listening agents
-	cancels  map[string][]string            // UIDs to cancel, by subscription id
-	stored   map[string]*storedCommand      // by UID
-	handouts map[string]int                 // how often each UID was handed out
-	files    map[string][]byte              // ReceiveFile and DeployPackage files by UID
-	uploads  map[string][]byte              // SendFile uploads by UID
-	refuse   map[string]bool                // UIDs whose reports are answered 404
-	changed  chan struct{}                  // closed and replaced when a queue or a report changes
-	lastNode *fakeNode                      // the node that stored the last report
-	byNode   map[*fakeNode]map[string]int64 // per node and UID, the last line stored through it
+	agents   map[string]bool               // thumbprints the nodes accept
+	queues   map[string][]agentapi.Command // by subscription id; "" for listening agents
+	cancels  map[string][]string           // UIDs to cancel, by subscription id
+	stored   map[string]*storedCommand     // by UID
+	handouts map[string]int                // how often each UID was handed out
+	// dispatched holds the commands handed out and not yet reported, by
+	// UID: as comms does, a poll hands one out again once
+	// fakeRedeliverAfter has passed, since the answer that carried it may
+	// never have reached the agent.
+	dispatched   map[string]*dispatch
+	redeliveries map[string]int    // how many of handouts were redeliveries
+	files        map[string][]byte // ReceiveFile and DeployPackage files by UID
+	uploads      map[string][]byte // SendFile uploads by UID
+	// artifacts are the artifacts scripts uploaded (PUT with ?name=), by
+	// UID and name; a later upload of a name replaces the earlier, as
+	// comms does. refuseArtifacts names the ones answered 400.
+	artifacts       map[string]map[string]fakeArtifact
+	refuseArtifacts map[string]bool
+	refuse          map[string]bool                // UIDs whose reports are answered 404
+	changed         chan struct{}                  // closed and replaced when a queue or a report changes
+	lastNode        *fakeNode                      // the node that stored the last report
+	byNode          map[*fakeNode]map[string]int64 // per node and UID, the last line stored through it
 
 	gets        atomic.Int64 // file requests (GET) seen
 	servedBytes atomic.Int64 // file bytes sent
@@ -62,6 +74,15 @@ type storedCommand struct {
 	maxBatch int // the most lines one report carried
 	gaps     int // reports whose lines did not follow the stored ones (answered 409)
 	cancel   bool
+	// artifactsAtOutcome is how many artifacts of the command were stored
+	// when its outcome was.
+	artifactsAtOutcome int
+}
+
+// fakeArtifact is an artifact a script uploaded.
+type fakeArtifact struct {
+	body   []byte
+	sha256 string // as the upload's HeaderSHA256 said
 }
 
 func newFakeCluster(t *testing.T) *fakeCluster {
@@ -71,17 +92,21 @@ func newFakeCluster(t *testing.T) *fakeCluster {
 		t.Fatal(err)
 	}
 	return &fakeCluster{
-		id:       id,
-		agents:   map[string]bool{},
-		queues:   map[string][]agentapi.Command{},
-		cancels:  map[string][]string{},
-		stored:   map[string]*storedCommand{},
-		handouts: map[string]int{},
-		files:    map[string][]byte{},
-		uploads:  map[string][]byte{},
-		refuse:   map[string]bool{},
-		changed:  make(chan struct{}),
-		byNode:   map[*fakeNode]map[string]int64{},
+		id:              id,
+		agents:          map[string]bool{},
+		queues:          map[string][]agentapi.Command{},
+		cancels:         map[string][]string{},
+		stored:          map[string]*storedCommand{},
+		handouts:        map[string]int{},
+		dispatched:      map[string]*dispatch{},
+		redeliveries:    map[string]int{},
+		files:           map[string][]byte{},
+		uploads:         map[string][]byte{},
+		artifacts:       map[string]map[string]fakeArtifact{},
+		refuseArtifacts: map[string]bool{},
+		refuse:          map[string]bool{},
+		changed:         make(chan struct{}),
+		byNode:          map[*fakeNode]map[string]int64{},
 	}
 }
 
@@ -113,11 +138,13 @@ func (cl *fakeCluster) enqueue(sub string, cmd agentapi.Command) {
 	cl.changedLocked()
 }
 
-// cancel asks the agent with subscription id sub to cancel uid.
+// cancel asks the agent with subscription id sub to cancel uid. As in
+// comms, a handed-out command with a cancel is not handed out again.
 func (cl *fakeCluster) cancel(sub, uid string) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	cl.cancels[sub] = append(cl.cancels[sub], uid)
+	delete(cl.dispatched, uid)
 	cl.changedLocked()
 }
 
@@ -184,6 +211,7 @@ func (cl *fakeCluster) waitFinal(t *testing.T, uid string, within time.Duration)
 func (cl *fakeCluster) storeReport(n *fakeNode, uid string, r agentapi.Report) (agentapi.ReportAck, int) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
+	delete(cl.dispatched, uid) // the agent has it: no more redelivery
 	if cl.refuse[uid] {
 		return agentapi.ReportAck{}, http.StatusNotFound
 	}
@@ -210,6 +238,7 @@ func (cl *fakeCluster) storeReport(n *fakeNode, uid string, r agentapi.Report) (
 	}
 	if cuttle.CommandState(r.State).Final() && !cuttle.CommandState(sc.state).Final() {
 		sc.state, sc.exitCode, sc.result, sc.err = r.State, r.ExitCode, r.Result, r.Error
+		sc.artifactsAtOutcome = len(cl.artifacts[uid])
 	}
 	if cl.byNode[n] == nil {
 		cl.byNode[n] = map[string]int64{}
@@ -220,22 +249,63 @@ func (cl *fakeCluster) storeReport(n *fakeNode, uid string, r agentapi.Report) (
 	return agentapi.ReportAck{StoredSeq: int64(len(sc.lines)), State: sc.state, Cancel: sc.cancel}, http.StatusOK
 }
 
-// take hands out the queued commands and cancels of sub, if any.
-func (cl *fakeCluster) take(sub string) (agentapi.PollResponse, <-chan struct{}) {
+// fakeRedeliverAfter is how long a handed-out command may go without a
+// report before a poll hands it out again (comms.RedeliverAfter, 10 s by
+// default, shortened).
+const fakeRedeliverAfter = 2 * time.Second
+
+// dispatch is a command handed out and not yet reported.
+type dispatch struct {
+	sub string
+	cmd agentapi.Command
+	at  time.Time // when it was last handed out
+}
+
+// take hands out the queued commands and cancels of sub, if any, and,
+// as comms does, the commands handed out fakeRedeliverAfter ago or more
+// with no report since: the poll that carried one may have died with its
+// connection (an agent that stopped), and nothing else would bring the
+// command to the agent. It returns too when the next of sub's handed-out
+// commands is due again (zero: none is waiting).
+func (cl *fakeCluster) take(sub string) (resp agentapi.PollResponse, changed <-chan struct{}, nextDue time.Time) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	resp := agentapi.PollResponse{Commands: cl.queues[sub], Cancel: cl.cancels[sub]}
+	now := time.Now()
+	resp = agentapi.PollResponse{Commands: cl.queues[sub], Cancel: cl.cancels[sub]}
 	delete(cl.queues, sub)
 	delete(cl.cancels, sub)
+	queued := map[string]bool{}
+	for _, c := range resp.Commands {
+		queued[c.UID] = true
+	}
+	var again []*dispatch
+	for uid, d := range cl.dispatched {
+		if d.sub != sub || queued[uid] {
+			continue
+		}
+		if due := d.at.Add(fakeRedeliverAfter); due.After(now) {
+			if nextDue.IsZero() || due.Before(nextDue) {
+				nextDue = due
+			}
+			continue
+		}
+		again = append(again, d)
+		cl.redeliveries[uid]++
+	}
+	slices.SortFunc(again, func(x, y *dispatch) int { return x.at.Compare(y.at) }) // the oldest first
+	for _, d := range again {
+		resp.Commands = append(resp.Commands, d.cmd)
+	}
 	for _, c := range resp.Commands {
 		cl.handouts[c.UID]++
+		cl.dispatched[c.UID] = &dispatch{sub: sub, cmd: c, at: now}
 	}
 	for _, uid := range resp.Cancel {
 		if sc := cl.stored[uid]; sc != nil {
 			sc.cancel = true
 		}
 	}
-	return resp, cl.changed
+	return resp, cl.changed, nextDue
 }
 
 // fakeNode is one node of a fakeCluster: an HTTPS server of agentapi's
@@ -316,13 +386,23 @@ func (n *fakeNode) poll(w http.ResponseWriter, r *http.Request) {
 	timeout := time.NewTimer(fakePollWait)
 	defer timeout.Stop()
 	for {
-		resp, changed := n.cluster.take(req.SubscriptionId)
+		if r.Context().Err() != nil {
+			// The agent gave the poll up: hand it nothing (comms fails
+			// to, with the request's context).
+			return
+		}
+		resp, changed, nextDue := n.cluster.take(req.SubscriptionId)
 		if len(resp.Commands)+len(resp.Cancel) > 0 {
 			writeJSON(w, http.StatusOK, resp)
 			return
 		}
+		var due <-chan time.Time // when a handed-out command is due again
+		if !nextDue.IsZero() {
+			due = time.After(time.Until(nextDue))
+		}
 		select {
 		case <-changed:
+		case <-due:
 		case <-timeout.C:
 			writeJSON(w, http.StatusOK, resp)
 			return
@@ -385,7 +465,23 @@ func (n *fakeNode) getFile(w http.ResponseWriter, r *http.Request) {
 	n.cluster.servedBytes.Add(int64(len(body)))
 }
 
+// putFile takes the file of a SendFile command, or with ?name= an
+// artifact of a Script or DeployPackage command, as comms does: refused
+// (409) once the command's outcome is stored, and checked against
+// HeaderSHA256.
 func (n *fakeNode) putFile(w http.ResponseWriter, r *http.Request) {
+	uid, name := r.PathValue("uid"), r.URL.Query().Get("name")
+	n.cluster.mu.Lock()
+	sc, refused := n.cluster.stored[uid], n.cluster.refuseArtifacts[name]
+	n.cluster.mu.Unlock()
+	switch {
+	case sc != nil && cuttle.CommandState(sc.state).Final():
+		writeJSON(w, http.StatusConflict, agentapi.Error{ErrorMessage: fmt.Sprintf("The command %s is not a file upload in progress.", uid)})
+		return
+	case name != "" && refused:
+		writeJSON(w, http.StatusBadRequest, agentapi.Error{ErrorMessage: fmt.Sprintf("The file %q cannot be stored as an artifact.", name)})
+		return
+	}
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		return
@@ -397,7 +493,14 @@ func (n *fakeNode) putFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.cluster.mu.Lock()
-	n.cluster.uploads[r.PathValue("uid")] = b
+	if name == "" {
+		n.cluster.uploads[uid] = b
+	} else {
+		if n.cluster.artifacts[uid] == nil {
+			n.cluster.artifacts[uid] = map[string]fakeArtifact{}
+		}
+		n.cluster.artifacts[uid][name] = fakeArtifact{body: b, sha256: r.Header.Get(agentapi.HeaderSHA256)}
+	}
 	n.cluster.mu.Unlock()
 	writeJSON(w, http.StatusOK, agentapi.FileResult{Size: int64(len(b)), SHA256: digest})
 }

@@ -424,7 +424,6 @@ func (a *Agent) receiveFile(ctx context.Context, c *command) outcome {
 
 // sendFile runs a SendFile command (agentapi.SendFile).
 func (a *Agent) sendFile(ctx context.Context, c *command) outcome {
-	log := c.log
 	var p agentapi.SendFile
 	if err := decodePayload(c, &p); err != nil {
 		return failed("%v", err)
@@ -433,43 +432,85 @@ func (a *Agent) sendFile(ctx context.Context, c *command) outcome {
 	if err != nil {
 		return refusePath(c, err)
 	}
+	u, err := openUpload(path, p.Path)
+	if err != nil {
+		return failed("%v", err)
+	}
+	defer u.close()
+	stored, err := a.upload(ctx, c, u, "")
+	if err != nil {
+		return failed("%v", err)
+	}
+	return succeeded(stored)
+}
+
+// pendingUpload is a file a command sends to the cluster (PUT PathFile
+// with the command's UID), open and hashed.
+type pendingUpload struct {
+	name   string // what messages call it: a path, or an artifact's name
+	f      *os.File
+	info   os.FileInfo // when it was hashed
+	size   int64
+	sha256 string // lower-case hex
+}
+
+// openUpload opens the regular file at path and hashes it; the error is
+// the command's failure, which names the file by name.
+func openUpload(path, name string) (*pendingUpload, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return failed("opening the file to send: %v", err)
+		return nil, fmt.Errorf("opening the file to send: %v", err)
 	}
-	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return failed("opening the file to send: %v", err)
+		f.Close()
+		return nil, fmt.Errorf("opening the file to send: %v", err)
 	}
 	if !info.Mode().IsRegular() {
-		return failed("%s is not a file", p.Path)
+		f.Close()
+		return nil, fmt.Errorf("%s is not a file", name)
 	}
 	hash := sha256.New()
 	size, err := io.Copy(hash, f)
 	if err != nil {
-		return failed("reading %s: %v", p.Path, err)
+		f.Close()
+		return nil, fmt.Errorf("reading %s: %v", name, err)
 	}
-	sum := hex.EncodeToString(hash.Sum(nil))
+	return &pendingUpload{name: name, f: f, info: info, size: size, sha256: hex.EncodeToString(hash.Sum(nil))}, nil
+}
 
+func (u *pendingUpload) close() { u.f.Close() }
+
+// upload sends u to the cluster, with query (such as "name=..."; empty for
+// none) added to PathFile: streamed from the file, with HeaderSHA256, on
+// any link that works, the one that handed the command out first, retried
+// with backoff until the cluster takes it, refuses it (4xx, see giveUp) or
+// ctx ends, and cut when no byte moves for the stall timing. A file that
+// changed since it was hashed is not sent. It returns what the cluster
+// stored, checked against the file; the error names u.name.
+func (a *Agent) upload(ctx context.Context, c *command, u *pendingUpload, query string) (agentapi.FileResult, error) {
+	target := agentapi.CommandPath(agentapi.PathFile, c.uid)
+	if query != "" {
+		target += "?" + query
+	}
 	var stored agentapi.FileResult
 	send := func(l *link) error {
-		if now, err := f.Stat(); err != nil || now.Size() != size || !now.ModTime().Equal(info.ModTime()) {
-			return &localError{fmt.Errorf("%s changed while it was being sent", p.Path)}
+		if now, err := u.f.Stat(); err != nil || now.Size() != u.size || !now.ModTime().Equal(u.info.ModTime()) {
+			return &localError{fmt.Errorf("%s changed while it was being sent", u.name)}
 		}
 		guarded, guard, release := guardStall(ctx, a.timing.stall)
 		defer release()
 		var body io.Reader = http.NoBody
-		if size > 0 {
-			body = guard.reader(io.NewSectionReader(f, 0, size))
+		if u.size > 0 {
+			body = guard.reader(io.NewSectionReader(u.f, 0, u.size))
 		}
-		req, err := http.NewRequestWithContext(guarded, http.MethodPut, l.baseURL+agentapi.CommandPath(agentapi.PathFile, c.uid), body)
+		req, err := http.NewRequestWithContext(guarded, http.MethodPut, l.baseURL+target, body)
 		if err != nil {
 			return err
 		}
-		req.ContentLength = size
+		req.ContentLength = u.size
 		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set(agentapi.HeaderSHA256, sum)
+		req.Header.Set(agentapi.HeaderSHA256, u.sha256)
 		resp, err := l.do(ctx, req)
 		if err != nil {
 			return transferError(ctx, guarded, err)
@@ -487,13 +528,13 @@ func (a *Agent) sendFile(ctx context.Context, c *command) outcome {
 			break
 		}
 		if giveUp(ctx, err) {
-			return failed("sending %s: %v", p.Path, err)
+			return stored, fmt.Errorf("sending %s: %v", u.name, err)
 		}
-		log.Debug("sending a file failed; retrying", "path", p.Path, "err", err)
+		c.log.Debug("sending a file failed; retrying", "file", u.name, "err", err)
 		pause(ctx, retry.delay(), a.links.whenAdded(), nil)
 	}
-	if stored.Size != size || !strings.EqualFold(stored.SHA256, sum) {
-		return failed("the cluster stored %d bytes with SHA-256 %s for %s, which has %d bytes with SHA-256 %s", stored.Size, stored.SHA256, p.Path, size, sum)
+	if stored.Size != u.size || !strings.EqualFold(stored.SHA256, u.sha256) {
+		return stored, fmt.Errorf("the cluster stored %d bytes with SHA-256 %s for %s, which has %d bytes with SHA-256 %s", stored.Size, stored.SHA256, u.name, u.size, u.sha256)
 	}
-	return succeeded(stored)
+	return stored, nil
 }

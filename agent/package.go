@@ -105,6 +105,8 @@ func (u *inUse) unlessHeld(path string, remove func() error) (removed bool, err 
 // that matches no file is a warning), and the package's PreDeploy, Deploy
 // and PostDeploy scripts of the syntax run in the folder, in that order,
 // each after variables.Preamble; the first that fails fails the command.
+// Once they have ended, the artifacts they declared are uploaded
+// (uploadArtifacts), whatever the outcome.
 func (a *Agent) deployPackage(ctx context.Context, c *command) outcome {
 	var p agentapi.DeployPackage
 	if err := decodePayload(c, &p); err != nil {
@@ -215,22 +217,26 @@ func (a *Agent) deployPackage(ctx context.Context, c *command) outcome {
 	}
 	preamble := variables.Preamble(syntax, names, lookup)
 	env := a.commandEnv(c)
+	arts := &artifacts{}
 	for i, s := range scripts {
 		c.info("Running %s", s.file)
 		res.Scripts = append(res.Scripts, s.file)
 		o := a.runShell(ctx, c, shellRun{
-			syntax:  syntax,
-			name:    fmt.Sprintf("package-%d-%s", i+1, s.name),
-			body:    preamble + s.body,
-			dir:     folder,
-			env:     env,
-			timeout: time.Duration(p.TimeoutSeconds) * time.Second,
-			what:    "The package's " + s.file,
+			syntax:    syntax,
+			name:      fmt.Sprintf("package-%d-%s", i+1, s.name),
+			body:      preamble + s.body,
+			dir:       folder,
+			env:       env,
+			timeout:   time.Duration(p.TimeoutSeconds) * time.Second,
+			what:      "The package's " + s.file,
+			artifacts: arts,
 		})
 		if o.State != cuttle.CommandSuccess {
+			a.uploadArtifacts(ctx, c, arts)
 			return withResult(o)
 		}
 	}
+	a.uploadArtifacts(ctx, c, arts)
 	return succeeded(res)
 }
 

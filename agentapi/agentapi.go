@@ -48,10 +48,15 @@ const (
 	PathPoll = "/agent/v1/poll"
 	// PathReport takes a Report for the command and answers a ReportAck.
 	PathReport = "/agent/v1/commands/{uid}/report"
-	// PathFile serves the file of a ReceiveFile command (GET, with Range
-	// requests for resuming) and takes the file of a SendFile command (PUT,
-	// with HeaderSHA256, answering a FileResult). Any 4xx but 429 is final:
-	// the transfer fails.
+	// PathFile serves the file of a ReceiveFile or DeployPackage command
+	// (GET, with Range requests for resuming) and takes uploads into the
+	// task's artifacts (PUT, with HeaderSHA256, answering a FileResult):
+	// the file of a SendFile command, and the artifacts that the scripts
+	// of a Script or DeployPackage command declare, each named by the
+	// query (?name=<file name>). Uploads come before the command's
+	// outcome: a command in a final state takes none. An artifact of a
+	// name the task holds already for the machine replaces it. Any 4xx
+	// but 429 is final: the transfer fails.
 	PathFile = "/agent/v1/commands/{uid}/file"
 )
 
@@ -84,17 +89,21 @@ type PollResponse struct {
 }
 
 // Command is one unit of work. Payload is the JSON of the kind's type:
-// Script, Health, ReceiveFile, DeployPackage or SendFile.
+// Script, Health, ReceiveFile, DeployPackage, PrunePackages or SendFile.
 type Command struct {
 	UID     string
-	Kind    string // "Script", "Health", "ReceiveFile", "DeployPackage", "SendFile"
+	Kind    string // "Script", "Health", "ReceiveFile", "DeployPackage", "PrunePackages", "SendFile"
 	Payload json.RawMessage
 }
 
 // Script runs a script with the shell its syntax names: Bash (bash), Sh
 // (sh) or PowerShell (pwsh, where installed). The agent writes Body to a
 // file and runs it in its own process group, streaming standard output and
-// standard error as lines; the exit code decides Success or Failed.
+// standard error as lines; the exit code decides Success or Failed. The
+// files the script declares artifacts (a createArtifact service message
+// on standard output, as new_octopusartifact prints it) are uploaded
+// (PUT PathFile?name=) once it has ended, before its outcome; an artifact
+// that cannot be uploaded is a warning, never the command's failure.
 type Script struct {
 	Body   string
 	Syntax string
@@ -151,8 +160,9 @@ type ReceiveFileResult struct {
 // cache; extracts it into a new folder; substitutes variables in the files
 // named; runs the scripts the package holds (PreDeploy, Deploy,
 // PostDeploy, with the extension of Syntax) in that folder, each after
-// Preamble; and reports a DeployPackageResult. Its payload is sealed: it
-// holds the deployment's variables.
+// Preamble, uploading the artifacts they declare as a Script does; and
+// reports a DeployPackageResult. Its payload is sealed: it holds the
+// deployment's variables.
 type DeployPackage struct {
 	PackageID string
 	Version   string
