@@ -8,7 +8,9 @@ package feed_test
 // storage"). Every test runs by default, in CI too.
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -469,6 +471,43 @@ func TestClusterOnObjectStore(t *testing.T) {
 		t.Errorf("the log of %s (run on %s) read through %s has the lines %v, want 1 to 50 in order:\n%s", tk.Id, tk.ServerNode, other.Config.Name, numbers, log)
 	}
 
+	// A package step on an agent: the package comes out of the object
+	// store, and its Deploy.sh keeps an artifact, which goes into it.
+	testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: a, AdminKey: c.AdminKey,
+		Poll: []string{"127.0.0.1:" + strconv.Itoa(a.PollingPort), "127.0.0.1:" + strconv.Itoa(b.PollingPort)}})
+	site := tarGz(t, map[string]string{"Deploy.sh": "echo built > report.txt\nnew_octopusartifact report.txt report.txt\n"})
+	if up, err := testcluster.UploadPackage(ctx, a.Client, "site.1.0.0.tar.gz", "FailIfExists", bytes.NewReader(site)); err != nil || up.Status != http.StatusCreated {
+		t.Fatalf("uploading site: %v %+v", err, up)
+	}
+	var project struct{ Id string }
+	call(t, a.Client, http.MethodPost, "/api/Spaces-1/projects", map[string]any{"Name": "Site", "LifecycleId": "Lifecycles-1", "ProjectGroupId": "ProjectGroups-1"}, &project)
+	call(t, a.Client, http.MethodPut, "/api/Spaces-1/projects/"+project.Id+"/deploymentprocesses", map[string]any{"Steps": []any{map[string]any{
+		"Name": "Site", "Properties": map[string]string{"Octopus.Action.TargetRoles": "web"},
+		"Actions": []any{map[string]any{"Name": "Site", "ActionType": "Octopus.TentaclePackage",
+			"Packages": []any{map[string]any{"Name": "", "PackageId": "site", "FeedId": "feeds-builtin"}}}}}}}, nil)
+	call(t, a.Client, http.MethodPost, "/api/Spaces-1/releases/create/v1", map[string]any{"spaceId": "Spaces-1", "projectName": "Site", "releaseVersion": "1.0.0"}, nil)
+	var deployed struct {
+		DeploymentServerTasks []struct{ ServerTaskId string }
+	}
+	call(t, b.Client, http.MethodPost, "/api/Spaces-1/deployments/create/untenanted/v1",
+		map[string]any{"spaceId": "Spaces-1", "projectName": "Site", "releaseVersion": "1.0.0", "environmentNames": []string{"Test"}}, &deployed)
+	deployTask := deployed.DeploymentServerTasks[0].ServerTaskId
+	if done := testcluster.WaitTask(t, b.Client, deployTask, time.Minute, "Success", "Failed"); done.State != "Success" {
+		log, _ := testcluster.TaskLog(ctx, b.Client, deployTask)
+		t.Fatalf("the deployment ended %s:\n%s", done.State, log)
+	}
+	var artifacts struct {
+		Items []struct{ Id, Filename string }
+	}
+	call(t, a.Client, http.MethodGet, "/api/Spaces-1/artifacts?regarding="+deployTask, nil, &artifacts)
+	if len(artifacts.Items) != 1 || artifacts.Items[0].Filename != "report.txt" {
+		t.Fatalf("the deployment's artifacts: %+v", artifacts.Items)
+	}
+	var content bytes.Buffer
+	if ans, err := testcluster.Download(ctx, a.Client, "/api/Spaces-1/artifacts/"+artifacts.Items[0].Id+"/content", "", &content); err != nil || ans.Status != 200 || content.String() != "built\n" {
+		t.Errorf("the artifact's content: %v %+v %q", err, ans, content.String())
+	}
+
 	// The bucket holds the files under the storage's prefix.
 	bucket, err := blob.NewS3(ctx, o.URL(""), o.Settings())
 	if err != nil {
@@ -484,8 +523,9 @@ func TestClusterOnObjectStore(t *testing.T) {
 	t.Logf("the bucket holds %q", keys)
 	pkg := regexp.MustCompile(`^cuttle/packages/objects/[^/]+/objects\.2\.0\.0\.zip \(` + strconv.Itoa(size) + ` bytes\)$`)
 	taskLog := regexp.MustCompile(`^cuttle/tasklogs/` + strconv.FormatInt(testcluster.TaskNumber(t, tk.Id), 10) + `/`)
-	if !slices.ContainsFunc(keys, pkg.MatchString) || !slices.ContainsFunc(keys, taskLog.MatchString) {
-		t.Errorf("the bucket holds %q, want the package under cuttle/packages/objects/ and the task's log under cuttle/tasklogs/", keys)
+	artifact := regexp.MustCompile(`^cuttle/artifacts/` + deployTask + `/Machines-\d+/report\.txt \(6 bytes\)$`)
+	if !slices.ContainsFunc(keys, pkg.MatchString) || !slices.ContainsFunc(keys, taskLog.MatchString) || !slices.ContainsFunc(keys, artifact.MatchString) {
+		t.Errorf("the bucket holds %q, want the package under cuttle/packages/objects/, the task's log under cuttle/tasklogs/ and the artifact under cuttle/artifacts/", keys)
 	}
 	for _, k := range keys {
 		if !strings.HasPrefix(k, "cuttle/packages/") && !strings.HasPrefix(k, "cuttle/tasklogs/") && !strings.HasPrefix(k, "cuttle/artifacts/") {
@@ -502,4 +542,33 @@ func TestClusterOnObjectStore(t *testing.T) {
 			t.Errorf("the log of %s holds the object store's secret key", n.Config.Name)
 		}
 	}
+}
+
+// call calls the API and fails the test on an error.
+func call(t *testing.T, cl *client.Client, method, path string, in, out any) {
+	t.Helper()
+	if err := cl.Do(testcluster.Context(t, 20*time.Second), method, path, in, out); err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+}
+
+// tarGz returns a tar.gz archive of files; .sh files are executable.
+func tarGz(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for name, content := range files {
+		mode := int64(0o644)
+		if strings.HasSuffix(name, ".sh") {
+			mode = 0o755
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(content))
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
 }
