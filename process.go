@@ -292,6 +292,9 @@ func ValidateSteps(steps []DeploymentStep) error {
 				return invalid("the action %q's type %q is not one cuttle runs (%s, %s, %s).", aname, a.ActionType, ActionScript, ActionManual, ActionPackage)
 			}
 			for _, p := range a.Packages {
+				if p.PackageId != "" && a.ActionType == ActionScript && a.RunsOnServer() {
+					return invalid("the action %q runs on the server and references the package %s; cuttle extracts referenced packages on deployment targets only.", aname, p.PackageId)
+				}
 				if p.FeedId != "" && !strings.EqualFold(p.FeedId, BuiltinFeedID) {
 					return invalid("the action %q takes the package %s from the feed %q; cuttle has the built-in feed, %s.", aname, p.PackageId, p.FeedId, BuiltinFeedID)
 				}

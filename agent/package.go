@@ -211,9 +211,11 @@ func (a *Agent) deployPackage(ctx context.Context, c *command) outcome {
 		}
 	}
 
-	scripts, err := findPackageScripts(folder, shells[syntax].extension)
-	if err != nil {
-		return withResult(failed("looking for the package's scripts: %v", err))
+	var scripts []packageScript
+	if !p.ExtractOnly {
+		if scripts, err = findPackageScripts(folder, shells[syntax].extension); err != nil {
+			return withResult(failed("looking for the package's scripts: %v", err))
+		}
 	}
 	preamble := variables.Preamble(syntax, names, lookup)
 	env := a.commandEnv(c)

@@ -198,6 +198,9 @@ type DeployPackage struct {
 	// Octopus.Action.Package.InstallationDirectoryPath (the folder).
 	// TimeoutSeconds bounds each script; 0 means no limit.
 	TimeoutSeconds int `json:",omitempty"`
+	// ExtractOnly leaves the package's scripts alone: a package a script
+	// step references is extracted for the script to use.
+	ExtractOnly bool `json:",omitempty"`
 }
 
 // DeployPackageResult reports a deployed package.

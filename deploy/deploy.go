@@ -826,22 +826,39 @@ func (r *run) onLine(output *produced) func(l *tasklog.Line) bool {
 }
 
 // script returns the body an action runs: its preamble of variable
-// functions and its body with its #{...} references replaced.
-func (r *run) script(s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target) (body, syntax string, err error) {
+// functions and its body with its #{...} references replaced. extra
+// variables (the folders of the packages it references) come first.
+func (r *run) script(s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, extra map[string]string) (body, syntax string, err error) {
 	get := r.lookup(s, act, t)
+	names := r.names(s, act, t)
+	if len(extra) > 0 {
+		base := get
+		get = func(name string) (string, bool) {
+			for k, v := range extra {
+				if strings.EqualFold(k, name) {
+					return v, true
+				}
+			}
+			return base(name)
+		}
+		for k := range extra {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+	}
 	syntax = cuttle.Prop(act.Properties, cuttle.PropScriptSyntax)
 	body, err = variables.Evaluate(cuttle.Prop(act.Properties, cuttle.PropScriptBody), get)
 	if err != nil {
 		return "", "", fmt.Errorf("the script of %s does not parse: %v", act.Name, err)
 	}
-	return variables.Preamble(syntax, r.names(s, act, t), get) + body, syntax, nil
+	return variables.Preamble(syntax, names, get) + body, syntax, nil
 }
 
 // runOnServer runs a script action on this node, with the variables of its
 // target t (seed 003's scripts before and after each target). A script
 // that was running on a node that died runs again, and the log says so.
 func (r *run) runOnServer(ctx context.Context, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int, output *produced) error {
-	body, syntax, err := r.script(s, act, t)
+	body, syntax, err := r.script(s, act, t, nil)
 	if err != nil {
 		return err
 	}
@@ -864,16 +881,21 @@ const payloadPurpose = cuttle.SealedPayloadPurpose
 // runOnAgent runs a script or package action on target t's agent.
 func (r *run) runOnAgent(ctx context.Context, i, a int, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int, output *produced) error {
 	if act.ActionType == cuttle.ActionPackage {
-		return r.deployPackage(ctx, i, a, s, act, t, attempt, output)
+		_, err := r.acquire(ctx, i, a, s, act, t, attempt, output, act.PrimaryPackage(), false)
+		return err
 	}
-	body, syntax, err := r.script(s, act, t)
+	extra, err := r.referencedPackages(ctx, i, a, s, act, t, attempt, output)
+	if err != nil {
+		return err
+	}
+	body, syntax, err := r.script(s, act, t, extra)
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
 	mask := slices.Clone(r.sensitive)
 	r.mu.Unlock()
-	cmd, err := r.sendCommand(ctx, i, a, s, act, t, attempt, cuttle.CommandScript, scriptPayload{Body: body, Syntax: syntax, Mask: mask}, output)
+	cmd, err := r.sendCommand(ctx, i, a, s, act, t, attempt, "", cuttle.CommandScript, scriptPayload{Body: body, Syntax: syntax, Mask: mask}, output)
 	if err != nil {
 		return err
 	}
@@ -887,12 +909,13 @@ func (r *run) runOnAgent(ctx context.Context, i, a int, s cuttle.DeploymentStep,
 }
 
 // sendCommand runs a command of an action on target t's agent and returns
-// it once it ended. The command's key names the step, action, machine and
-// attempt, so that a node taking the deployment over finds the command in
-// flight and follows it, never sending it twice; its payload is sealed,
-// since it holds the values. An error is the command's failure to run, or
-// notFollowed.
-func (r *run) sendCommand(ctx context.Context, i, a int, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int,
+// it once it ended. The command's key names the step, action, machine,
+// attempt and part (for an action of several commands, such as the
+// packages a script references), so that a node taking the deployment over
+// finds the command in flight and follows it, never sending it twice; its
+// payload is sealed, since it holds the values. An error is the command's
+// failure to run, or notFollowed.
+func (r *run) sendCommand(ctx context.Context, i, a int, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int, part string,
 	kind cuttle.CommandKind, payload any, output *produced) (cuttle.Command, error) {
 	plain, err := json.Marshal(payload)
 	if err != nil {
@@ -903,6 +926,9 @@ func (r *run) sendCommand(ctx context.Context, i, a int, s cuttle.DeploymentStep
 		return cuttle.Command{}, err
 	}
 	key := fmt.Sprintf("deploy/%d/%d/%s/%d", i, a, cuttle.FormatID(cuttle.MachineIDPrefix, t.ID), attempt)
+	if part != "" {
+		key += "/" + part
+	}
 	m := cuttle.Machine{ID: t.ID, Name: t.Name, Roles: t.Roles, URI: t.URI, Style: cuttle.Polling}
 	if ms, err := r.cfg.Store.Machines(ctx, cuttle.MachineQuery{IDs: []int64{t.ID}}); err == nil && len(ms) == 1 {
 		m = ms[0]

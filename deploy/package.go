@@ -43,14 +43,18 @@ type packagePayload struct {
 	Mask []string `json:",omitempty"`
 }
 
-// deployPackage runs an Octopus.TentaclePackage action on target t's
-// agent: the version the release chose is sent from shared storage unless
-// the agent has it in its cache, extracted into a new folder, its
-// variables substituted and its scripts run (agentapi.DeployPackage).
-func (r *run) deployPackage(ctx context.Context, i, a int, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int, output *produced) error {
-	p, err := r.chosenPackage(ctx, act)
+// acquire deploys the package ref of an action on target t's agent: the
+// version the release chose is sent from shared storage unless the agent
+// has it in its cache, and extracted into a new folder; for an
+// Octopus.TentaclePackage action (extractOnly false) its variables are
+// substituted and its scripts run (agentapi.DeployPackage), and the
+// action's output variable Package.InstallationDirectoryPath is the folder.
+func (r *run) acquire(ctx context.Context, i, a int, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int, output *produced,
+	ref cuttle.PackageReference, extractOnly bool) (agentapi.DeployPackageResult, error) {
+	var res agentapi.DeployPackageResult
+	p, err := r.chosenPackage(ctx, act, ref)
 	if err != nil {
-		return err
+		return res, err
 	}
 	get := r.lookup(s, act, t)
 	names := r.names(s, act, t)
@@ -66,44 +70,47 @@ func (r *run) deployPackage(ctx context.Context, i, a int, s cuttle.DeploymentSt
 	cmd := agentapi.DeployPackage{
 		PackageID: p.PackageId, Version: p.PackageVersion, Extension: p.FileExtension, Size: p.PackageSizeBytes, SHA256: p.Hash,
 		Source: p.StorageKey, Folder: strings.Join([]string{"Applications", pathPart(r.env.Name), pathPart(p.PackageId), pathPart(p.PackageVersion)}, "/"),
-		Variables: vars, Names: names, Syntax: "Bash",
+		Variables: vars, Names: names, Syntax: "Bash", ExtractOnly: extractOnly,
 	}
-	if slices.Contains(features, featureCustomFolder) {
+	if slices.Contains(features, featureCustomFolder) && !extractOnly {
 		if cmd.CustomFolder, err = r.evaluated(act, propCustomFolder, get); err != nil {
-			return err
+			return res, err
 		}
 		cmd.PurgeCustomFolder = strings.EqualFold(cuttle.Prop(act.Properties, propPurgeCustom), "True")
 	}
-	if slices.Contains(features, featureSubstitute) {
+	if slices.Contains(features, featureSubstitute) && !extractOnly {
 		files, err := r.evaluated(act, propSubstituteFiles, get)
 		if err != nil {
-			return err
+			return res, err
 		}
 		cmd.Substitute = lines(files)
 	}
-	if slices.Contains(features, featureJSONVariables) {
+	if slices.Contains(features, featureJSONVariables) && !extractOnly {
 		files, err := r.evaluated(act, propJSONFiles, get)
 		if err != nil {
-			return err
+			return res, err
 		}
 		cmd.JSONFiles = lines(files)
+	}
+	part := ""
+	if extractOnly {
+		part = "package/" + pathPart(ref.Name)
 	}
 	r.mu.Lock()
 	mask := slices.Clone(r.sensitive)
 	r.mu.Unlock()
-	done, err := r.sendCommand(ctx, i, a, s, act, t, attempt, cuttle.CommandDeployPackage, packagePayload{DeployPackage: cmd, Mask: mask}, output)
+	done, err := r.sendCommand(ctx, i, a, s, act, t, attempt, part, cuttle.CommandDeployPackage, packagePayload{DeployPackage: cmd, Mask: mask}, output)
 	if err != nil {
-		return err
+		return res, err
 	}
 	if done.State != cuttle.CommandSuccess {
 		if done.Error != "" {
-			return errors.New(done.Error)
+			return res, errors.New(done.Error)
 		}
-		return fmt.Errorf("deploying %s %s ended %s", p.PackageId, p.PackageVersion, done.State)
+		return res, fmt.Errorf("deploying %s %s ended %s", p.PackageId, p.PackageVersion, done.State)
 	}
-	var res agentapi.DeployPackageResult
 	if err := json.Unmarshal(done.Result, &res); err != nil {
-		return fmt.Errorf("the agent's report of %s cannot be read: %v", act.Name, err)
+		return res, fmt.Errorf("the agent's report of %s cannot be read: %v", act.Name, err)
 	}
 	how := fmt.Sprintf("sent (%s", cuttle.FormatSize(p.PackageSizeBytes))
 	if res.Resumes > 0 {
@@ -117,17 +124,43 @@ func (r *run) deployPackage(ctx context.Context, i, a int, s cuttle.DeploymentSt
 	// command's result again.
 	r.x.Log.Write(tasklog.Line{Category: tasklog.Info, Block: r.block(s, t), Source: "outcome/" + done.UID, Seq: 1,
 		Text: fmt.Sprintf("Package %s %s %s; %d files extracted to %s on %s.", p.PackageId, p.PackageVersion, how, res.Files, res.InstallationDirectory, t.Name)})
-	output.set(outputInstallationDirectory, res.InstallationDirectory, false)
-	return nil
+	if !extractOnly {
+		output.set(outputInstallationDirectory, res.InstallationDirectory, false)
+	}
+	return res, nil
 }
 
-// chosenPackage returns the package version the release chose for act's
-// primary package.
-func (r *run) chosenPackage(ctx context.Context, act cuttle.DeploymentAction) (cuttle.Package, error) {
-	ref := act.PrimaryPackage()
+// referencedPackages extracts, on target t, the packages a script action
+// references (its Packages), one command each, and returns the variables
+// that name their folders: Octopus.Action.Package[<name>].ExtractedPath,
+// with .PackageId and .PackageVersion.
+func (r *run) referencedPackages(ctx context.Context, i, a int, s cuttle.DeploymentStep, act cuttle.DeploymentAction, t target, attempt int, output *produced) (map[string]string, error) {
+	vars := map[string]string{}
+	for _, ref := range act.Packages {
+		if ref.PackageId == "" {
+			continue
+		}
+		res, err := r.acquire(ctx, i, a, s, act, t, attempt, output, ref, true)
+		if err != nil {
+			return nil, err
+		}
+		prefix := "Octopus.Action.Package[" + ref.Name + "]."
+		vars[prefix+"ExtractedPath"], vars[prefix+"PackageId"] = res.InstallationDirectory, ref.PackageId
+		for _, sp := range r.release.SelectedPackages {
+			if strings.EqualFold(sp.ActionName, act.Name) && strings.EqualFold(sp.PackageReferenceName, ref.Name) {
+				vars[prefix+"PackageVersion"] = sp.Version
+			}
+		}
+	}
+	return vars, nil
+}
+
+// chosenPackage returns the package version the release chose for an
+// action's package reference.
+func (r *run) chosenPackage(ctx context.Context, act cuttle.DeploymentAction, ref cuttle.PackageReference) (cuttle.Package, error) {
 	version := ""
 	for _, sp := range r.release.SelectedPackages {
-		if strings.EqualFold(sp.ActionName, act.Name) && sp.PackageReferenceName == "" {
+		if strings.EqualFold(sp.ActionName, act.Name) && strings.EqualFold(sp.PackageReferenceName, ref.Name) {
 			version = sp.Version
 		}
 	}

@@ -190,3 +190,24 @@ func TestPackageStepOnFourAgents(t *testing.T) {
 	}
 	t.Logf("the owner %s was killed while the agents fetched a 96 MiB package; %s finished the deployment", owner, survivor.Config.Name)
 }
+
+// TestScriptStepReferencesAPackage: a script step on an agent that
+// references a package gets it extracted (its own scripts not run) and
+// reads its folder from Octopus.Action.Package[<name>].ExtractedPath.
+func TestScriptStepReferencesAPackage(t *testing.T) {
+	t.Parallel()
+	c := testcluster.StartFastCluster(t, nil, 5)
+	a := c.Nodes[0]
+	testcluster.StartAgent(t, testcluster.AgentConfig{Name: "web-1", Register: a, AdminKey: c.AdminKey})
+	push(t, a.Client, "tools.3.1.0.tar.gz", tarball(t, map[string][]byte{
+		"Deploy.sh": []byte("echo the package's own script ran\n"), "tool.txt": []byte("tool #{Greeting}\n"),
+	}, true))
+	use := script("Use tools", `cat "#{Octopus.Action.Package[tools].ExtractedPath}/tool.txt"; echo "version #{Octopus.Action.Package[tools].PackageVersion}"`, false)
+	use["Packages"] = []any{map[string]any{"Name": "tools", "PackageId": "tools", "FeedId": "feeds-builtin", "AcquisitionLocation": "ExecutionTarget"}}
+	projectWith(t, a.Client, "Tools", []map[string]any{{"Name": "Greeting", "Value": "hello"}},
+		step{"Name": "Use tools", "Properties": map[string]string{"Octopus.Action.TargetRoles": "web"}, "Actions": []any{use}})
+	_, state, log := deployVersion(t, a.Client, "Tools", "1.0.0", 60*time.Second)
+	if state != "Success" || !strings.Contains(log, "tool #{Greeting}") || !strings.Contains(log, "version 3.1.0") || strings.Contains(log, "own script ran") {
+		t.Fatalf("the deployment ended %s; want the script to read the extracted package (not substituted, its Deploy.sh not run):\n%s", state, log)
+	}
+}
