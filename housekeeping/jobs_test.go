@@ -17,15 +17,24 @@ import (
 	"github.com/cuttledeploy/cuttle/testcluster"
 )
 
-// newestTask returns the number of the newest task of a job, 0 if none.
-func newestTask(t *testing.T, cl *client.Client, job string) int {
+// settledRun waits until the leader's first run of a job (queued as the
+// cluster starts) has ended, and returns its task number: a test changes
+// what the job acts on only then, and reads the runs after it.
+func settledRun(t *testing.T, cl *client.Client, job string) int {
 	t.Helper()
-	var page struct{ Items []struct{ Id string } }
-	do(t, cl, http.MethodGet, "/api/tasks?name="+job+"&take=1", nil, &page)
-	if len(page.Items) == 0 {
-		return 0
-	}
-	return taskNumber(page.Items[0].Id)
+	n := 0
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		var page struct{ Items []struct{ Id, State string } }
+		if err := cl.Do(context.Background(), http.MethodGet, "/api/tasks?name="+job+"&take=1", nil, &page); err != nil {
+			return err
+		}
+		if len(page.Items) == 0 || (page.Items[0].State != "Success" && page.Items[0].State != "Failed") {
+			return fmt.Errorf("the first %s run has not ended", job)
+		}
+		n = taskNumber(page.Items[0].Id)
+		return nil
+	})
+	return n
 }
 
 func taskNumber(id string) int {
@@ -68,6 +77,7 @@ func TestReindexMakesTheFeedAgreeWithStorage(t *testing.T) {
 	api := c.Nodes[0].Client
 	push(t, api, "kept.1.0.0.zip")
 	push(t, api, "gone.1.0.0.zip")
+	before := settledRun(t, api, "PackageReindex")
 	root := filepath.Join(c.Storage, "packages")
 	files := func(pkg string) []string {
 		var out []string
@@ -98,7 +108,6 @@ func TestReindexMakesTheFeedAgreeWithStorage(t *testing.T) {
 	orphan("found/lost1/found.2.0.0.zip", "found", old)
 	orphan("kept/lost2/kept.1.0.0.zip", "duplicate", old)
 	orphan("fresh/lost3/fresh.1.0.0.zip", "fresh", time.Now())
-	before := newestTask(t, api, "PackageReindex")
 	if _, err := api.SetClusterSettings(testcluster.Context(t, 5*time.Second), map[string]time.Duration{"PackageReindexIntervalSeconds": time.Second}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,9 +166,9 @@ func TestPackageCacheCleanupAsksTheAgents(t *testing.T) {
 	if len(cached) != 1 {
 		t.Fatalf("the agent's cache holds %v", cached)
 	}
+	before := settledRun(t, api, "PackageCacheCleanup")
 	old := time.Now().Add(-40 * 24 * time.Hour)
 	os.Chtimes(cached[0], old, old)
-	before := newestTask(t, api, "PackageCacheCleanup")
 	if _, err := api.SetClusterSettings(testcluster.Context(t, 5*time.Second), map[string]time.Duration{"PackageCacheCleanupIntervalSeconds": time.Second}); err != nil {
 		t.Fatal(err)
 	}
