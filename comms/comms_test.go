@@ -421,6 +421,19 @@ func TestFiles(t *testing.T) {
 		t.Errorf("a Range request: %d, %d bytes; want 206 and the last 1000 bytes", resp.StatusCode, len(tail))
 	}
 
+	// A file gone from storage since the command was queued is 404:
+	// final for the agent, which does not retry it.
+	os.Remove(src)
+	req, _ = http.NewRequest("GET", a.base+agentapi.CommandPath(agentapi.PathFile, recv.UID), nil)
+	if resp, err := a.http.Do(req); err != nil {
+		t.Error(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("the file of a command whose source is gone: %s, want 404", resp.Status)
+		}
+	}
+
 	send := n.queue(t, a.machine, "send", cuttle.CommandSendFile, agentapi.SendFile{Path: "logs/app.log"})
 	a.poll()
 	put := func(body []byte, digest string) (int, agentapi.FileResult) {

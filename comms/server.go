@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"net/http"
 	"path"
 	"path/filepath"
@@ -212,6 +213,11 @@ func (c *Comms) handleFileGet(w http.ResponseWriter, r *http.Request) error {
 		return cuttle.Wrap(err, "reading a file command's payload")
 	}
 	f, err := c.storage.Open(r.Context(), p.Source)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Final for the agent (a 4xx): the package was replaced or
+		// deleted after the command was queued.
+		return cuttle.Errorf(cuttle.KindNotFound, "The file %s is no longer in shared storage (replaced or deleted since the command was queued).", p.Source)
+	}
 	if err != nil {
 		return cuttle.Wrap(err, "opening a file to send")
 	}
