@@ -59,7 +59,9 @@ func (f *Folder) Put(ctx context.Context, key string, r io.Reader) (Info, error)
 	defer os.Remove(tmp.Name()) // fails once renamed
 	// Writes of 1 MiB: a multipart upload's reader yields a few KiB a
 	// read, and a write each would cost a system call per few KiB.
-	w := bufio.NewWriterSize(tmp, writeBuffer)
+	// (struct{ io.Writer } hides the file's ReadFrom, which bufio would
+	// hand an empty buffer's copy to, writing each read as it comes.)
+	w := bufio.NewWriterSize(struct{ io.Writer }{tmp}, writeBuffer)
 	n, err := io.Copy(w, ctxReader{ctx, r})
 	if err == nil {
 		err = w.Flush()

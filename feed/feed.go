@@ -23,10 +23,8 @@ package feed
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -119,10 +117,11 @@ func (f *Feed) Upload(ctx context.Context, space, fileName string, mode cuttle.O
 		}
 	}
 	key := blob.PackagesKey + name.PackageID + "/" + uploadID() + "/" + name.PackageID + "." + name.Version + name.Ext
-	body = &hashingReader{r: body, h: sha256.New()}
-	info, err := f.Files.Put(ctx, key, body)
+	hashed := hashBeside(body)
+	info, err := f.Files.Put(ctx, key, hashed)
+	hashed.close()
 	if err != nil {
-		if berr := body.(*hashingReader).err; berr != nil && ctx.Err() == nil {
+		if berr := hashed.err(); berr != nil && ctx.Err() == nil {
 			return cuttle.Package{}, 0, &cuttle.Error{Kind: cuttle.KindInvalid, Message: "The upload was cut off before its end; nothing was stored.", Err: berr}
 		}
 		return cuttle.Package{}, 0, cuttle.Wrap(err, "storing the package file")
@@ -130,7 +129,7 @@ func (f *Feed) Upload(ctx context.Context, space, fileName string, mode cuttle.O
 	p := cuttle.Package{
 		Resource:  cuttle.Resource{SpaceID: space},
 		PackageId: name.PackageID, PackageVersion: name.Version, FileExtension: name.Ext,
-		PackageSizeBytes: info.Size, Hash: hex.EncodeToString(body.(*hashingReader).h.Sum(nil)),
+		PackageSizeBytes: info.Size, Hash: hashed.wait(),
 		Published: time.Now().UTC(), StorageKey: key,
 	}
 	var (
@@ -283,20 +282,4 @@ func uploadID() string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// hashingReader hashes what it reads and keeps the first error of r.
-type hashingReader struct {
-	r   io.Reader
-	h   hash.Hash
-	err error
-}
-
-func (h *hashingReader) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
-	h.h.Write(p[:n])
-	if err != nil && err != io.EOF && h.err == nil {
-		h.err = err
-	}
-	return n, err
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"time"
 
@@ -92,10 +94,24 @@ func (h *keeper) reindex(ctx context.Context, x *tasks.Execution) error {
 }
 
 // dropMissing deletes the document of a package whose file is gone,
-// unless a release uses it.
+// unless a release uses it. It decides on the document as it is, locked:
+// an upload that replaced the file since the documents were read (its new
+// document names a new file, and it deleted the old one) leaves it alone.
 func (h *keeper) dropMissing(ctx context.Context, x *tasks.Execution, term int64, p cuttle.Package) error {
-	used := false
+	used, replaced := false, false
 	err := h.fenced(ctx, term, func(tx *collection.Tx) error {
+		cur, err := resources.Packages.GetForUpdate(ctx, tx, p.ID)
+		if err != nil {
+			return err
+		}
+		if cur.StorageKey != p.StorageKey {
+			replaced = true
+			return nil
+		}
+		if _, err := h.cfg.Files.Stat(ctx, p.StorageKey); !errors.Is(err, fs.ErrNotExist) {
+			replaced = true // back, or storage cannot tell: not missing
+			return nil
+		}
 		rs, _, err := resources.Releases.List(ctx, tx, collection.Query{Space: p.SpaceID, Take: 1,
 			Where: map[string]any{"packages": cuttle.PackageIdentity(p.PackageId, p.PackageVersion)}})
 		if err != nil {
@@ -109,6 +125,8 @@ func (h *keeper) dropMissing(ctx context.Context, x *tasks.Execution, term int64
 	switch {
 	case err != nil && !cuttle.IsKind(err, cuttle.KindNotFound):
 		return fmt.Errorf("dropping the document of %s %s: %w", p.PackageId, p.PackageVersion, err)
+	case err != nil || replaced:
+		// Deleted or replaced since the documents were read.
 	case used:
 		x.Log.Logf(tasklog.Error, "The file of %s %s (%s) is missing from shared storage, and releases use it: upload it again.", p.PackageId, p.PackageVersion, p.StorageKey)
 	default:

@@ -272,12 +272,17 @@ func (h *keeper) packages(ctx context.Context, x *tasks.Execution, term int64) e
 		}
 		gone := false
 		err := h.fenced(ctx, term, func(tx *collection.Tx) error {
+			// As it is now, locked: an upload may have replaced it.
+			cur, err := resources.Packages.GetForUpdate(ctx, tx, p.ID)
+			if err != nil || since(cur.Published) < age {
+				return err
+			}
 			used, _, err := resources.Releases.List(ctx, tx, collection.Query{Space: p.SpaceID, Take: 1,
 				Where: map[string]any{"packages": cuttle.PackageIdentity(p.PackageId, p.PackageVersion)}})
 			if err != nil || len(used) > 0 {
 				return err
 			}
-			gone = true
+			gone, p = true, cur
 			return resources.Packages.Delete(ctx, tx, p.ID)
 		})
 		if errors.Is(err, errTermLost) || (err != nil && !cuttle.IsKind(err, cuttle.KindNotFound)) {
