@@ -13,16 +13,27 @@ const APIKeyHeader = "X-Octopus-ApiKey"
 
 type userKey struct{}
 
-// authenticate returns the user whose API key the request carries.
-// KindUnauthorized if it carries none, or one that is malformed or unknown,
-// or its user is inactive. A key stored under its legacy digest is stored
+// authenticate returns the user whose API key the request carries, or
+// else whose session its cookie names (sessionOf; the request returned
+// carries the session). KindUnauthorized if it carries neither, or one that
+// is malformed or unknown, or its user is inactive. A key stored under its legacy digest is stored
 // again under the master key's (resources.UpgradeAPIKey). Nothing is cached: a deleted key is refused at
 // once on every node.
-func (s *Server) authenticate(r *http.Request) (cuttle.User, error) {
+func (s *Server) authenticate(r *http.Request) (cuttle.User, *http.Request, error) {
 	key := r.Header.Get(APIKeyHeader)
 	if key == "" {
-		return cuttle.User{}, cuttle.Errorf(cuttle.KindUnauthorized, "You must be signed in: send an API key in the %s header.", APIKeyHeader)
+		u, ctx, err := s.sessionOf(r)
+		if err != nil {
+			return u, r, err
+		}
+		return u, r.WithContext(ctx), nil
 	}
+	u, err := s.authenticateKey(r, key)
+	return u, r, err
+}
+
+// authenticateKey returns the user of an API key (see authenticate).
+func (s *Server) authenticateKey(r *http.Request, key string) (cuttle.User, error) {
 	if !cuttle.ValidAPIKey(key) {
 		return cuttle.User{}, cuttle.Errorf(cuttle.KindUnauthorized, "The API key is not valid: it must be API- followed by at least 20 upper-case letters and digits.")
 	}

@@ -93,7 +93,8 @@ const (
 func (s *Server) handle(pattern string, who access, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if who != anyone {
-			u, err := s.authenticate(r)
+			u, signedIn, err := s.authenticate(r)
+			r = signedIn
 			if err == nil && who == admin && !u.IsAdministrator {
 				err = cuttle.Errorf(cuttle.KindForbidden, "You do not have permission to perform this action: it needs an administrator.")
 			}
@@ -129,6 +130,7 @@ func (s *Server) routes() {
 	s.machineRoutes()
 	s.documentRoutes()
 	s.peopleRoutes()
+	s.signInRoutes()
 	s.packageRoutes()
 	s.artifactRoutes()
 	s.rootRoutes()

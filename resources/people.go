@@ -218,7 +218,7 @@ func UpgradeAPIKey(ctx context.Context, tx *collection.Tx, mk masterkey.Key, key
 }
 
 // ReleaseUser prepares the delete of the user of id: it deletes their API
-// keys and takes them out of their teams. KindConflict if they are the
+// keys, password and sessions and takes them out of their teams. KindConflict if they are the
 // last active administrator.
 func ReleaseUser(ctx context.Context, tx *collection.Tx, id string) error {
 	if err := CheckAdministratorsLeft(ctx, tx, id); err != nil {
@@ -247,7 +247,14 @@ func ReleaseUser(ctx context.Context, tx *collection.Tx, id string) error {
 			return err
 		}
 	}
-	return nil
+	if c, err := Credential(ctx, tx, id, false); err == nil {
+		if err := Credentials.Delete(ctx, tx, c.ID); err != nil {
+			return err
+		}
+	} else if !cuttle.IsKind(err, cuttle.KindNotFound) {
+		return err
+	}
+	return EndSessions(ctx, tx, id)
 }
 
 // CheckAdministratorsLeft returns a KindConflict error if removing the

@@ -38,6 +38,7 @@ var All = collection.NewSet(
 	ProcessSnapshots, VariableSetSnapshots, Releases,
 	Deployments, Interruptions,
 	Packages, Artifacts,
+	Credentials, Sessions, LoginFailureCounts,
 )
 
 // Seed creates the documents every installation starts with (the "Default
