@@ -102,7 +102,7 @@ func TestDocumentBadInput(t *testing.T) {
 }
 
 // jsonField returns the string field name of the JSON object body.
-func jsonField(t *testing.T, body []byte, name string) string {
+func jsonField(t testing.TB, body []byte, name string) string {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil {

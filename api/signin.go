@@ -32,8 +32,9 @@ import (
 // sign-ins are counted in the database by user and by address, so a
 // balancer spreading attempts over nodes does not multiply the allowance.
 
-// passwordCost is bcrypt's cost: about 50 ms an attempt on one core here
-// (docs/benchmarks.md).
+// passwordCost is bcrypt's cost: 99 ms an attempt on one core of the
+// test machine, about 17 sign-ins a second for a 2-core node
+// (docs/benchmarks.md, "Sign-in").
 const passwordCost = 10
 
 // sessionPurpose names the master key's use for session cookies.

@@ -45,6 +45,7 @@ Usage:
   cuttle lifecycle list|show|delete NAME|create NAME [--description D]
                                      the default space's projects, project groups and lifecycles
   cuttle user list|show|delete|deactivate|activate USERNAME|create USERNAME [--display-name N] [--email E] [--service]
+  cuttle user set-password USERNAME  < password   (the first line of standard input; ends the user's sessions)
   cuttle team list|show|delete NAME|create NAME [--member USER]...|add-member|remove-member TEAM USER
   cuttle apikey list|show|delete ID|create --purpose P [--user USER]
                                      a user's API keys (--user: default me); create prints the key, once

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -12,7 +15,7 @@ import (
 	"github.com/cuttledeploy/cuttle/client"
 )
 
-// userCommands: cuttle user list|show|delete|create|deactivate|activate.
+// userCommands: cuttle user list|show|delete|create|deactivate|activate|set-password.
 // A user is named by username or id; a new user is active, and (until
 // permissions arrive) an administrator. Deactivating or deleting the last
 // active administrator is refused (409).
@@ -33,8 +36,32 @@ var userCommands = docCommands[cuttle.User]{cmd: "user", noun: "user", ref: "USE
 			return func(ctx context.Context, docs client.Documents[cuttle.User], pos []string) (cuttle.User, error) {
 				return docs.Create(ctx, cuttle.User{Username: pos[0], DisplayName: *displayName, EmailAddress: *email, IsService: *service, IsActive: true})
 			}
-		}}, setActive("deactivate", false), setActive("activate", true)},
+		}}, setActive("deactivate", false), setActive("activate", true), setPassword()},
 }
+
+// setPassword is `cuttle user set-password USER`: the password is read
+// from the first line of standard input, never from the command line
+// (which others on the machine can read). It ends the user's sessions.
+func setPassword() docCommand[cuttle.User] {
+	return docCommand[cuttle.User]{name: "set-password", args: "USERNAME|ID", nargs: 1,
+		setup: func(c *clientCommand) func(context.Context, client.Documents[cuttle.User], []string) (cuttle.User, error) {
+			return func(ctx context.Context, docs client.Documents[cuttle.User], pos []string) (cuttle.User, error) {
+				u, err := docs.Find(ctx, pos[0])
+				if err != nil {
+					return u, err
+				}
+				line, err := bufio.NewReader(passwordInput).ReadString('\n')
+				if err != nil && (err != io.EOF || line == "") {
+					return u, fmt.Errorf("reading the password from standard input: %v", err)
+				}
+				password := strings.TrimRight(line, "\r\n")
+				return u, c.client().Do(ctx, http.MethodPut, "/api/users/"+u.ID+"/password", map[string]string{"Password": password}, nil)
+			}
+		}}
+}
+
+// passwordInput is where set-password reads the password: standard input.
+var passwordInput io.Reader = os.Stdin
 
 // setActive is the command that makes a user active or not; an inactive
 // user's API keys are refused.
