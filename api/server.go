@@ -109,6 +109,11 @@ func (s *Server) handle(pattern string, who access, h handler) {
 			}
 			r = r.WithContext(context.WithValue(r.Context(), userKey{}, u))
 		}
+		if who != anyone && audited(r.Method) {
+			rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+			w = rec
+			defer func() { s.audit(r, rec) }()
+		}
 		if err := h(w, r); err != nil {
 			writeError(w, r, s.log, err)
 		}
@@ -131,6 +136,7 @@ func (s *Server) routes() {
 	s.documentRoutes()
 	s.peopleRoutes()
 	s.signInRoutes()
+	s.eventRoutes()
 	s.packageRoutes()
 	s.artifactRoutes()
 	s.rootRoutes()

@@ -152,6 +152,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	http.SetCookie(w, &http.Cookie{Name: cuttle.CSRFCookie, Value: session.CSRFToken, Path: "/",
 		Expires: session.Expires, Secure: secure, SameSite: http.SameSiteStrictMode})
 	s.log.Info("signed in", "user", u.Username, "remote", addr, "session", session.ID)
+	s.recordEvent(r, cuttle.Event{Category: "SignedIn", UserId: u.ID, Username: u.Username, RelatedDocumentIds: []string{u.ID},
+		Message: u.Username + " signed in"})
 	u.Links = map[string]string{"Self": "/api/users/" + u.ID}
 	writeJSON(w, http.StatusOK, u)
 	return nil

@@ -39,6 +39,7 @@ var All = collection.NewSet(
 	Deployments, Interruptions,
 	Packages, Artifacts,
 	Credentials, Sessions, LoginFailureCounts,
+	Events,
 )
 
 // Seed creates the documents every installation starts with (the "Default

@@ -174,8 +174,10 @@ type Query struct {
 	// Where filters extracted columns: Text, Int and Bool ones by
 	// equality, IDs ones by holding the value.
 	Where map[string]any
-	Skip  int
-	Take  int // at most this many; negative: all
+	// AtLeast and Below bound Int columns: column >= value, column < value.
+	AtLeast, Below map[string]int64
+	Skip           int
+	Take           int // at most this many; negative: all
 }
 
 // DefaultTake is the page size of a Query with Take 0.
@@ -269,6 +271,17 @@ func (d *Def[T]) List(ctx context.Context, tx *Tx, q Query) ([]T, int, error) {
 			}
 		}
 		where, args = append(where, name+" = ?"), append(args, v)
+	}
+	for _, bound := range []struct {
+		op     string
+		values map[string]int64
+	}{{">=", q.AtLeast}, {"<", q.Below}} {
+		for name, v := range bound.values {
+			if c, ok := d.column(name); !ok || c.Kind != Int {
+				return nil, 0, cuttle.Errorf(cuttle.KindInvalid, "A %s has no whole-number filter %q.", d.Noun, name)
+			}
+			where, args = append(where, name+" "+bound.op+" ?"), append(args, v)
+		}
 	}
 	take := q.Take
 	if take == 0 {
