@@ -59,6 +59,9 @@ type Limits struct {
 	// AgentCacheRetention is how long an agent keeps a cached package file
 	// it has not deployed from (PackageCacheCleanup). Default 30 days.
 	AgentCacheRetention time.Duration
+	// EventRetention is how long the audit log keeps an event. Default 90
+	// days.
+	EventRetention time.Duration
 }
 
 // Defaults of Limits.
@@ -74,6 +77,7 @@ const (
 	DefaultCommandRetention     = 7 * 24 * time.Hour
 	DefaultPackageRetention     = 30 * 24 * time.Hour
 	DefaultAgentCacheRetention  = 30 * 24 * time.Hour
+	DefaultEventRetention       = 90 * 24 * time.Hour
 )
 
 // WithDefaults returns l with every zero field set to its default.
@@ -102,7 +106,7 @@ func (l Limits) WithDefaults() Limits {
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
-	}{{&l.CommandRetention, DefaultCommandRetention}, {&l.PackageRetention, DefaultPackageRetention}, {&l.AgentCacheRetention, DefaultAgentCacheRetention}} {
+	}{{&l.CommandRetention, DefaultCommandRetention}, {&l.PackageRetention, DefaultPackageRetention}, {&l.AgentCacheRetention, DefaultAgentCacheRetention}, {&l.EventRetention, DefaultEventRetention}} {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
@@ -124,6 +128,7 @@ func (l Limits) Check() error {
 		{"ArtifactBytes", l.ArtifactBytes}, {"ReportConcurrency", int64(l.ReportConcurrency)},
 		{"DetailsBytes", int64(l.DetailsBytes)}, {"CommandRetention", int64(l.CommandRetention)},
 		{"PackageRetention", int64(l.PackageRetention)}, {"AgentCacheRetention", int64(l.AgentCacheRetention)},
+		{"EventRetention", int64(l.EventRetention)},
 	} {
 		if f.v < 0 {
 			return Errorf(KindInvalid, "The limit %s must not be negative.", f.name)

@@ -75,14 +75,14 @@ func versions(cl *client.Client, project string) ([]string, error) {
 // deployments; of a second project's releases each choosing a version of
 // a package, it keeps the 3 newest, and the feed keeps the versions they
 // use and deletes the others (their files too). The leader runs the job
-// (the other nodes take no tasks) and is SIGKILLed once it has deleted
-// releases (its run has listed what to delete): another node, made able
-// to run tasks, finishes the work under a new term, and the end is the
-// same.
+// (the other nodes take no tasks) and is SIGKILLed once its run has
+// listed what to delete: another node, made able to run tasks, finishes
+// the work under a new term, and the end is the same. The audit log's
+// events past their retention go too.
 func TestRetentionAcrossALeaderKill(t *testing.T) {
 	t.Parallel()
 	c := testcluster.NewCluster(t, testcluster.SharedPostgres(t).NewDatabase(t))
-	a := c.StartNode("node-a", "--task-cap", "5", "--package-retention", "1ms")
+	a := c.StartNode("node-a", "--task-cap", "5", "--package-retention", "1ms", "--event-retention", "1ms")
 	ctx := testcluster.Context(t, 10*time.Second)
 	if _, err := a.Client.SetClusterSettings(ctx, map[string]time.Duration{
 		"HeartbeatFrequencySeconds": testcluster.FastHeartbeat, "StaleTimeoutSeconds": testcluster.FastStale}); err != nil {
@@ -91,7 +91,7 @@ func TestRetentionAcrossALeaderKill(t *testing.T) {
 	if leader, err := c.WaitLeader(10 * time.Second); err != nil || leader != a {
 		t.Fatalf("the leader is %v (%v), want node-a", leader, err)
 	}
-	b := c.StartNode("node-b", "--task-cap", "0", "--package-retention", "1ms")
+	b := c.StartNode("node-b", "--task-cap", "0", "--package-retention", "1ms", "--event-retention", "1ms")
 	api := a.Client
 
 	var lc map[string]any
@@ -206,6 +206,18 @@ func TestRetentionAcrossALeaderKill(t *testing.T) {
 		sort.Strings(files)
 		if !slices.Equal(files, []string{"lib.1.0.2.zip", "lib.1.0.3.zip", "lib.1.0.4.zip"}) {
 			return fmt.Errorf("storage holds %v", files)
+		}
+		return nil
+	})
+	// The audit log's events of the project's setup are past the
+	// retention (1 ms) of every run since.
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		var events struct{ TotalResults int }
+		if err := b.Client.Do(context.Background(), http.MethodGet, "/api/events?regarding="+kept.Id, nil, &events); err != nil {
+			return err
+		}
+		if events.TotalResults > 0 {
+			return fmt.Errorf("%d events regarding %s are left", events.TotalResults, kept.Id)
 		}
 		return nil
 	})

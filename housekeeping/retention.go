@@ -24,7 +24,7 @@ const (
 // retention applies the retention policies: agent commands of tasks that
 // ended over CommandRetention ago; releases beyond their lifecycle's
 // release retention policy; packages no kept release uses, uploaded over
-// PackageRetention ago.
+// PackageRetention ago; events of the audit log over EventRetention old.
 func (h *keeper) retention(ctx context.Context, x *tasks.Execution) error {
 	term, err := h.term(ctx)
 	if err != nil {
@@ -37,7 +37,43 @@ func (h *keeper) retention(ctx context.Context, x *tasks.Execution) error {
 	if err := h.releases(ctx, x, term); err != nil {
 		return err
 	}
-	return h.packages(ctx, x, term)
+	if err := h.packages(ctx, x, term); err != nil {
+		return err
+	}
+	return h.events(ctx, x, term)
+}
+
+// eventBatch is how many events one unit of work deletes.
+const eventBatch = 500
+
+// events deletes the audit log's events older than EventRetention.
+func (h *keeper) events(ctx context.Context, x *tasks.Execution, term int64) error {
+	age := h.cfg.Limits.EventRetention
+	before := time.Now().Add(-age).UnixMilli()
+	total := 0
+	for {
+		n := 0
+		err := h.fenced(ctx, term, func(tx *collection.Tx) error {
+			old, _, err := resources.Events.List(ctx, tx, collection.Query{Space: resources.DefaultSpaceID, Take: eventBatch,
+				Below: map[string]int64{"occurred": before}})
+			for _, e := range old {
+				if err == nil {
+					err = resources.Events.Delete(ctx, tx, e.ID)
+				}
+			}
+			n = len(old)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("deleting events older than %v (%d deleted so far): %w", age, total, err)
+		}
+		total += n
+		if n < eventBatch {
+			break
+		}
+	}
+	x.Log.Logf(tasklog.Info, "Deleted %d events of the audit log older than %v.", total, age)
+	return nil
 }
 
 // commands deletes the agent commands, and their output, of tasks that

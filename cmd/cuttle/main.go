@@ -63,6 +63,8 @@ Usage:
   cuttle package list [--filter X] | versions ID [--take N] | delete ID VERSION
   cuttle artifact list [--task ServerTasks-N] | get ID [--output-file PATH|-] [--force]
                                      the files tasks kept; get saves one (default: its file name, here)
+  cuttle events [--user U] [--document ID] [--from TIME] [--to TIME]
+                                     the audit log: every change through the API, who, when, through which node
   cuttle version
 
 Client commands take --server (default http://localhost:8080), --api-key,
@@ -122,6 +124,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runPackage(args[1:], stdout, stderr)
 	case "artifact":
 		err = runArtifact(args[1:], stdout, stderr)
+	case "events":
+		err = runEvents(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, cuttle.Version)
 	case "help", "-h", "--help":

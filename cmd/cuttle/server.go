@@ -99,6 +99,8 @@ func limitFlags(fs *flag.FlagSet, l *cuttle.Limits) {
 		"how long the built-in feed keeps a package version no kept release uses, from its upload")
 	fs.DurationVar(&l.AgentCacheRetention, "agent-cache-retention", l.AgentCacheRetention,
 		"how long an agent keeps a cached package it has not deployed from (the PackageCacheCleanup job)")
+	fs.DurationVar(&l.EventRetention, "event-retention", l.EventRetention,
+		"how long the audit log (/api/events) keeps an event")
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {

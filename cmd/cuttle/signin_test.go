@@ -37,3 +37,24 @@ func TestUserSetPassword(t *testing.T) {
 		t.Fatalf("a short password: %d %s; want a failure naming the length", code, errOut)
 	}
 }
+
+// TestEventsCommand: cuttle events lists the audit log, filtered by user
+// and document.
+func TestEventsCommand(t *testing.T) {
+	t.Parallel()
+	n := testcluster.StartNode(t, testcluster.NodeConfig{Name: "solo", AdminKey: cuttle.NewAPIKey()})
+	auth := []string{"--server", n.URL, "--api-key", n.Config.AdminKey}
+	if code, out, errOut := cli(t, nil, append([]string{"project-group", "create", "Audited"}, auth...)...); code != 0 {
+		t.Fatalf("project-group create: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut := cli(t, nil, append([]string{"events", "--user", "admin"}, auth...)...)
+	if code != 0 || !strings.Contains(out, "Created") || !strings.Contains(out, "ProjectGroups-") || !strings.Contains(out, "solo") {
+		t.Fatalf("events --user admin: %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := cli(t, nil, append([]string{"events", "--document", "Projects-999"}, auth...)...); code != 0 || strings.Contains(out, "Created") {
+		t.Fatalf("events of a document nothing regards: %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := cli(t, nil, append([]string{"events", "--from", "yesterday"}, auth...)...); code == 0 || !strings.Contains(errOut, "RFC") && !strings.Contains(errOut, "time such as") {
+		t.Fatalf("events --from yesterday: %d %s; want a failure naming the format", code, errOut)
+	}
+}
