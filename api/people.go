@@ -23,7 +23,8 @@ func (s *Server) peopleRoutes() {
 	serveDocs(s, docs[cuttle.User]{def: resources.Users, path: "users", link: "Users", itemType: "User",
 		template: "{/id}{?skip,take,ids,filter,partialName,name}", filter: true,
 		links: func(u *cuttle.User) map[string]string {
-			return map[string]string{"ApiKeys": "/api/users/" + u.ID + "/apikeys{/id}{?skip,take}"}
+			return map[string]string{"ApiKeys": "/api/users/" + u.ID + "/apikeys{/id}{?skip,take}",
+				"Permissions": "/api/users/" + u.ID + "/permissions", "PermissionsConfiguration": "/api/users/" + u.ID + "/permissions/configuration"}
 		},
 		check: func(ctx context.Context, tx *collection.Tx, u, old *cuttle.User) error {
 			if err := u.Check(); err != nil {
@@ -49,11 +50,21 @@ func (s *Server) peopleRoutes() {
 	serveDocs(s, docs[cuttle.Team]{def: resources.Teams, path: "teams", link: "Teams", itemType: "Team",
 		template: "{/id}{?skip,take,ids,partialName,name,spaces,includeSystem}", inSpaces: true,
 		check: checkTeam,
+		links: func(t *cuttle.Team) map[string]string {
+			return map[string]string{"ScopedUserRoles": "/api/teams/" + t.ID + "/scopeduserroles{?skip,take}"}
+		},
 		deleting: func(ctx context.Context, tx *collection.Tx, t *cuttle.Team) error {
 			if !t.CanBeDeleted {
 				return cuttle.Errorf(cuttle.KindConflict, "The team %s is built in and cannot be deleted.", t.Name)
 			}
-			return nil
+			// Its roles go with it.
+			given, _, err := resources.ScopedUserRoles.List(ctx, tx, collection.Query{Take: -1, Where: map[string]any{"team_id": t.ID}})
+			for _, g := range given {
+				if err == nil {
+					err = resources.ScopedUserRoles.Delete(ctx, tx, g.ID)
+				}
+			}
+			return err
 		}})
 }
 

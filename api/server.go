@@ -137,6 +137,7 @@ func (s *Server) routes() {
 	s.peopleRoutes()
 	s.signInRoutes()
 	s.eventRoutes()
+	s.roleRoutes()
 	s.packageRoutes()
 	s.artifactRoutes()
 	s.rootRoutes()

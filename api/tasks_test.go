@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,7 +133,22 @@ func TestTaskBadInput(t *testing.T) {
 	e := newEnv(t)
 	finished := e.queue(t, `{"Name":"Noop","Arguments":{}}`)
 	e.waitTask(t, finished.Id, "Success")
-	_, before := e.do("GET", "/api/tasks", e.adminKey, "")
+	// Tasks users queued: the leader queues its scheduled jobs when it
+	// starts leading, maybe in the middle of this test.
+	queuedByUsers := func() int {
+		t.Helper()
+		_, body := e.do("GET", "/api/tasks?take=1000", e.adminKey, "")
+		var page struct{ Items []struct{ Name string } }
+		json.Unmarshal(body, &page)
+		n := 0
+		for _, tk := range page.Items {
+			if !slices.Contains(cuttle.Jobs, tk.Name) {
+				n++
+			}
+		}
+		return n
+	}
+	before := queuedByUsers()
 	cases := []struct {
 		name, method, path, body string
 		want                     int
@@ -171,12 +187,8 @@ func TestTaskBadInput(t *testing.T) {
 	if status, _ := e.do("POST", "/api/tasks", e.userKey, `{"Name":"Noop","Arguments":{}}`); status != 403 {
 		t.Errorf("a non-administrator queuing a task: %d, want 403", status)
 	}
-	_, after := e.do("GET", "/api/tasks", e.adminKey, "")
-	var b, a struct{ TotalResults int }
-	json.Unmarshal(before, &b)
-	json.Unmarshal(after, &a)
-	if a.TotalResults != b.TotalResults {
-		t.Errorf("bad input queued tasks: %d before, %d after", b.TotalResults, a.TotalResults)
+	if after := queuedByUsers(); after != before {
+		t.Errorf("bad input queued tasks: %d before, %d after", before, after)
 	}
 }
 

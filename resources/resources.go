@@ -40,6 +40,7 @@ var All = collection.NewSet(
 	Packages, Artifacts,
 	Credentials, Sessions, LoginFailureCounts,
 	Events,
+	UserRoles, ScopedUserRoles,
 )
 
 // Seed creates the documents every installation starts with (the "Default
@@ -68,6 +69,7 @@ var seeds = []func(ctx context.Context, tx *collection.Tx) error{
 	seedDefaultLifecycle,
 	seedDefaultMachinePolicy,
 	seedTeams,
+	seedRoles,
 }
 
 // seedNamed inserts doc unless its collection has a document of its name
