@@ -17,6 +17,7 @@ import (
 	"github.com/cuttledeploy/cuttle/feed"
 	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/netguard"
+	"github.com/cuttledeploy/cuttle/portal"
 	"github.com/cuttledeploy/cuttle/store"
 	"github.com/cuttledeploy/cuttle/tasklog"
 	"github.com/cuttledeploy/cuttle/tasks"
@@ -141,6 +142,10 @@ func (s *Server) routes() {
 	s.packageRoutes()
 	s.artifactRoutes()
 	s.rootRoutes()
+	s.mux.Handle("GET /app/", portal.Handler())
+	for _, p := range []string{"GET /{$}", "GET /app"} {
+		s.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/app/", http.StatusFound) })
+	}
 	s.handle("/api/", user, func(w http.ResponseWriter, r *http.Request) error {
 		return cuttle.Errorf(cuttle.KindNotFound, "There is no route %s %s.", r.Method, r.URL.Path)
 	})

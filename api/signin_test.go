@@ -75,3 +75,30 @@ func TestExpiredSessionRefused(t *testing.T) {
 		t.Fatalf("a service account's password: %d %s; want 400", status, body)
 	}
 }
+
+// TestPortalServed: every node serves the portal at /app/, and / leads
+// there; the portal needs no key (its API calls do).
+func TestPortalServed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, path := range []string{"/", "/app"} {
+		resp, err := noRedirect.Get(e.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/app/" {
+			t.Errorf("GET %s: %d to %q, want 302 to /app/", path, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	resp, err := http.Get(e.srv.URL + "/app/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "app.js") {
+		t.Errorf("GET /app/: %d %s", resp.StatusCode, body)
+	}
+}

@@ -1,0 +1,137 @@
+// cuttle's portal: hash routes over the API, signed in with a session
+// cookie. Writes carry the CSRF token the sign-in set in a cookie.
+"use strict";
+
+const view = document.getElementById("view");
+let timer = null;
+
+function csrf() {
+  const m = document.cookie.match(/(?:^|; )Octopus-Csrf-Token=([^;]*)/);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
+async function api(method, path, body) {
+  const opts = { method, credentials: "same-origin", headers: { "Accept": "application/json" } };
+  if (method !== "GET") {
+    opts.headers["X-Octopus-Csrf-Token"] = csrf();
+  }
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const resp = await fetch(path, opts);
+  if (resp.status === 401) {
+    location.hash = "#/signin";
+    throw new Error("signed out");
+  }
+  const text = await resp.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!resp.ok) {
+    throw new Error((data && data.ErrorMessage) || resp.statusText);
+  }
+  return data;
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v === true) e.setAttribute(k, "");
+    else if (v !== false && v != null) e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function show(...nodes) {
+  view.replaceChildren(...nodes);
+}
+
+function signIn() {
+  document.getElementById("signout").hidden = true;
+  const message = el("p", { class: "error", role: "alert" });
+  const form = el("form", { class: "signin" },
+    el("h1", {}, "Sign in"),
+    el("label", {}, "Username", el("input", { type: "text", name: "username", autocomplete: "username", required: true })),
+    el("label", {}, "Password", el("input", { type: "password", name: "password", autocomplete: "current-password", required: true })),
+    el("label", {}, el("span", {}, el("input", { type: "checkbox", name: "remember" }), " Remember me")),
+    el("button", { type: "submit" }, "Sign in"),
+    message);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("POST", "/api/users/login", {
+        Username: form.username.value, Password: form.password.value, RememberMe: form.remember.checked });
+      location.hash = "#/configuration/nodes";
+    } catch (err) {
+      message.textContent = err.message;
+    }
+  });
+  show(form);
+  form.username.focus();
+}
+
+async function nodes() {
+  document.getElementById("signout").hidden = false;
+  const message = el("p", { class: "error", role: "alert" });
+  const body = el("tbody");
+  const table = el("table", {},
+    el("caption", {}, "The cluster's nodes"),
+    el("thead", {}, el("tr", {}, ...["Name", "Rank", "Last seen", "Running tasks", "Task cap", "Draining"].map(h => el("th", { scope: "col" }, h)))),
+    body);
+  show(el("h1", {}, "Nodes"), table, message);
+  const render = async () => {
+    let page;
+    try {
+      page = await api("GET", "/api/octopusservernodes?take=1000");
+    } catch (err) {
+      message.textContent = err.message;
+      return;
+    }
+    message.textContent = "";
+    body.replaceChildren(...page.Items.map(n => nodeRow(n, message)));
+  };
+  await render();
+  timer = setInterval(render, 2000);
+}
+
+function nodeRow(n, message) {
+  const change = async (fields) => {
+    try {
+      const current = await api("GET", "/api/octopusservernodes/" + n.Id);
+      await api("PUT", "/api/octopusservernodes/" + n.Id, Object.assign(current, fields));
+    } catch (err) {
+      message.textContent = err.message;
+    }
+  };
+  const cap = el("input", { type: "number", min: "0", value: String(n.MaxConcurrentTasks), "aria-label": "Task cap of " + n.Name });
+  cap.addEventListener("change", () => change({ MaxConcurrentTasks: Number(cap.value) }));
+  const drain = el("input", { type: "checkbox", "aria-label": "Drain " + n.Name, checked: n.IsInMaintenanceMode });
+  drain.addEventListener("change", () => change({ IsInMaintenanceMode: drain.checked }));
+  const seen = n.LastSeen ? new Date(n.LastSeen).toLocaleString() : "never";
+  return el("tr", { "data-node": n.Name },
+    el("td", { "data-label": "Name" }, n.Name),
+    el("td", { "data-label": "Rank" }, n.Rank || ""),
+    el("td", { "data-label": "Last seen", class: n.IsOffline ? "offline" : null }, (n.IsOffline ? "⚠ offline since " : "") + seen),
+    el("td", { "data-label": "Running tasks" }, String(n.RunningTaskCount || 0)),
+    el("td", { "data-label": "Task cap" }, cap),
+    el("td", { "data-label": "Draining" }, drain));
+}
+
+const routes = { "#/signin": signIn, "#/configuration/nodes": nodes };
+
+function route() {
+  clearInterval(timer);
+  const page = routes[location.hash] || nodes;
+  page();
+}
+
+document.getElementById("signout").addEventListener("click", async () => {
+  try {
+    await api("POST", "/api/users/logout");
+  } finally {
+    location.hash = "#/signin";
+  }
+});
+window.addEventListener("hashchange", route);
+route();
