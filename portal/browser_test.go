@@ -1,0 +1,117 @@
+package portal_test
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/testcluster"
+)
+
+// chromium is Debian's Chromium, which scripts/test installs.
+const chromium = "/usr/bin/chromium"
+
+// TestPortalInABrowser: a real headless Chromium opens a node's /, is
+// led to the portal's sign-in, signs in, sees the Nodes page, drains the
+// node with its toggle (the node's ping answers 418), and signs out. Each
+// page is captured; the screenshots are checked not to be blank and
+// written where the log says.
+func TestPortalInABrowser(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("Chromium is missing (%v): run scripts/test, which installs Debian's chromium", err)
+	}
+	n := testcluster.StartNode(t, testcluster.NodeConfig{Name: "solo", AdminKey: cuttle.NewAPIKey()})
+	// A person (the first-start administrator is a service account).
+	var me struct{ Id string }
+	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodPost, "/api/users",
+		map[string]any{"Username": "ana", "IsActive": true}, &me); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodPut, "/api/users/"+me.Id+"/password",
+		map[string]string{"Password": "portal password"}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.Headless, chromedp.WindowSize(1000, 700))
+	actx, cancel := chromedp.NewExecAllocator(testcluster.Context(t, 2*time.Minute), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	// Kept after the test, to be looked at.
+	shots, err := os.MkdirTemp("", "cuttle-portal-screenshots-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			b, err := chromedp.CaptureScreenshot()(ctx, tg)
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(shots, name+".png")
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				return err
+			}
+			if blank(t, b) {
+				t.Errorf("the screenshot %s is blank", path)
+			}
+			t.Logf("screenshot of %s: %s", name, path)
+			return nil
+		})
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(n.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`form.signin`)),
+		shot("signin"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "ana"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "portal password"),
+		chromedp.Click(chromedp.CSS(`form.signin button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-node="solo"]`)),
+		shot("nodes"),
+		chromedp.Click(chromedp.CSS(`input[aria-label="Drain solo"]`)),
+	)
+	if err != nil {
+		t.Fatalf("signing in and opening the Nodes page: %v", err)
+	}
+	if err := n.WaitPing(10*time.Second, 418); err != nil {
+		t.Fatalf("after the drain toggle: %v", err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.WaitVisible(chromedp.CSS(`input[aria-label="Drain solo"]:checked`)), // the page refreshed from the node
+		shot("drained"),
+		chromedp.Click(chromedp.CSS(`#signout`)),
+		chromedp.WaitVisible(chromedp.CSS(`form.signin`)),
+	)
+	if err != nil {
+		t.Fatalf("after draining: %v", err)
+	}
+}
+
+// blank reports whether a PNG screenshot is one color.
+func blank(t *testing.T, b []byte) bool {
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Errorf("a screenshot is not a PNG: %v", err)
+		return true
+	}
+	r := img.Bounds()
+	first := img.At(r.Min.X, r.Min.Y)
+	for y := r.Min.Y; y < r.Max.Y; y += 7 {
+		for x := r.Min.X; x < r.Max.X; x += 7 {
+			if img.At(x, y) != first {
+				return false
+			}
+		}
+	}
+	return true
+}
