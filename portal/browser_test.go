@@ -21,7 +21,8 @@ const chromium = "/usr/bin/chromium"
 
 // TestPortalInABrowser: a real headless Chromium opens a node's /, is
 // led to the portal's sign-in, signs in, sees the Nodes page, drains the
-// node with its toggle (the node's ping answers 418), and signs out. Each
+// node with its toggle (the node's ping answers 418), sees the cluster
+// overview's servers table, and signs out. Each
 // page is captured; the screenshots are checked not to be blank and
 // written where the log says.
 func TestPortalInABrowser(t *testing.T) {
@@ -89,6 +90,9 @@ func TestPortalInABrowser(t *testing.T) {
 	err = chromedp.Do(ctx,
 		chromedp.WaitVisible(chromedp.CSS(`input[aria-label="Drain solo"]:checked`)), // the page refreshed from the node
 		shot("drained"),
+		chromedp.Click(chromedp.CSS(`a[href="#/configuration/cluster"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-server="solo"]`)),
+		shot("cluster"),
 		chromedp.Click(chromedp.CSS(`#signout`)),
 		chromedp.WaitVisible(chromedp.CSS(`form.signin`)),
 	)

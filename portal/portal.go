@@ -4,9 +4,12 @@
 // with a session cookie (api/signin.go).
 //
 // Pages are hash routes, as Octopus's portal has them (/app#/...). Built
-// so far: sign-in, and Configuration → Nodes (rank, last seen with a
-// warning for an offline node, running tasks, the task cap and the drain
-// toggle editable in place), refreshed every 2 seconds.
+// so far: sign-in; Configuration → Nodes (rank, last seen with a warning
+// for an offline node, running tasks, the task cap and the drain toggle
+// editable in place); Configuration → Cluster overview (heartbeat and
+// stale timeout editable, the servers table with warnings for a stale
+// heartbeat, a version or master key out of sync, and remove for an
+// offline server). Pages refresh every 2 seconds.
 package portal
 
 import (

@@ -118,7 +118,74 @@ function nodeRow(n, message) {
     el("td", { "data-label": "Draining" }, drain));
 }
 
-const routes = { "#/signin": signIn, "#/configuration/nodes": nodes };
+async function cluster() {
+  document.getElementById("signout").hidden = false;
+  const message = el("p", { class: "error", role: "alert" });
+  const settings = el("form", { class: "settings" });
+  const body = el("tbody");
+  const table = el("table", {},
+    el("caption", {}, "Servers"),
+    el("thead", {}, el("tr", {}, ...["Name", "Operating system", "Version", "IP addresses", "Components", "Heartbeat", "Master key", ""].map(h => el("th", { scope: "col" }, h)))),
+    body);
+  show(el("h1", {}, "Cluster overview"), settings, table, message);
+  const heartbeat = el("input", { type: "number", min: "0.1", step: "0.1", name: "heartbeat" });
+  const stale = el("input", { type: "number", min: "0.3", step: "0.1", name: "stale" });
+  const facts = el("p");
+  settings.append(el("h2", {}, "Configuration"), facts,
+    el("label", {}, "Heartbeat frequency (seconds)", heartbeat),
+    el("label", {}, "Stale timeout (seconds)", stale),
+    el("button", { type: "submit" }, "Save"));
+  settings.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("PUT", "/api/cluster", { HeartbeatFrequencySeconds: Number(heartbeat.value), StaleTimeoutSeconds: Number(stale.value) });
+      message.textContent = "";
+    } catch (err) {
+      message.textContent = err.message;
+    }
+  });
+  let first = true;
+  const render = async () => {
+    let c;
+    try {
+      c = await api("GET", "/api/cluster");
+    } catch (err) {
+      message.textContent = err.message;
+      return;
+    }
+    if (first) {
+      heartbeat.value = c.HeartbeatFrequencySeconds;
+      stale.value = c.StaleTimeoutSeconds;
+      first = false;
+    }
+    facts.textContent = `${c.OnlineNodeCount} of ${c.NodeCount} nodes online; version ${c.ClusterVersion}; leader's term ${c.Term}.`;
+    body.replaceChildren(...c.Servers.map(sv => {
+      const warn = (ok, text) => ok ? text : "⚠ " + text;
+      const remove = el("button", { type: "button", disabled: sv.HeartbeatStatus !== "Stale", "aria-label": "Remove " + sv.Name }, "Remove");
+      remove.addEventListener("click", async () => {
+        try {
+          await api("DELETE", "/api/octopusservernodes/" + sv.NodeId);
+          render();
+        } catch (err) {
+          message.textContent = err.message;
+        }
+      });
+      return el("tr", { "data-server": sv.Name },
+        el("td", { "data-label": "Name" }, sv.Name + (sv.Rank ? " (" + sv.Rank + ")" : "")),
+        el("td", { "data-label": "Operating system" }, sv.OperatingSystem || ""),
+        el("td", { "data-label": "Version", class: sv.VersionInSync ? null : "offline" }, warn(sv.VersionInSync, sv.Version + (sv.VersionInSync ? "" : " (not in sync)"))),
+        el("td", { "data-label": "IP addresses" }, (sv.IPAddresses || []).join(", ")),
+        el("td", { "data-label": "Components" }, (sv.Components || []).map(co => co.Name + ": " + co.Status).join("; ")),
+        el("td", { "data-label": "Heartbeat", class: sv.HeartbeatStatus === "Current" ? null : "offline" }, warn(sv.HeartbeatStatus === "Current", sv.HeartbeatStatus)),
+        el("td", { "data-label": "Master key", class: sv.MasterKeyInSync ? null : "offline" }, warn(sv.MasterKeyInSync, sv.MasterKeyInSync ? "in sync" : "not in sync")),
+        el("td", {}, remove));
+    }));
+  };
+  await render();
+  timer = setInterval(render, 2000);
+}
+
+const routes = { "#/signin": signIn, "#/configuration/nodes": nodes, "#/configuration/cluster": cluster };
 
 function route() {
   clearInterval(timer);
