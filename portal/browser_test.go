@@ -3,10 +3,12 @@ package portal_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,12 +95,55 @@ func TestPortalInABrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`a[href="#/configuration/cluster"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-server="solo"]`)),
 		shot("cluster"),
-		chromedp.Click(chromedp.CSS(`#signout`)),
-		chromedp.WaitVisible(chromedp.CSS(`form.signin`)),
 	)
 	if err != nil {
 		t.Fatalf("after draining: %v", err)
 	}
+	// A task's log, followed live on its page. (The node drains: it takes no
+	// new task; undrain it first.)
+	var node []struct{ Id string }
+	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodGet, "/api/octopusservernodes/all", nil, &node); err != nil || len(node) != 1 {
+		t.Fatalf("the node: %v %v", node, err)
+	}
+	drain := false
+	if _, err := n.Client.UpdateNode(testcluster.Context(t, 10*time.Second), node[0].Id, nil, &drain); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := n.Client.CreateTask(testcluster.Context(t, 10*time.Second), "AdHocScript", map[string]any{
+		"ScriptBody": "echo first line; sleep 2; echo second line", "Syntax": "Bash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`a[href="#/tasks"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-task="`+tk.Id+`"]`)),
+		chromedp.Click(chromedp.CSS(`a[href="#/tasks/`+tk.Id+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`pre.log`)),
+		waitText(`pre.log`, "second line"), // arrives live, two seconds after the first
+		shot("task"),
+		chromedp.Click(chromedp.CSS(`#signout`)),
+		chromedp.WaitVisible(chromedp.CSS(`form.signin`)),
+	)
+	if err != nil {
+		t.Fatalf("the task's page: %v", err)
+	}
+}
+
+// waitText waits until the element's text contains want.
+func waitText(selector, want string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for {
+			text, err := chromedp.Text(chromedp.CSS(selector))(ctx, tg)
+			if err == nil && strings.Contains(text, want) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s never showed %q (last: %q, %v)", selector, want, text, err)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	})
 }
 
 // blank reports whether a PNG screenshot is one color.

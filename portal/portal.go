@@ -9,7 +9,8 @@
 // editable in place); Configuration → Cluster overview (heartbeat and
 // stale timeout editable, the servers table with warnings for a stale
 // heartbeat, a version or master key out of sync, and remove for an
-// offline server). Pages refresh every 2 seconds.
+// offline server); Tasks (state and node filters) and a task's page (its
+// log, followed live, and cancel). Pages refresh every 2 seconds.
 package portal
 
 import (

@@ -185,10 +185,79 @@ async function cluster() {
   timer = setInterval(render, 2000);
 }
 
-const routes = { "#/signin": signIn, "#/configuration/nodes": nodes, "#/configuration/cluster": cluster };
+async function tasks() {
+  document.getElementById("signout").hidden = false;
+  const message = el("p", { class: "error", role: "alert" });
+  const state = el("select", { name: "state" }, ...["", "Queued", "Executing", "Cancelling", "Success", "Failed", "Canceled", "TimedOut"].map(v => el("option", { value: v }, v || "any")));
+  const node = el("input", { type: "text", name: "node", placeholder: "any" });
+  const body = el("tbody");
+  show(el("h1", {}, "Tasks"),
+    el("form", { class: "filters" }, el("label", {}, "State", state), el("label", {}, "Node", node)),
+    el("table", {}, el("caption", {}, "Newest first"),
+      el("thead", {}, el("tr", {}, ...["Task", "State", "Node", "Queued"].map(h => el("th", { scope: "col" }, h)))), body),
+    message);
+  const render = async () => {
+    const q = new URLSearchParams({ take: "50" });
+    if (state.value) q.set("states", state.value);
+    if (node.value.trim()) q.set("node", node.value.trim());
+    let page;
+    try {
+      page = await api("GET", "/api/tasks?" + q);
+    } catch (err) {
+      message.textContent = err.message;
+      return;
+    }
+    message.textContent = "";
+    body.replaceChildren(...page.Items.map(t => el("tr", { "data-task": t.Id },
+      el("td", { "data-label": "Task" }, el("a", { href: "#/tasks/" + t.Id }, t.Description || t.Name)),
+      el("td", { "data-label": "State", class: t.State === "Failed" ? "offline" : null }, t.State),
+      el("td", { "data-label": "Node" }, t.ServerNode || ""),
+      el("td", { "data-label": "Queued" }, t.QueueTime ? new Date(t.QueueTime).toLocaleString() : ""))));
+  };
+  state.addEventListener("change", render);
+  node.addEventListener("change", render);
+  await render();
+  timer = setInterval(render, 2000);
+}
+
+async function task(id) {
+  document.getElementById("signout").hidden = false;
+  const message = el("p", { class: "error", role: "alert" });
+  const status = el("p", { class: "status" });
+  const log = el("pre", { class: "log", "aria-label": "Log of " + id });
+  const cancel = el("button", { type: "button" }, "Cancel");
+  cancel.addEventListener("click", async () => {
+    try {
+      await api("POST", "/api/tasks/" + id + "/cancel");
+    } catch (err) {
+      message.textContent = err.message;
+    }
+  });
+  show(el("h1", {}, id), status, cancel, log, message);
+  const render = async () => {
+    try {
+      const t = await api("GET", "/api/tasks/" + id);
+      status.textContent = `${t.Description || t.Name}: ${t.State}${t.ServerNode ? " on " + t.ServerNode : ""}`;
+      cancel.hidden = t.IsCompleted;
+      const resp = await fetch("/api/tasks/" + id + "/raw", { credentials: "same-origin" });
+      if (resp.ok) log.textContent = await resp.text();
+    } catch (err) {
+      message.textContent = err.message;
+    }
+  };
+  await render();
+  timer = setInterval(render, 2000);
+}
+
+const routes = { "#/signin": signIn, "#/configuration/nodes": nodes, "#/configuration/cluster": cluster, "#/tasks": tasks };
 
 function route() {
   clearInterval(timer);
+  const m = location.hash.match(/^#\/tasks\/(ServerTasks-\d+)$/);
+  if (m) {
+    task(m[1]);
+    return;
+  }
   const page = routes[location.hash] || nodes;
   page();
 }
