@@ -109,6 +109,10 @@ func TestPortalInABrowser(t *testing.T) {
 	if _, err := n.Client.UpdateNode(testcluster.Context(t, 10*time.Second), node[0].Id, nil, &drain); err != nil {
 		t.Fatal(err)
 	}
+	var cluster struct{ CertificateThumbprint string }
+	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodGet, "/api/cluster", nil, &cluster); err != nil || cluster.CertificateThumbprint == "" {
+		t.Fatalf("the cluster: %+v %v", cluster, err)
+	}
 	tk, err := n.Client.CreateTask(testcluster.Context(t, 10*time.Second), "AdHocScript", map[string]any{
 		"ScriptBody": "echo first line; sleep 2; echo second line", "Syntax": "Bash"})
 	if err != nil {
@@ -121,6 +125,9 @@ func TestPortalInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`pre.log`)),
 		waitText(`pre.log`, "second line"), // arrives live, two seconds after the first
 		shot("task"),
+		chromedp.Click(chromedp.CSS(`a[href="#/infrastructure/machines"]`)),
+		waitText(`pre.log`, "--server-thumbprint "+cluster.CertificateThumbprint),
+		shot("targets"),
 		chromedp.Click(chromedp.CSS(`#signout`)),
 		chromedp.WaitVisible(chromedp.CSS(`form.signin`)),
 	)

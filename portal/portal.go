@@ -10,7 +10,9 @@
 // stale timeout editable, the servers table with warnings for a stale
 // heartbeat, a version or master key out of sync, and remove for an
 // offline server); Tasks (state and node filters) and a task's page (its
-// log, followed live, and cancel). Pages refresh every 2 seconds.
+// log, followed live, and cancel); Deployment targets with their health,
+// and the commands that add one, with the cluster's thumbprint. Pages
+// refresh every 2 seconds.
 package portal
 
 import (

@@ -249,7 +249,49 @@ async function task(id) {
   timer = setInterval(render, 2000);
 }
 
-const routes = { "#/signin": signIn, "#/configuration/nodes": nodes, "#/configuration/cluster": cluster, "#/tasks": tasks };
+async function targets() {
+  document.getElementById("signout").hidden = false;
+  const message = el("p", { class: "error", role: "alert" });
+  const body = el("tbody");
+  const commands = el("pre", { class: "log", "aria-label": "Commands to add a target" });
+  show(el("h1", {}, "Deployment targets"),
+    el("table", {}, el("caption", {}, "Targets and their health"),
+      el("thead", {}, el("tr", {}, ...["Name", "Roles", "Environments", "Health", "Style"].map(h => el("th", { scope: "col" }, h)))), body),
+    el("h2", {}, "Add a target"),
+    el("p", {}, "On the target, run (a polling agent; the thumbprint is this cluster's, which the agent pins):"),
+    commands, message);
+  try {
+    const [c, envs] = await Promise.all([api("GET", "/api/cluster"), api("GET", "/api/Spaces-1/environments/all")]);
+    const env = envs.length ? envs[0].Name : "Test";
+    commands.textContent = [
+      "cuttle agent configure --polling --name $(hostname)",
+      `cuttle agent register --server ${location.origin} --api-key API-... \\`,
+      `  --server-thumbprint ${c.CertificateThumbprint} --environment ${env} --role web`,
+      "cuttle agent run",
+    ].join("\n");
+  } catch (err) {
+    message.textContent = err.message;
+  }
+  const render = async () => {
+    let page;
+    try {
+      page = await api("GET", "/api/Spaces-1/machines?take=1000");
+    } catch (err) {
+      message.textContent = err.message;
+      return;
+    }
+    body.replaceChildren(...page.Items.map(m => el("tr", { "data-machine": m.Name },
+      el("td", { "data-label": "Name" }, m.Name),
+      el("td", { "data-label": "Roles" }, (m.Roles || []).join(", ")),
+      el("td", { "data-label": "Environments" }, (m.EnvironmentIds || []).join(", ")),
+      el("td", { "data-label": "Health", class: m.HealthStatus === "Healthy" ? null : "offline" }, m.HealthStatus),
+      el("td", { "data-label": "Style" }, (m.Endpoint && m.Endpoint.CommunicationStyle) || ""))));
+  };
+  await render();
+  timer = setInterval(render, 2000);
+}
+
+const routes = { "#/signin": signIn, "#/infrastructure/machines": targets, "#/configuration/nodes": nodes, "#/configuration/cluster": cluster, "#/tasks": tasks };
 
 function route() {
   clearInterval(timer);
