@@ -59,7 +59,9 @@ func TestReleasesChoosePackageVersions(t *testing.T) {
 		if status != 200 {
 			t.Fatalf("release %s: %d %s", version, status, body)
 		}
-		var r struct{ SelectedPackages []struct{ ActionName, Version, PackageId string } }
+		var r struct {
+			SelectedPackages []struct{ ActionName, Version, PackageId string }
+		}
 		json.Unmarshal(body, &r)
 		out := map[string]string{}
 		for _, p := range r.SelectedPackages {
