@@ -9,9 +9,8 @@ import (
 )
 
 // User is someone, or some automation, that calls the API: a document of
-// the users collection. Until permissions arrive, a user is an
-// administrator while a member of the AdministratorsTeam, and may read
-// everything otherwise.
+// the users collection. What they may do is what the scoped user roles of
+// their teams grant (resources.PermissionsOf).
 type User struct {
 	Resource
 	Username            string // unique, ignoring case

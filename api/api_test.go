@@ -70,11 +70,14 @@ func newLimitedEnv(t testing.TB, limits cuttle.Limits) *env {
 	e.node, e.store, e.member = node, node.Store(), node.Member()
 	e.fingerprint, e.thumbprint = node.Cluster().KeyFingerprint, node.Thumbprint()
 	e.srv = testServer{URL: "http://" + node.Addr()}
-	// The viewer is no administrator: created past the API, which would
-	// make them one.
+	// The viewer is no administrator: they may view everything, and
+	// change nothing but their own API keys.
 	if err := e.store.Update(ctx, func(tx *collection.Tx) error {
 		viewer := cuttle.User{Username: "viewer", IsActive: true}
 		if err := resources.CreateUser(ctx, tx, &viewer, false); err != nil {
+			return err
+		}
+		if err := grantTeam(ctx, tx, "Readers", viewer.ID, viewPermissions(cuttle.SpacePermissions), viewPermissions(cuttle.SystemPermissions)); err != nil {
 			return err
 		}
 		_, err := resources.AddAPIKey(ctx, tx, e.masterKey, viewer.ID, "test", e.userKey)
@@ -385,4 +388,29 @@ func TestRootAndSpaces(t *testing.T) {
 	if err := json.Unmarshal(body, &spaces); err != nil || len(spaces) != 1 || spaces[0].Id != "Spaces-1" || !spaces[0].IsDefault {
 		t.Errorf("/api/spaces/all: %s", body)
 	}
+}
+
+// viewPermissions returns the permissions of perms that view.
+func viewPermissions(perms []string) []string {
+	var out []string
+	for _, p := range perms {
+		if strings.HasSuffix(p, "View") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// grantTeam stores a role of the permissions given and a team of the user
+// that has it, unlimited.
+func grantTeam(ctx context.Context, tx *collection.Tx, name, userID string, space, system []string) error {
+	role := cuttle.UserRole{Name: name + " role", CanBeDeleted: true, GrantedSpacePermissions: space, GrantedSystemPermissions: system}
+	if err := resources.UserRoles.Insert(ctx, tx, &role); err != nil {
+		return err
+	}
+	team := cuttle.Team{Name: name, MemberUserIds: []string{userID}, CanBeDeleted: true, CanChangeMembers: true, CanChangeRoles: true, CanBeRenamed: true}
+	if err := resources.Teams.Insert(ctx, tx, &team); err != nil {
+		return err
+	}
+	return resources.ScopedUserRoles.Insert(ctx, tx, &cuttle.ScopedUserRole{TeamId: team.ID, UserRoleId: role.ID})
 }

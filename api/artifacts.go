@@ -15,10 +15,10 @@ import (
 func (s *Server) artifactRoutes() {
 	s.links["Artifacts"] = "/api/" + DefaultSpaceID + "/artifacts{/id}{?skip,take,regarding,ids,partialName,order}"
 	for _, p := range []string{"/api", "/api/" + DefaultSpaceID} {
-		s.handle("GET "+p+"/artifacts", user, s.handleArtifactList)
-		s.handle("GET "+p+"/artifacts/{id}", user, s.handleArtifactGet)
-		s.handle("GET "+p+"/artifacts/{id}/content", user, s.handleArtifactContent)
-		s.handle("DELETE "+p+"/artifacts/{id}", user, s.handleArtifactDelete)
+		s.handle("GET "+p+"/artifacts", can("ArtifactView"), s.handleArtifactList)
+		s.handle("GET "+p+"/artifacts/{id}", can("ArtifactView"), s.handleArtifactGet)
+		s.handle("GET "+p+"/artifacts/{id}/content", can("ArtifactView"), s.handleArtifactContent)
+		s.handle("DELETE "+p+"/artifacts/{id}", can("ArtifactDelete"), s.handleArtifactDelete)
 	}
 }
 
@@ -42,8 +42,11 @@ func (s *Server) handleArtifactList(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	q := collection.Query{Space: DefaultSpaceID, Skip: skip, Take: take, IDs: queryIDs(r)}
-	if take == 0 {
-		q.Take = -1 // an empty page, with the total
+	// A caller who may view the artifacts of some tasks only gets those:
+	// all are read, and the page is cut from what is left.
+	filtered := !callerOf(r).perms.Everywhere("ArtifactView")
+	if take == 0 || filtered {
+		q.Skip, q.Take = 0, -1 // an empty page, with the total
 	}
 	if regarding := r.URL.Query().Get("regarding"); regarding != "" {
 		q.Where = map[string]any{"server_task_id": regarding}
@@ -52,16 +55,23 @@ func (s *Server) handleArtifactList(w http.ResponseWriter, r *http.Request) erro
 		items []artifactView
 		total int
 	)
-	err = s.store.Read(r.Context(), func(tx *collection.Tx) error {
-		as, n, err := resources.Artifacts.List(r.Context(), tx, q)
-		for _, a := range as {
-			items = append(items, viewArtifact(a))
-		}
-		total = n
+	var as []cuttle.Artifact
+	err = s.store.Read(r.Context(), func(tx *collection.Tx) (err error) {
+		as, total, err = resources.Artifacts.List(r.Context(), tx, q)
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	if filtered {
+		kept, err := visibleOnly(as, func(a *cuttle.Artifact) error { return s.artifactAllows(r, "ArtifactView", *a) })
+		if err != nil {
+			return err
+		}
+		as, total = pageOf(kept, skip, take), len(kept)
+	}
+	for _, a := range as {
+		items = append(items, viewArtifact(a))
 	}
 	if take == 0 {
 		items = nil
@@ -73,18 +83,40 @@ func (s *Server) handleArtifactList(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-func (s *Server) artifactOf(r *http.Request) (cuttle.Artifact, error) {
+// artifactOf returns the artifact of the route's {id}, which the caller
+// needs perm for (artifactAllows).
+func (s *Server) artifactOf(r *http.Request, perm string) (cuttle.Artifact, error) {
 	var a cuttle.Artifact
 	err := s.store.Read(r.Context(), func(tx *collection.Tx) error {
 		var err error
 		a, err = resources.Artifacts.Get(r.Context(), tx, r.PathValue("id"))
 		return err
 	})
-	return a, err
+	if err != nil {
+		return a, err
+	}
+	return a, s.artifactAllows(r, perm, a)
+}
+
+// artifactAllows returns forbidden unless the caller has perm for the task
+// that kept a (taskAllows); for one whose task is gone, anywhere
+// unlimited.
+func (s *Server) artifactAllows(r *http.Request, perm string, a cuttle.Artifact) error {
+	id, err := cuttle.ParseID(cuttle.TaskIDPrefix, a.ServerTaskId)
+	if err == nil {
+		t, err := s.store.Task(r.Context(), id)
+		if err == nil {
+			return s.taskAllows(r, perm, t)
+		}
+		if !cuttle.IsKind(err, cuttle.KindNotFound) {
+			return err
+		}
+	}
+	return allow(r, perm, resources.Scope{}, a.ID)
 }
 
 func (s *Server) handleArtifactGet(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.artifactOf(r)
+	a, err := s.artifactOf(r, "ArtifactView")
 	if err != nil {
 		return err
 	}
@@ -93,7 +125,7 @@ func (s *Server) handleArtifactGet(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *Server) handleArtifactContent(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.artifactOf(r)
+	a, err := s.artifactOf(r, "ArtifactView")
 	if err != nil {
 		return err
 	}
@@ -109,7 +141,7 @@ func (s *Server) handleArtifactContent(w http.ResponseWriter, r *http.Request) e
 }
 
 func (s *Server) handleArtifactDelete(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.artifactOf(r)
+	a, err := s.artifactOf(r, "ArtifactDelete")
 	if err != nil {
 		return err
 	}

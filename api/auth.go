@@ -11,8 +11,6 @@ import (
 // APIKeyHeader carries the API key of a request.
 const APIKeyHeader = "X-Octopus-ApiKey"
 
-type userKey struct{}
-
 // authenticate returns the user whose API key the request carries, or
 // else whose session its cookie names (sessionOf; the request returned
 // carries the session). KindUnauthorized if it carries neither, or one that

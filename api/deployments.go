@@ -22,6 +22,8 @@ import (
 func (s *Server) serveDeployments(projects docs[cuttle.Project]) {
 	deployments := docs[cuttle.Deployment]{def: resources.Deployments, path: "deployments", link: "Deployments", itemType: "Deployment",
 		template: "{/id}{?skip,take,ids,projects,environments,tenants,channels,taskState}",
+		perms:    perms{view: "DeploymentView", create: "DeploymentCreate", edit: "DeploymentCreate", remove: "DeploymentDelete"},
+		where:    resources.DeploymentScope,
 		links: func(d *cuttle.Deployment) map[string]string {
 			return map[string]string{
 				"Release":       spacePath("releases/" + d.ReleaseId),
@@ -63,7 +65,7 @@ func (s *Server) serveDeployments(projects docs[cuttle.Project]) {
 		}}
 	serveDocs(s, deployments)
 	for _, prefix := range []string{"/api", "/api/" + DefaultSpaceID} {
-		s.handle("POST "+prefix+"/deployments/create/untenanted/v1", admin, s.createDeploymentV1(projects))
+		s.handle("POST "+prefix+"/deployments/create/untenanted/v1", can("DeploymentCreate"), s.createDeploymentV1(projects))
 	}
 }
 
@@ -243,6 +245,9 @@ func (s *Server) createDeploymentV1(projects docs[cuttle.Project]) handler {
 					return cuttle.Errorf(cuttle.KindInvalid, "There is no environment %q.", name)
 				}
 				if err != nil {
+					return err
+				}
+				if err := allow(r, "DeploymentCreate", resources.Scope{Project: p.ID, ProjectGroup: p.ProjectGroupId, Environment: env.ID}, env.Name); err != nil {
 					return err
 				}
 				d := cuttle.Deployment{Resource: cuttle.Resource{SpaceID: p.SpaceID}, ReleaseId: rel.ID, EnvironmentId: env.ID,

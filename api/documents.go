@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
+	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
@@ -64,6 +65,56 @@ type docs[T any] struct {
 	// deleting runs in the unit of work of a delete, before it (to refuse,
 	// or to delete what the document owns).
 	deleting func(ctx context.Context, tx *collection.Tx, doc *T) error
+
+	// perms names the permission each action needs; where returns the
+	// scope a document is in (nil: the space's or system's as a whole);
+	// own, when set, lets callers view their own documents without the
+	// view permission (a user themselves).
+	perms perms
+	where func(ctx context.Context, tx *collection.Tx, doc *T) (resources.Scope, error)
+	own   func(r *http.Request, doc *T) bool
+}
+
+// perms are the permissions of the actions on a collection's documents.
+type perms struct{ view, create, edit, remove string }
+
+// allowed returns forbidden unless the caller has perm in doc's scope (or
+// perm is "": any signed-in user).
+func (d docs[T]) allowed(ctx context.Context, tx *collection.Tx, r *http.Request, perm string, doc *T) error {
+	if perm == "" {
+		return nil
+	}
+	at := resources.Scope{}
+	if d.where != nil {
+		var err error
+		if at, err = d.where(ctx, tx, doc); err != nil {
+			return err
+		}
+	}
+	return allow(r, perm, at, metaOf(doc).ID)
+}
+
+// visible returns forbidden unless the caller may view doc.
+func (d docs[T]) visible(ctx context.Context, tx *collection.Tx, r *http.Request, doc *T) error {
+	if d.own != nil && d.own(r, doc) {
+		return nil
+	}
+	return d.allowed(ctx, tx, r, d.perms.view, doc)
+}
+
+// filtered reports whether the caller's lists must be filtered document
+// by document: they may view some of the documents, not all.
+func (d docs[T]) filtered(r *http.Request) bool {
+	return (d.where != nil || d.own != nil) && !callerOf(r).perms.Everywhere(d.perms.view)
+}
+
+// viewing is the access of the routes that read documents: their view
+// permission, checked per document when the caller may view their own.
+func (d docs[T]) viewing() access {
+	if d.own != nil {
+		return user
+	}
+	return can(d.perms.view)
 }
 
 // serveDocs registers the routes of d.
@@ -98,12 +149,12 @@ func serveDocs[T any](s *Server, d docs[T]) {
 	}
 	for _, p := range prefixes {
 		base := p + "/" + d.path
-		s.handle("GET "+base, user, d.list(s, false, nil))
-		s.handle("GET "+base+"/all", user, d.list(s, true, nil))
-		s.handle("GET "+base+"/{id}", user, d.get(s))
-		s.handle("POST "+base, admin, create)
-		s.handle("PUT "+base+"/{id}", admin, modify)
-		s.handle("DELETE "+base+"/{id}", admin, remove)
+		s.handle("GET "+base, d.viewing(), d.list(s, false, nil))
+		s.handle("GET "+base+"/all", d.viewing(), d.list(s, true, nil))
+		s.handle("GET "+base+"/{id}", d.viewing(), d.get(s))
+		s.handle("POST "+base, can(d.perms.create), create)
+		s.handle("PUT "+base+"/{id}", can(d.perms.edit), modify)
+		s.handle("DELETE "+base+"/{id}", can(d.perms.remove), remove)
 	}
 }
 
@@ -173,6 +224,13 @@ func (d docs[T]) list(s *Server, all bool, within scope) handler {
 		if countOnly {
 			q.Take = 1
 		}
+		// A caller who may view some of the documents only gets those:
+		// all are read, and the page is cut from what is left.
+		filtered := d.filtered(r)
+		skip, take := q.Skip, q.Take
+		if filtered {
+			q.Skip, q.Take = 0, -1
+		}
 		var (
 			items []T
 			total int
@@ -198,11 +256,17 @@ func (d docs[T]) list(s *Server, all bool, within scope) handler {
 				}
 			}
 			items, total, err = d.def.List(r.Context(), tx, q)
+			if err != nil || !filtered {
+				return err
+			}
+			kept, err := visibleOnly(items, func(doc *T) error { return d.visible(r.Context(), tx, r, doc) })
+			items, total = pageOf(kept, skip, take), len(kept)
 			return err
 		})
 		if err != nil {
 			return err
 		}
+		q.Skip, q.Take = skip, take
 		if countOnly {
 			items, q.Take = items[:0], 0
 		}
@@ -260,8 +324,10 @@ func (d docs[T]) get(s *Server) handler {
 		}
 		var doc T
 		err = s.store.Read(r.Context(), func(tx *collection.Tx) (err error) {
-			doc, err = d.find(r.Context(), tx, sp, r.PathValue("id"), false)
-			return err
+			if doc, err = d.find(r.Context(), tx, sp, r.PathValue("id"), false); err != nil {
+				return err
+			}
+			return d.visible(r.Context(), tx, r, &doc)
 		})
 		if err != nil {
 			return err
@@ -299,9 +365,7 @@ func (d docs[T]) body(w http.ResponseWriter, r *http.Request) (doc T, hasVersion
 func stamp(r *http.Request, doc *cuttle.Resource) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	doc.LastModifiedOn = &now
-	if u, ok := r.Context().Value(userKey{}).(cuttle.User); ok {
-		doc.LastModifiedBy = u.Username
-	}
+	doc.LastModifiedBy = me(r).Username
 }
 
 func (d docs[T]) create(s *Server) handler {
@@ -325,6 +389,9 @@ func (d docs[T]) create(s *Server) handler {
 				if err := d.check(r.Context(), tx, &doc, nil); err != nil {
 					return err
 				}
+			}
+			if err := d.allowed(r.Context(), tx, r, d.perms.create, &doc); err != nil {
+				return err
 			}
 			if err := d.def.Insert(r.Context(), tx, &doc); err != nil {
 				return err
@@ -365,6 +432,9 @@ func (d docs[T]) modify(s *Server) handler {
 				return cuttle.Errorf(cuttle.KindInvalid, "SpaceId %q is not the %s's space %s: a %s cannot move between spaces.",
 					m.SpaceID, d.def.Noun, om.SpaceID, d.def.Noun)
 			}
+			if err := d.allowed(r.Context(), tx, r, d.perms.edit, &old); err != nil {
+				return err
+			}
 			m.ID, m.SpaceID = om.ID, om.SpaceID
 			if !hasVersion {
 				m.Version = om.Version // the client did not say which version it changes: the latest
@@ -374,6 +444,9 @@ func (d docs[T]) modify(s *Server) handler {
 				if err := d.check(r.Context(), tx, &doc, &old); err != nil {
 					return err
 				}
+			}
+			if err := d.allowed(r.Context(), tx, r, d.perms.edit, &doc); err != nil {
+				return err // moved out of the caller's scope
 			}
 			return d.def.Update(r.Context(), tx, &doc)
 		})
@@ -394,6 +467,9 @@ func (d docs[T]) remove(s *Server) handler {
 		err = s.store.Update(r.Context(), func(tx *collection.Tx) error {
 			doc, err := d.find(r.Context(), tx, sp, r.PathValue("id"), true)
 			if err != nil {
+				return err
+			}
+			if err := d.allowed(r.Context(), tx, r, d.perms.remove, &doc); err != nil {
 				return err
 			}
 			if d.deleting != nil {

@@ -32,6 +32,10 @@ func (s *Server) serveEnvironments() {
 // environmentDocs is the environments' collection as the API serves it
 // (serveEnvironments adds the check of machines to deletes).
 var environmentDocs = docs[cuttle.Environment]{def: resources.Environments, path: "environments", link: "Environments", itemType: "Environment",
+	perms: perms{view: "EnvironmentView", create: "EnvironmentCreate", edit: "EnvironmentEdit", remove: "EnvironmentDelete"},
+	where: func(_ context.Context, _ *collection.Tx, e *cuttle.Environment) (resources.Scope, error) {
+		return resources.Scope{Environment: e.ID}, nil
+	},
 	links: func(e *cuttle.Environment) map[string]string {
 		return map[string]string{"Machines": "/api/" + DefaultSpaceID + "/machines?environmentIds=" + e.ID}
 	},

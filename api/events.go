@@ -70,7 +70,7 @@ func (s *Server) audit(r *http.Request, rec *recorder) {
 	if rec.status >= 400 {
 		return
 	}
-	me, _ := r.Context().Value(userKey{}).(cuttle.User)
+	who := me(r)
 	category := map[string]string{http.MethodPost: "Created", http.MethodPut: "Modified", http.MethodDelete: "Deleted"}[r.Method]
 	if category == "" {
 		category = r.Method
@@ -84,8 +84,8 @@ func (s *Server) audit(r *http.Request, rec *recorder) {
 	if m := answerID.FindSubmatch(rec.head.Bytes()); m != nil && !slices.Contains(related, string(m[1])) {
 		related = append(related, string(m[1]))
 	}
-	s.recordEvent(r, cuttle.Event{Category: category, UserId: me.ID, Username: me.Username, RelatedDocumentIds: related,
-		Message: fmt.Sprintf("%s %s %s (%d)", me.Username, r.Method, r.URL.Path, rec.status)})
+	s.recordEvent(r, cuttle.Event{Category: category, UserId: who.ID, Username: who.Username, RelatedDocumentIds: related,
+		Message: fmt.Sprintf("%s %s %s (%d)", who.Username, r.Method, r.URL.Path, rec.status)})
 }
 
 // recordEvent stores an event, stamped with the time, the node and the
@@ -106,8 +106,8 @@ func (s *Server) recordEvent(r *http.Request, e cuttle.Event) {
 func (s *Server) eventRoutes() {
 	s.links["Events"] = "/api/events{/id}{?skip,take,users,regarding,from,to}"
 	for _, p := range []string{"/api", "/api/" + DefaultSpaceID} {
-		s.handle("GET "+p+"/events", user, s.handleEventList)
-		s.handle("GET "+p+"/events/{id}", user, s.handleEventGet)
+		s.handle("GET "+p+"/events", can("EventView"), s.handleEventList)
+		s.handle("GET "+p+"/events/{id}", can("EventView"), s.handleEventGet)
 	}
 }
 

@@ -19,14 +19,14 @@ import (
 func (s *Server) serveInterruptions() {
 	interruptions := docs[cuttle.Interruption]{def: resources.Interruptions, path: "interruptions", link: "Interruptions",
 		itemType: "Interruption", template: "{/id}{?skip,take,regarding,pendingOnly,ids}", readOnly: true,
+		perms: perms{view: "InterruptionView"}, where: interruptionScope,
 		links: func(i *cuttle.Interruption) map[string]string {
 			self := spacePath("interruptions/" + i.ID)
 			return map[string]string{"Submit": self + "/submit", "Responsible": self + "/responsible"}
 		},
 		present: func(r *http.Request, i *cuttle.Interruption) {
-			me, _ := r.Context().Value(userKey{}).(cuttle.User)
-			i.HasResponsibility = i.ResponsibleUserId != "" && strings.EqualFold(i.ResponsibleUserId, me.ID)
-			i.CanTakeResponsibility = i.IsPending && s.mayAnswer(r.Context(), me, i) == nil
+			i.HasResponsibility = i.ResponsibleUserId != "" && strings.EqualFold(i.ResponsibleUserId, me(r).ID)
+			i.CanTakeResponsibility = i.IsPending && s.mayAnswer(r, i) == nil
 		},
 		query: func(r *http.Request, q *collection.Query) error {
 			if q.Where == nil {
@@ -43,21 +43,28 @@ func (s *Server) serveInterruptions() {
 	serveDocs(s, interruptions)
 	for _, prefix := range []string{"/api", "/api/" + DefaultSpaceID} {
 		base := prefix + "/interruptions/{id}"
-		s.handle("GET "+base+"/responsible", user, s.handleResponsible(interruptions))
-		s.handle("PUT "+base+"/responsible", user, s.handleTakeResponsibility(interruptions))
-		s.handle("POST "+base+"/submit", user, s.handleSubmit(interruptions))
+		s.handle("GET "+base+"/responsible", can("InterruptionView"), s.handleResponsible(interruptions))
+		s.handle("PUT "+base+"/responsible", can("InterruptionSubmit"), s.handleTakeResponsibility(interruptions))
+		s.handle("POST "+base+"/submit", can("InterruptionSubmit"), s.handleSubmit(interruptions))
 	}
 }
 
-// mayAnswer returns KindForbidden unless u may take responsibility for i
-// and answer it: anyone, when it names no responsible team; otherwise only
-// a member of one of its teams.
-func (s *Server) mayAnswer(ctx context.Context, u cuttle.User, i *cuttle.Interruption) error {
-	if len(i.ResponsibleTeamIds) == 0 {
-		return nil
-	}
+// mayAnswer returns KindForbidden unless the caller may take
+// responsibility for i and answer it: they need InterruptionSubmit in its
+// deployment's scope, and when it names responsible teams, to be a member
+// of one of them.
+func (s *Server) mayAnswer(r *http.Request, i *cuttle.Interruption) error {
+	ctx, u := r.Context(), me(r)
 	var member bool
 	err := s.store.Read(ctx, func(tx *collection.Tx) error {
+		at, err := interruptionScope(ctx, tx, i)
+		if err != nil {
+			return err
+		}
+		if err := allow(r, "InterruptionSubmit", at, i.ID); err != nil {
+			return err
+		}
+		member = len(i.ResponsibleTeamIds) == 0
 		for _, id := range i.ResponsibleTeamIds {
 			t, err := resources.Teams.Get(ctx, tx, id)
 			if cuttle.IsKind(err, cuttle.KindNotFound) {
@@ -80,6 +87,24 @@ func (s *Server) mayAnswer(ctx context.Context, u cuttle.User, i *cuttle.Interru
 		return cuttle.Errorf(cuttle.KindForbidden, "You are not a member of the teams responsible for this interruption (%s).", strings.Join(i.ResponsibleTeamIds, ", "))
 	}
 	return nil
+}
+
+// interruptionScope returns the scope of the deployment an interruption
+// holds up.
+func interruptionScope(ctx context.Context, tx *collection.Tx, i *cuttle.Interruption) (resources.Scope, error) {
+	for _, id := range i.RelatedDocumentIds {
+		if strings.HasPrefix(id, "Deployments-") {
+			d, err := resources.Deployments.Get(ctx, tx, id)
+			if cuttle.IsKind(err, cuttle.KindNotFound) {
+				break
+			}
+			if err != nil {
+				return resources.Scope{}, err
+			}
+			return resources.DeploymentScope(ctx, tx, &d)
+		}
+	}
+	return resources.Scope{}, nil
 }
 
 // handleResponsible answers the user responsible for the interruption;
@@ -111,7 +136,7 @@ func (s *Server) handleResponsible(d docs[cuttle.Interruption]) handler {
 // answer it; KindConflict if it is answered already.
 func (s *Server) handleTakeResponsibility(d docs[cuttle.Interruption]) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		me := r.Context().Value(userKey{}).(cuttle.User)
+		me := me(r)
 		err := s.store.Update(r.Context(), func(tx *collection.Tx) error {
 			i, err := d.find(r.Context(), tx, DefaultSpaceID, r.PathValue("id"), true)
 			if err != nil {
@@ -120,7 +145,7 @@ func (s *Server) handleTakeResponsibility(d docs[cuttle.Interruption]) handler {
 			if !i.IsPending {
 				return cuttle.Errorf(cuttle.KindConflict, "The interruption %s has been answered already.", i.ID)
 			}
-			if err := s.mayAnswer(r.Context(), me, &i); err != nil {
+			if err := s.mayAnswer(r, &i); err != nil {
 				return err
 			}
 			i.ResponsibleUserId = me.ID
@@ -154,7 +179,7 @@ func (s *Server) handleSubmit(d docs[cuttle.Interruption]) handler {
 		if err := decodeJSON(w, r, &b); err != nil {
 			return err
 		}
-		me := r.Context().Value(userKey{}).(cuttle.User)
+		me := me(r)
 		var i cuttle.Interruption
 		err := s.store.Update(r.Context(), func(tx *collection.Tx) error {
 			var err error
@@ -168,7 +193,7 @@ func (s *Server) handleSubmit(d docs[cuttle.Interruption]) handler {
 				return cuttle.Errorf(cuttle.KindInvalid, "Take responsibility for the interruption %s before you answer it (PUT %s).", i.ID,
 					spacePath("interruptions/"+i.ID+"/responsible"))
 			}
-			if err := s.mayAnswer(r.Context(), me, &i); err != nil {
+			if err := s.mayAnswer(r, &i); err != nil {
 				return err
 			}
 			element, answer := "Result", b.Result

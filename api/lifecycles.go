@@ -13,5 +13,6 @@ import (
 // collection's reference (resources.Lifecycles) sees to both.
 func (s *Server) serveLifecycles() {
 	serveDocs(s, docs[cuttle.Lifecycle]{def: resources.Lifecycles, path: "lifecycles", link: "Lifecycles", itemType: "Lifecycle",
+		perms: perms{view: "LifecycleView", create: "LifecycleCreate", edit: "LifecycleEdit", remove: "LifecycleDelete"},
 		check: func(ctx context.Context, tx *collection.Tx, l, old *cuttle.Lifecycle) error { return l.Check(old) }})
 }

@@ -15,6 +15,7 @@ import (
 // policy cannot be deleted.
 func (s *Server) serveMachinePolicies() {
 	serveDocs(s, docs[cuttle.MachinePolicy]{def: resources.MachinePolicies, path: "machinepolicies", link: "MachinePolicies", itemType: "MachinePolicy",
+		perms: perms{view: "MachinePolicyView", create: "MachinePolicyCreate", edit: "MachinePolicyEdit", remove: "MachinePolicyDelete"},
 		check: func(ctx context.Context, tx *collection.Tx, p, old *cuttle.MachinePolicy) error {
 			switch {
 			case old == nil && p.IsDefault:
@@ -32,7 +33,7 @@ func (s *Server) serveMachinePolicies() {
 		}})
 	s.links["MachinePolicyTemplate"] = "/api/" + DefaultSpaceID + "/machinepolicies/template"
 	for _, base := range []string{"/api", "/api/" + DefaultSpaceID} {
-		s.handle("GET "+base+"/machinepolicies/template", user, func(w http.ResponseWriter, r *http.Request) error {
+		s.handle("GET "+base+"/machinepolicies/template", can("MachinePolicyView"), func(w http.ResponseWriter, r *http.Request) error {
 			p := cuttle.NewMachinePolicy("")
 			p.SpaceID, p.Links = DefaultSpaceID, map[string]string{}
 			writeJSON(w, http.StatusOK, p)

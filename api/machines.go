@@ -12,6 +12,7 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/certs"
+	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store"
 )
 
@@ -99,13 +100,13 @@ type certificateResource struct {
 
 func (s *Server) machineRoutes() {
 	for _, prefix := range []string{"/api", "/api/" + DefaultSpaceID} {
-		s.handle("GET "+prefix+"/machines", user, s.handleMachineList)
-		s.handle("GET "+prefix+"/machines/all", user, s.handleMachineAll)
-		s.handle("GET "+prefix+"/machines/{id}", user, s.handleMachineGet)
-		s.handle("POST "+prefix+"/machines", admin, s.handleMachineCreate)
-		s.handle("PUT "+prefix+"/machines/{id}", admin, s.handleMachineUpdate)
-		s.handle("DELETE "+prefix+"/machines/{id}", admin, s.handleMachineDelete)
-		s.handle("GET "+prefix+"/machineroles/all", user, s.handleMachineRoles)
+		s.handle("GET "+prefix+"/machines", can("MachineView"), s.handleMachineList)
+		s.handle("GET "+prefix+"/machines/all", can("MachineView"), s.handleMachineAll)
+		s.handle("GET "+prefix+"/machines/{id}", can("MachineView"), s.handleMachineGet)
+		s.handle("POST "+prefix+"/machines", can("MachineCreate"), s.handleMachineCreate)
+		s.handle("PUT "+prefix+"/machines/{id}", can("MachineEdit"), s.handleMachineUpdate)
+		s.handle("DELETE "+prefix+"/machines/{id}", can("MachineDelete"), s.handleMachineDelete)
+		s.handle("GET "+prefix+"/machineroles/all", can("MachineView"), s.handleMachineRoles)
 	}
 	s.handle("GET /api/certificates/certificate-global", user, s.handleCertificate)
 	s.handle("GET /api/configuration/certificates/certificate-global", user, s.handleCertificate)
@@ -126,6 +127,30 @@ func sameID(bodyID, prefix string, id int64) error {
 		return cuttle.Errorf(cuttle.KindInvalid, "The body's Id %q is not the route's %s.", bodyID, cuttle.FormatID(prefix, id))
 	}
 	return nil
+}
+
+// machineAllows returns forbidden unless the caller has perm for m: in
+// one of its environments, or with every, in all of them (a machine may be
+// placed only where the caller manages machines); for a machine in no
+// environment, unlimited by environment.
+func machineAllows(r *http.Request, perm string, m cuttle.Machine, every bool) error {
+	p, id := callerOf(r).perms, cuttle.FormatID(cuttle.MachineIDPrefix, m.ID)
+	if len(m.EnvironmentIDs) == 0 {
+		return allow(r, perm, resources.Scope{}, id)
+	}
+	for _, e := range m.EnvironmentIDs {
+		env := cuttle.FormatID(cuttle.EnvironmentIDPrefix, e)
+		switch ok := p.Allows(perm, resources.Scope{Environment: env}); {
+		case ok && !every:
+			return nil
+		case !ok && every:
+			return forbidden(perm, env)
+		}
+	}
+	if every {
+		return nil
+	}
+	return forbidden(perm, id)
 }
 
 // machineStatus is the Octopus Status of a machine, derived from its health.
@@ -325,7 +350,9 @@ func (s *Server) machines(r *http.Request) ([]machineResource, error) {
 	}
 	out := []machineResource{}
 	for _, m := range ms {
-		out = append(out, toMachineResource(m, policy))
+		if machineAllows(r, "MachineView", m, false) == nil {
+			out = append(out, toMachineResource(m, policy))
+		}
 	}
 	return out, nil
 }
@@ -354,6 +381,9 @@ func (s *Server) handleMachineGet(w http.ResponseWriter, r *http.Request) error 
 	}
 	m, err := s.store.Machine(r.Context(), id)
 	if err != nil {
+		return err
+	}
+	if err := machineAllows(r, "MachineView", m, false); err != nil {
 		return err
 	}
 	policy, err := s.defaultMachinePolicyID(r.Context())
@@ -389,6 +419,9 @@ func (s *Server) handleMachineCreate(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
+	if err := machineAllows(r, "MachineCreate", m, true); err != nil {
+		return err
+	}
 	if m, err = s.store.CreateMachine(r.Context(), m); err != nil {
 		return err
 	}
@@ -420,6 +453,12 @@ func (s *Server) handleMachineUpdate(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	m.ID = id
+	if err := s.machineEditable(r, "MachineEdit", id); err != nil {
+		return err
+	}
+	if err := machineAllows(r, "MachineEdit", m, true); err != nil {
+		return err
+	}
 	if m, err = s.store.UpdateMachine(r.Context(), m); err != nil {
 		return err
 	}
@@ -433,12 +472,26 @@ func (s *Server) handleMachineDelete(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
+	if err := s.machineEditable(r, "MachineDelete", id); err != nil {
+		return err
+	}
 	if err := s.store.DeleteMachine(r.Context(), id); err != nil {
 		return err
 	}
 	s.machineChanged(r, id)
 	writeJSON(w, http.StatusOK, struct{}{})
 	return nil
+}
+
+// machineEditable returns forbidden unless the caller has perm in every
+// environment the machine of id is in now. (The machine is read apart from
+// its change: one moved between the two is judged where it was.)
+func (s *Server) machineEditable(r *http.Request, perm string, id int64) error {
+	m, err := s.store.Machine(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return machineAllows(r, perm, m, true)
 }
 
 func (s *Server) handleMachineRoles(w http.ResponseWriter, r *http.Request) error {

@@ -95,22 +95,22 @@ func (s *Server) packageRoutes() {
 	s.links["Packages"] = "/api/" + DefaultSpaceID + "/packages{/id}{?nuGetPackageId,filter,latest,skip,take,includeNotes}"
 	s.links["PackageUpload"] = "/api/" + DefaultSpaceID + "/packages/raw{?replace,overwriteMode}"
 	for _, p := range []string{"/api", "/api/" + DefaultSpaceID} {
-		s.handle("GET "+p+"/feeds", user, s.handleFeedList)
-		s.handle("GET "+p+"/feeds/all", user, func(w http.ResponseWriter, r *http.Request) error {
+		s.handle("GET "+p+"/feeds", can("FeedView"), s.handleFeedList)
+		s.handle("GET "+p+"/feeds/all", can("FeedView"), func(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, []feedView{s.builtinFeed()})
 			return nil
 		})
-		s.handle("GET "+p+"/feeds/{id}", user, s.handleFeedGet)
-		s.handle("GET "+p+"/feeds/{id}/packages/versions", user, s.handlePackageVersions)
-		s.handle("GET "+p+"/feeds/{id}/packages/search", user, s.handlePackageSearch)
-		s.handle("POST "+p+"/packages/raw", user, s.handlePackageUpload)
-		s.handle("GET "+p+"/packages", user, s.handlePackageList)
-		s.handle("GET "+p+"/packages/{id}", user, s.handlePackageGet)
-		s.handle("GET "+p+"/packages/{id}/raw", user, s.handlePackageDownload)
-		s.handle("DELETE "+p+"/packages/{id}", user, s.handlePackageDelete)
+		s.handle("GET "+p+"/feeds/{id}", can("FeedView"), s.handleFeedGet)
+		s.handle("GET "+p+"/feeds/{id}/packages/versions", can("FeedView"), s.handlePackageVersions)
+		s.handle("GET "+p+"/feeds/{id}/packages/search", can("FeedView"), s.handlePackageSearch)
+		s.handle("POST "+p+"/packages/raw", can("BuiltInFeedPush"), s.handlePackageUpload)
+		s.handle("GET "+p+"/packages", can("FeedView"), s.handlePackageList)
+		s.handle("GET "+p+"/packages/{id}", can("FeedView"), s.handlePackageGet)
+		s.handle("GET "+p+"/packages/{id}/raw", can("BuiltInFeedDownload"), s.handlePackageDownload)
+		s.handle("DELETE "+p+"/packages/{id}", can("BuiltInFeedAdminister"), s.handlePackageDelete)
 		// No delta uploads: a 404 makes the CLI upload the whole file.
-		s.handle("GET "+p+"/packages/{packageId}/{version}/delta-signature", user, noDelta)
-		s.handle("POST "+p+"/packages/{packageId}/{version}/delta", user, noDelta)
+		s.handle("GET "+p+"/packages/{packageId}/{version}/delta-signature", can("BuiltInFeedPush"), noDelta)
+		s.handle("POST "+p+"/packages/{packageId}/{version}/delta", can("BuiltInFeedPush"), noDelta)
 	}
 }
 
@@ -319,7 +319,7 @@ func (s *Server) handlePackageDelete(w http.ResponseWriter, r *http.Request) err
 	if err := s.feed.Delete(r.Context(), DefaultSpaceID, p.PackageId, p.PackageVersion); err != nil {
 		return err
 	}
-	s.log.Info("deleted a package", "package", p.PackageId, "version", p.PackageVersion, "user", r.Context().Value(userKey{}).(cuttle.User).Username)
+	s.log.Info("deleted a package", "package", p.PackageId, "version", p.PackageVersion, "user", me(r).Username)
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -354,7 +354,7 @@ func (s *Server) handlePackageUpload(w http.ResponseWriter, r *http.Request) err
 	if outcome == feed.Ignored {
 		status = http.StatusOK
 	} else {
-		s.log.Info("stored a package", "package", p.PackageId, "version", p.PackageVersion, "bytes", p.PackageSizeBytes, "sha256", p.Hash, "user", r.Context().Value(userKey{}).(cuttle.User).Username)
+		s.log.Info("stored a package", "package", p.PackageId, "version", p.PackageVersion, "bytes", p.PackageSizeBytes, "sha256", p.Hash, "user", me(r).Username)
 	}
 	writeJSON(w, status, viewPackage(p))
 	return nil

@@ -53,9 +53,17 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, itemType, path str
 	if err != nil {
 		return err
 	}
-	total := len(all)
-	writeJSON(w, http.StatusOK, newPage(itemType, path, all[min(skip, total):min(skip+take, total)], total, skip, take))
+	writeJSON(w, http.StatusOK, newPage(itemType, path, pageOf(all, skip, take), len(all), skip, take))
 	return nil
+}
+
+// pageOf returns the items of all at skip and take (-1: all that follow).
+func pageOf[T any](all []T, skip, take int) []T {
+	skip = min(skip, len(all))
+	if take < 0 {
+		return all[skip:]
+	}
+	return all[skip:min(skip+take, len(all))]
 }
 
 // newPage returns the envelope of items, the page at skip and take of total.

@@ -13,15 +13,16 @@ import (
 	"github.com/cuttledeploy/cuttle/store/collection"
 )
 
-// peopleRoutes serves users, their API keys, and teams. Until permissions
-// arrive, a user created here joins the administrators team, so every
-// user is an administrator; one taken out of that team may read
-// everything and manage their own API keys.
+// peopleRoutes serves users, their API keys, and teams. A user created
+// here is a member of Everyone alone: teams give them permissions. Every
+// user may read themselves and manage their own API keys.
 func (s *Server) peopleRoutes() {
 	s.handle("GET /api/users/me", user, s.handleMe)
 	s.links["CurrentUser"] = "/api/users/me"
 	serveDocs(s, docs[cuttle.User]{def: resources.Users, path: "users", link: "Users", itemType: "User",
 		template: "{/id}{?skip,take,ids,filter,partialName,name}", filter: true,
+		perms: perms{view: "UserView", create: "UserEdit", edit: "UserEdit", remove: "UserEdit"},
+		own:   func(r *http.Request, u *cuttle.User) bool { return strings.EqualFold(u.ID, me(r).ID) },
 		links: func(u *cuttle.User) map[string]string {
 			return map[string]string{"ApiKeys": "/api/users/" + u.ID + "/apikeys{/id}{?skip,take}",
 				"Permissions": "/api/users/" + u.ID + "/permissions", "PermissionsConfiguration": "/api/users/" + u.ID + "/permissions/configuration"}
@@ -35,9 +36,6 @@ func (s *Server) peopleRoutes() {
 			}
 			return nil
 		},
-		created: func(ctx context.Context, tx *collection.Tx, u *cuttle.User) error {
-			return resources.MakeAdministrator(ctx, tx, u.ID)
-		},
 		deleting: func(ctx context.Context, tx *collection.Tx, u *cuttle.User) error {
 			return resources.ReleaseUser(ctx, tx, u.ID)
 		}})
@@ -49,6 +47,7 @@ func (s *Server) peopleRoutes() {
 
 	serveDocs(s, docs[cuttle.Team]{def: resources.Teams, path: "teams", link: "Teams", itemType: "Team",
 		template: "{/id}{?skip,take,ids,partialName,name,spaces,includeSystem}", inSpaces: true,
+		perms: perms{view: "TeamView", create: "TeamCreate", edit: "TeamEdit", remove: "TeamDelete"},
 		check: checkTeam,
 		links: func(t *cuttle.Team) map[string]string {
 			return map[string]string{"ScopedUserRoles": "/api/teams/" + t.ID + "/scopeduserroles{?skip,take}"}
@@ -147,7 +146,7 @@ func toAPIKeyResource(k cuttle.APIKey) apiKeyResource {
 func apiKeyPath(k cuttle.APIKey) string { return "/api/users/" + k.UserID + "/apikeys/" + k.ID }
 
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) error {
-	me := r.Context().Value(userKey{}).(cuttle.User)
+	me := me(r)
 	var u cuttle.User
 	err := s.store.Read(r.Context(), func(tx *collection.Tx) (err error) {
 		u, err = resources.Users.Get(r.Context(), tx, me.ID)
@@ -162,10 +161,10 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) error {
 }
 
 // keyOwner returns the user the route's {id} names ("me" for the caller),
-// who must be the caller or the caller an administrator: KindForbidden
+// who must be the caller or the caller have UserEdit: KindForbidden
 // otherwise, KindNotFound if there is no such user.
 func keyOwner(ctx context.Context, tx *collection.Tx, r *http.Request) (cuttle.User, error) {
-	me := r.Context().Value(userKey{}).(cuttle.User)
+	me := me(r)
 	id := r.PathValue("id")
 	if strings.EqualFold(id, "me") {
 		id = me.ID
@@ -174,8 +173,8 @@ func keyOwner(ctx context.Context, tx *collection.Tx, r *http.Request) (cuttle.U
 	if err != nil {
 		return u, err
 	}
-	if u.ID != me.ID && !me.IsAdministrator {
-		return u, cuttle.Errorf(cuttle.KindForbidden, "Only an administrator may manage another user's API keys.")
+	if u.ID != me.ID && !callerOf(r).perms.Allows("UserEdit", resources.Scope{}) {
+		return u, forbidden("UserEdit", u.ID)
 	}
 	return u, nil
 }

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -17,9 +18,8 @@ import (
 )
 
 // TestUsersOfficialClient: users through the official client (create, get
-// by id, me, list, filter, update, delete); a created user is an
-// administrator until permissions arrive; usernames are unique ignoring
-// case.
+// by id, me, list, filter, update, delete); a created user may change
+// nothing until a team grants it; usernames are unique ignoring case.
 func TestUsersOfficialClient(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -54,17 +54,27 @@ func TestUsersOfficialClient(t *testing.T) {
 		t.Fatalf("Update: %+v, %v", up, err)
 	}
 
-	// Every user created is an administrator for now: a key of the new user
-	// may create.
+	// A new user is a member of Everyone alone, which grants nothing: a
+	// key of theirs may not create until a team gives them a role.
 	key, err := c.APIKeys.Create(users.NewAPIKey("automation", u.ID))
 	if err != nil || !strings.HasPrefix(key.APIKey, "API-") {
 		t.Fatalf("APIKeys.Create: %+v, %v", key, err)
 	}
+	status, body := e.do("POST", "/api/Spaces-1/environments", key.APIKey, `{"Name": "Made by the deployer"}`)
+	wantError(t, "a new user's key creating an environment", status, body, http.StatusForbidden)
+	if !strings.Contains(string(body), "EnvironmentCreate") {
+		t.Errorf("the refusal does not name the permission: %s", body)
+	}
+	if err := e.store.Update(context.Background(), func(tx *collection.Tx) error {
+		return grantTeam(context.Background(), tx, "Environment makers", u.ID, []string{"EnvironmentCreate"}, nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if status, body := e.do("POST", "/api/Spaces-1/environments", key.APIKey, `{"Name": "Made by the deployer"}`); status != http.StatusCreated {
-		t.Fatalf("a new user's key creating an environment: %d %s", status, body)
+		t.Fatalf("a key of a user given EnvironmentCreate creating an environment: %d %s", status, body)
 	}
 
-	status, body := e.do("POST", "/api/users", e.adminKey, `{"Username": "DEPLOYER"}`)
+	status, body = e.do("POST", "/api/users", e.adminKey, `{"Username": "DEPLOYER"}`)
 	wantError(t, "a username taken in another case", status, body, http.StatusConflict)
 	if err := users.DeleteByID(c, u.ID); err != nil {
 		t.Fatalf("DeleteByID: %v", err)

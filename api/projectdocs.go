@@ -19,10 +19,16 @@ import (
 func (s *Server) serveProjects() {
 	projects := docs[cuttle.Project]{def: resources.Projects, path: "projects", link: "Projects", itemType: "Project",
 		template: "{/id}{?name,skip,ids,clone,take,partialName,clonedFromProjectId}",
-		links:    projectLinks, lookup: lookupProject, check: checkProject, created: createProjectParts, deleting: deleteProjectParts}
+		links:    projectLinks, lookup: lookupProject, check: checkProject, created: createProjectParts, deleting: deleteProjectParts,
+		perms: perms{view: "ProjectView", create: "ProjectCreate", edit: "ProjectEdit", remove: "ProjectDelete"},
+		where: func(_ context.Context, _ *collection.Tx, p *cuttle.Project) (resources.Scope, error) {
+			return resources.Scope{Project: p.ID, ProjectGroup: p.ProjectGroupId}, nil
+		}}
 	serveDocs(s, projects)
 	channels := docs[cuttle.Channel]{def: resources.Channels, path: "channels", link: "Channels", itemType: "Channel",
 		template: "{/id}{?skip,take,ids,partialName}",
+		perms:    perms{view: "ProjectView", create: "ProjectEdit", edit: "ProjectEdit", remove: "ProjectEdit"},
+		where:    inProject(func(c *cuttle.Channel) string { return c.ProjectId }),
 		links: func(c *cuttle.Channel) map[string]string {
 			project := spacePath("projects/" + c.ProjectId)
 			return map[string]string{"Project": project, "Projects": project}
@@ -45,6 +51,7 @@ func (s *Server) serveProjects() {
 	}
 	processes := docs[cuttle.DeploymentProcess]{def: resources.DeploymentProcesses, path: "deploymentprocesses", link: "DeploymentProcesses",
 		itemType: "DeploymentProcess", template: "{/id}{?skip,take,ids}", owner: "project",
+		perms: perms{view: "ProcessView", edit: "ProcessEdit"}, where: inProject(func(p *cuttle.DeploymentProcess) string { return p.ProjectId }),
 		links: func(p *cuttle.DeploymentProcess) map[string]string {
 			return map[string]string{"Project": spacePath("projects/" + p.ProjectId),
 				"Template": spacePath("deploymentprocesses/" + p.ID + "/template{?channel,releaseId}")}
@@ -71,6 +78,7 @@ func (s *Server) serveProjects() {
 	serveDocs(s, processes)
 	variables := docs[cuttle.VariableSet]{def: resources.VariableSets, path: "variables", link: "Variables",
 		itemType: "VariableSet", template: "{/id}{?ids}", owner: "project",
+		perms: perms{view: "VariableView", edit: "VariableEdit"}, where: inProject(func(v *cuttle.VariableSet) string { return v.OwnerId }),
 		lookup: func(ctx context.Context, tx *collection.Tx, sp, key string) (cuttle.VariableSet, error) {
 			if strings.HasPrefix(key, resources.VariableSetSnapshots.Prefix) { // a release's, read only
 				return resources.VariableSetSnapshots.Get(ctx, tx, key)
@@ -109,19 +117,21 @@ func (s *Server) serveProjects() {
 		return map[string]any{"project_id": p.ID}, spacePath("projects/" + p.ID + "/channels"), nil
 	}
 	for _, prefix := range []string{"/api", "/api/" + DefaultSpaceID} {
-		s.handle("GET "+prefix+"/projectgroups/{id}/projects", user, projects.list(s, false, groupsProjects))
-		s.handle("GET "+prefix+"/projectgroups/{id}/projects/all", user, projects.list(s, true, groupsProjects))
-		s.handle("GET "+prefix+"/projects/{id}/channels", user, channels.list(s, false, projectsChannels))
-		s.handle("GET "+prefix+"/projects/{id}/channels/all", user, channels.list(s, true, projectsChannels))
-		s.handle("GET "+prefix+"/projects/{id}/deploymentprocesses", user, processes.get(s))
-		s.handle("PUT "+prefix+"/projects/{id}/deploymentprocesses", admin, processes.modify(s))
-		s.handle("GET "+prefix+"/projects/{id}/variables", user, variables.get(s))
-		s.handle("PUT "+prefix+"/projects/{id}/variables", admin, variables.modify(s))
-		s.handle("GET "+prefix+"/projects/{id}/deploymentsettings", user, func(w http.ResponseWriter, r *http.Request) error {
+		s.handle("GET "+prefix+"/projectgroups/{id}/projects", projects.viewing(), projects.list(s, false, groupsProjects))
+		s.handle("GET "+prefix+"/projectgroups/{id}/projects/all", projects.viewing(), projects.list(s, true, groupsProjects))
+		s.handle("GET "+prefix+"/projects/{id}/channels", channels.viewing(), channels.list(s, false, projectsChannels))
+		s.handle("GET "+prefix+"/projects/{id}/channels/all", channels.viewing(), channels.list(s, true, projectsChannels))
+		s.handle("GET "+prefix+"/projects/{id}/deploymentprocesses", processes.viewing(), processes.get(s))
+		s.handle("PUT "+prefix+"/projects/{id}/deploymentprocesses", can(processes.perms.edit), processes.modify(s))
+		s.handle("GET "+prefix+"/projects/{id}/variables", variables.viewing(), variables.get(s))
+		s.handle("PUT "+prefix+"/projects/{id}/variables", can(variables.perms.edit), variables.modify(s))
+		s.handle("GET "+prefix+"/projects/{id}/deploymentsettings", projects.viewing(), func(w http.ResponseWriter, r *http.Request) error {
 			var p cuttle.Project
 			err := s.store.Read(r.Context(), func(tx *collection.Tx) (err error) {
-				p, err = projects.find(r.Context(), tx, DefaultSpaceID, r.PathValue("id"), false)
-				return err
+				if p, err = projects.find(r.Context(), tx, DefaultSpaceID, r.PathValue("id"), false); err != nil {
+					return err
+				}
+				return projects.visible(r.Context(), tx, r, &p)
 			})
 			if err != nil {
 				return err
@@ -129,6 +139,14 @@ func (s *Server) serveProjects() {
 			writeJSON(w, http.StatusOK, deploymentSettingsOf(&p))
 			return nil
 		})
+	}
+}
+
+// inProject returns the scope function of documents a project owns: the
+// project and its group.
+func inProject[T any](project func(*T) string) func(context.Context, *collection.Tx, *T) (resources.Scope, error) {
+	return func(ctx context.Context, tx *collection.Tx, doc *T) (resources.Scope, error) {
+		return resources.ProjectScope(ctx, tx, project(doc))
 	}
 }
 

@@ -11,6 +11,10 @@ import (
 // documentRoutes serves the document collections of package resources.
 func (s *Server) documentRoutes() {
 	serveDocs(s, docs[cuttle.ProjectGroup]{def: resources.ProjectGroups, path: "projectgroups", link: "ProjectGroups", itemType: "ProjectGroup",
+		perms: perms{view: "ProjectGroupView", create: "ProjectGroupCreate", edit: "ProjectGroupEdit", remove: "ProjectGroupDelete"},
+		where: func(_ context.Context, _ *collection.Tx, g *cuttle.ProjectGroup) (resources.Scope, error) {
+			return resources.Scope{ProjectGroup: g.ID}, nil
+		},
 		links: func(g *cuttle.ProjectGroup) map[string]string {
 			return map[string]string{"Projects": "/api/" + DefaultSpaceID + "/projectgroups/" + g.ID + "/projects"}
 		},

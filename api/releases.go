@@ -26,6 +26,8 @@ var releases = docs[cuttle.Release]{def: resources.Releases, path: "releases", l
 		}
 	},
 	check: checkRelease,
+	perms: perms{view: "ReleaseView", create: "ReleaseCreate", edit: "ReleaseEdit", remove: "ReleaseDelete"},
+	where: inProject(func(r *cuttle.Release) string { return r.ProjectId }),
 	deleting: func(ctx context.Context, tx *collection.Tx, r *cuttle.Release) error {
 		return resources.DeleteReleaseSnapshots(ctx, tx, r)
 	},
@@ -68,8 +70,10 @@ func (s *Server) serveReleases(projects docs[cuttle.Project]) {
 			if err != nil {
 				return err
 			}
-			rel, err = releaseOf(r.Context(), tx, p, r.PathValue("version"))
-			return err
+			if rel, err = releaseOf(r.Context(), tx, p, r.PathValue("version")); err != nil {
+				return err
+			}
+			return releases.visible(r.Context(), tx, r, &rel)
 		})
 		if err != nil {
 			return err
@@ -89,12 +93,12 @@ func (s *Server) serveReleases(projects docs[cuttle.Project]) {
 		return map[string]any{"project_id": p.ID, "channel_id": c.ID}, spacePath("projects/" + p.ID + "/channels/" + c.ID + "/releases"), nil
 	}
 	for _, prefix := range []string{"/api", "/api/" + DefaultSpaceID} {
-		s.handle("GET "+prefix+"/projects/{id}/releases", user, releases.list(s, false, ofProject))
-		s.handle("GET "+prefix+"/projects/{id}/channels/{channel}/releases", user, releases.list(s, false, ofChannel))
-		s.handle("GET "+prefix+"/projects/{id}/releases/{version}", user, byVersion)
-		s.handle("POST "+prefix+"/releases/create/v1", admin, s.createReleaseV1(projects))
-		s.handle("GET "+prefix+"/releases/{id}/progression", user, s.handleProgression)
-		s.handle("GET "+prefix+"/deploymentprocesses/{id}/template", user, s.handleProcessTemplate)
+		s.handle("GET "+prefix+"/projects/{id}/releases", releases.viewing(), releases.list(s, false, ofProject))
+		s.handle("GET "+prefix+"/projects/{id}/channels/{channel}/releases", releases.viewing(), releases.list(s, false, ofChannel))
+		s.handle("GET "+prefix+"/projects/{id}/releases/{version}", releases.viewing(), byVersion)
+		s.handle("POST "+prefix+"/releases/create/v1", can("ReleaseCreate"), s.createReleaseV1(projects))
+		s.handle("GET "+prefix+"/releases/{id}/progression", releases.viewing(), s.handleProgression)
+		s.handle("GET "+prefix+"/deploymentprocesses/{id}/template", can("ProcessView"), s.handleProcessTemplate)
 	}
 }
 
@@ -185,6 +189,9 @@ func (s *Server) createReleaseV1(projects docs[cuttle.Project]) handler {
 			if err := resources.PrepareRelease(ctx, tx, &rel); err != nil {
 				return err
 			}
+			if err := releases.allowed(ctx, tx, r, "ReleaseCreate", &rel); err != nil {
+				return err
+			}
 			return resources.Releases.Insert(ctx, tx, &rel)
 		})
 		if err != nil {
@@ -263,6 +270,9 @@ func (s *Server) handleProgression(w http.ResponseWriter, r *http.Request) error
 		if err != nil {
 			return err
 		}
+		if err := releases.visible(r.Context(), tx, r, &rel); err != nil {
+			return err
+		}
 		phases, next, err = resources.Progression(r.Context(), tx, rel)
 		return err
 	})
@@ -306,6 +316,9 @@ func (s *Server) handleProcessTemplate(w http.ResponseWriter, r *http.Request) e
 		}
 		p, err := resources.Projects.Get(r.Context(), tx, process.ProjectId)
 		if err != nil {
+			return err
+		}
+		if err := allow(r, "ProcessView", resources.Scope{Project: p.ID, ProjectGroup: p.ProjectGroupId}, process.ID); err != nil {
 			return err
 		}
 		last, err := resources.LatestVersion(r.Context(), tx, p.ID)

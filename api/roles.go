@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/resources"
@@ -13,10 +14,10 @@ import (
 
 // roleRoutes serves user roles, scoped user roles, a team's scoped user
 // roles and a user's effective permissions, as the official client reads
-// them. (Until routes check permissions, every user is an administrator:
-// docs/design.md, "Permissions".)
+// them (docs/design.md, "Permissions").
 func (s *Server) roleRoutes() {
 	serveDocs(s, docs[cuttle.UserRole]{def: resources.UserRoles, path: "userroles", link: "UserRoles", itemType: "UserRole",
+		perms: perms{view: "UserRoleView", create: "UserRoleEdit", edit: "UserRoleEdit", remove: "UserRoleEdit"},
 		check: func(ctx context.Context, tx *collection.Tx, r, old *cuttle.UserRole) error {
 			if old != nil && !old.CanBeDeleted {
 				return cuttle.Errorf(cuttle.KindConflict, "%s is a built-in role: it cannot be changed.", old.Name)
@@ -45,6 +46,7 @@ func (s *Server) roleRoutes() {
 		}})
 	serveDocs(s, docs[cuttle.ScopedUserRole]{def: resources.ScopedUserRoles, path: "scopeduserroles", link: "ScopedUserRoles", itemType: "ScopedUserRole",
 		template: "{/id}{?skip,take,ids}", inSpaces: true,
+		perms: perms{view: "TeamView", create: "TeamEdit", edit: "TeamEdit", remove: "TeamEdit"},
 		check: func(ctx context.Context, tx *collection.Tx, r, old *cuttle.ScopedUserRole) error {
 			if r.TeamId == "" || r.UserRoleId == "" {
 				return cuttle.Errorf(cuttle.KindInvalid, "A scoped user role needs its TeamId and UserRoleId.")
@@ -54,7 +56,7 @@ func (s *Server) roleRoutes() {
 			return nil
 		}})
 	for _, p := range []string{"/api", "/api/" + DefaultSpaceID} {
-		s.handle("GET "+p+"/teams/{id}/scopeduserroles", user, s.handleTeamRoles)
+		s.handle("GET "+p+"/teams/{id}/scopeduserroles", can("TeamView"), s.handleTeamRoles)
 	}
 	s.handle("GET /api/users/{id}/permissions", user, s.handlePermissions)
 	s.handle("GET /api/users/{id}/permissions/configuration", user, s.handlePermissions)
@@ -89,11 +91,16 @@ type restriction struct {
 }
 
 // handlePermissions answers a user's effective permissions (the caller's
-// with "me").
+// with "me"); another user's need UserView.
 func (s *Server) handlePermissions(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if id == "me" {
-		id = r.Context().Value(userKey{}).(cuttle.User).ID
+		id = me(r).ID
+	}
+	if !strings.EqualFold(id, me(r).ID) {
+		if err := allow(r, "UserView", resources.Scope{}, id); err != nil {
+			return err
+		}
 	}
 	var p resources.Permissions
 	err := s.store.Read(r.Context(), func(tx *collection.Tx) error {

@@ -54,11 +54,10 @@ func TestRolesWithTheOfficialClient(t *testing.T) {
 		t.Fatalf("environment: %d %s", status, body)
 	}
 	env := jsonField(t, body, "Id")
-	// The env's viewer is no administrator (a user created through the
-	// API joins the administrators until permissions are checked).
-	status, body = e.do("GET", "/api/users/me", e.userKey, "")
-	if status != 200 {
-		t.Fatalf("the viewer: %d %s", status, body)
+	// A user created through the API is a member of Everyone alone.
+	status, body = e.do("POST", "/api/users", e.adminKey, `{"Username": "vera", "IsActive": true}`)
+	if status != 201 {
+		t.Fatalf("vera: %d %s", status, body)
 	}
 	vera := jsonField(t, body, "Id")
 	team, err := c.Teams.Add(&teams.Team{Name: "Viewers", MemberUserIDs: []string{vera}, SpaceID: "Spaces-1"})

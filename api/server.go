@@ -38,6 +38,8 @@ type Server struct {
 	masterKey  masterkey.Key // keys the digests of API keys
 	limits     cuttle.Limits
 
+	grants grants // users' effective permissions, cached
+
 	ping atomic.Pointer[pingCache]
 	// links are the root documents' Links of the document collections,
 	// added as their routes are registered (serveDocs).
@@ -71,6 +73,10 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, kinds: cfg.Kinds, logs: cfg.Logs, feed: cfg.Feed, log: log, mux: http.NewServeMux(),
 		thumbprint: cfg.ClusterThumbprint, masterKey: cfg.MasterKey, limits: cfg.Limits.WithDefaults(), links: map[string]string{}}
+	if cfg.Member != nil {
+		s.grants = grants{byUser: map[string]grantsEntry{}, cached: true}
+		cfg.Member.Handle(store.ChannelDocuments, s.grants.changed)
+	}
 	s.routes()
 	return s
 }
@@ -81,24 +87,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // handler is an HTTP handler that returns its error for handle to answer.
 type handler func(w http.ResponseWriter, r *http.Request) error
 
-// access says who may call a route.
-type access int
-
-const (
-	anyone access = iota // no authentication: ping, root document
-	user                 // any authenticated user
-	admin                // an administrator
-)
-
-// handle registers h for pattern behind the given access check.
+// handle registers h for pattern behind the given access check: the
+// caller is authenticated (KindUnauthorized), their permissions found
+// (cached: grants) and checked against who.perm (KindForbidden naming
+// it), and the request carries them (callerOf).
 func (s *Server) handle(pattern string, who access, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if who != anyone {
-			u, signedIn, err := s.authenticate(r)
+		if !who.open {
+			c, signedIn, err := s.authorize(r, who)
 			r = signedIn
-			if err == nil && who == admin && !u.IsAdministrator {
-				err = cuttle.Errorf(cuttle.KindForbidden, "You do not have permission to perform this action: it needs an administrator.")
-			}
 			if err != nil {
 				if cuttle.IsKind(err, cuttle.KindUnauthorized) {
 					// Nothing of an unauthenticated request is read, and its
@@ -108,17 +105,34 @@ func (s *Server) handle(pattern string, who access, h handler) {
 				writeError(w, r, s.log, err)
 				return
 			}
-			r = r.WithContext(context.WithValue(r.Context(), userKey{}, u))
-		}
-		if who != anyone && audited(r.Method) {
-			rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-			w = rec
-			defer func() { s.audit(r, rec) }()
+			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+			if audited(r.Method) {
+				rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+				w = rec
+				defer func() { s.audit(r, rec) }()
+			}
 		}
 		if err := h(w, r); err != nil {
 			writeError(w, r, s.log, err)
 		}
 	})
+}
+
+// authorize authenticates r and finds the caller's permissions; the
+// request returned carries the session, if any.
+func (s *Server) authorize(r *http.Request, who access) (caller, *http.Request, error) {
+	u, r, err := s.authenticate(r)
+	if err != nil {
+		return caller{}, r, err
+	}
+	perms, err := s.grants.of(r.Context(), s.store, u.ID)
+	if err != nil {
+		return caller{}, r, err
+	}
+	if who.perm != "" && !perms.Anywhere(who.perm) {
+		return caller{}, r, forbidden(who.perm, "")
+	}
+	return caller{user: u, perms: perms}, r, nil
 }
 
 func (s *Server) routes() {
@@ -128,10 +142,10 @@ func (s *Server) routes() {
 	s.handle("GET /api/octopusservernodes/summary", user, s.handleNodeSummary)
 	s.handle("GET /api/octopusservernodes/{id}", user, s.handleNodeGet)
 	s.handle("GET /api/octopusservernodes/{id}/details", user, s.handleNodeDetails)
-	s.handle("PUT /api/octopusservernodes/{id}", admin, s.handleNodeUpdate)
-	s.handle("DELETE /api/octopusservernodes/{id}", admin, s.handleNodeDelete)
+	s.handle("PUT /api/octopusservernodes/{id}", can("ConfigureServer"), s.handleNodeUpdate)
+	s.handle("DELETE /api/octopusservernodes/{id}", can("ConfigureServer"), s.handleNodeDelete)
 	s.handle("GET /api/cluster", user, s.handleClusterGet)
-	s.handle("PUT /api/cluster", admin, s.handleClusterUpdate)
+	s.handle("PUT /api/cluster", can("ConfigureServer"), s.handleClusterUpdate)
 	s.taskRoutes()
 	s.machineRoutes()
 	s.documentRoutes()

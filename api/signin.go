@@ -179,7 +179,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 // one, if they have one), an administrator anyone's. It ends the user's
 // sessions on every node.
 func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request) error {
-	me := r.Context().Value(userKey{}).(cuttle.User)
+	me := me(r)
 	var b struct{ Password, OldPassword string }
 	if err := decodeJSON(w, r, &b); err != nil {
 		return err
@@ -189,8 +189,8 @@ func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request) error {
 		id = me.ID
 	}
 	self := strings.EqualFold(id, me.ID)
-	if !self && !me.IsAdministrator {
-		return cuttle.Errorf(cuttle.KindForbidden, "You may set your own password only: another user's needs an administrator.")
+	if !self && !callerOf(r).perms.Allows("UserEdit", resources.Scope{}) {
+		return forbidden("UserEdit", id)
 	}
 	if len([]rune(b.Password)) < cuttle.MinPasswordLength {
 		return cuttle.Errorf(cuttle.KindInvalid, "A password has at least %d characters.", cuttle.MinPasswordLength)

@@ -11,7 +11,9 @@ import (
 
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/deploy"
+	"github.com/cuttledeploy/cuttle/resources"
 	"github.com/cuttledeploy/cuttle/store"
+	"github.com/cuttledeploy/cuttle/store/collection"
 	"github.com/cuttledeploy/cuttle/tasklog"
 )
 
@@ -120,15 +122,15 @@ func plural(n int, unit string) string {
 
 func (s *Server) taskRoutes() {
 	for _, prefix := range []string{"/api", "/api/" + DefaultSpaceID} {
-		s.handle("POST "+prefix+"/tasks", admin, s.handleTaskCreate)
-		s.handle("GET "+prefix+"/tasks", user, s.handleTaskList)
-		s.handle("GET "+prefix+"/tasks/{id}", user, s.handleTaskGet)
-		s.handle("GET "+prefix+"/tasks/{id}/details", user, s.handleTaskDetails)
-		s.handle("GET "+prefix+"/tasks/{id}/raw", user, s.handleTaskRaw)
-		s.handle("POST "+prefix+"/tasks/{id}/cancel", admin, s.handleTaskCancel)
+		s.handle("POST "+prefix+"/tasks", can("TaskCreate"), s.handleTaskCreate)
+		s.handle("GET "+prefix+"/tasks", can("TaskView"), s.handleTaskList)
+		s.handle("GET "+prefix+"/tasks/{id}", can("TaskView"), s.handleTaskGet)
+		s.handle("GET "+prefix+"/tasks/{id}/details", can("TaskView"), s.handleTaskDetails)
+		s.handle("GET "+prefix+"/tasks/{id}/raw", can("TaskView"), s.handleTaskRaw)
+		s.handle("POST "+prefix+"/tasks/{id}/cancel", can("TaskCancel"), s.handleTaskCancel)
 	}
 	// The official Go client cancels at /api/spaces/{spaceId}/tasks/{id}/cancel.
-	s.handle("POST /api/spaces/{spaceId}/tasks/{id}/cancel", admin, s.handleTaskCancel)
+	s.handle("POST /api/spaces/{spaceId}/tasks/{id}/cancel", can("TaskCancel"), s.handleTaskCancel)
 	s.handle("GET /api/tasks/taskTypes", user, s.handleTaskTypes)
 }
 
@@ -172,6 +174,9 @@ func (s *Server) handleTaskCreate(w http.ResponseWriter, r *http.Request) error 
 	}
 	nt, err = s.kinds.Prepare(nt)
 	if err != nil {
+		return err
+	}
+	if err := allow(r, "TaskCreate", resources.Scope{}, nt.Name); err != nil {
 		return err
 	}
 	t, err := s.store.CreateTask(r.Context(), nt)
@@ -230,19 +235,59 @@ func (s *Server) handleTaskList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A caller who may view some tasks only gets those: all are read,
+	// and the page is cut from what is left.
+	filtered := !callerOf(r).perms.Everywhere("TaskView")
+	skip, take := q.Skip, q.Take
+	if filtered {
+		q.Skip, q.Take = 0, 0
+	}
 	tasks, total, err := s.store.Tasks(r.Context(), q)
 	if err != nil {
 		return err
+	}
+	if filtered {
+		kept, err := visibleOnly(tasks, func(t *cuttle.Task) error { return s.taskAllows(r, "TaskView", *t) })
+		if err != nil {
+			return err
+		}
+		tasks, total = pageOf(kept, skip, take), len(kept)
 	}
 	items := make([]taskResource, 0, len(tasks))
 	for _, t := range tasks {
 		items = append(items, toTaskResource(t))
 	}
-	writeJSON(w, http.StatusOK, newPage("Task", "/api/tasks", items, total, q.Skip, q.Take))
+	writeJSON(w, http.StatusOK, newPage("Task", "/api/tasks", items, total, skip, take))
 	return nil
 }
 
-func (s *Server) task(r *http.Request) (cuttle.Task, error) {
+// taskAllows returns forbidden unless the caller has perm for t: in its
+// deployment's scope for a deployment's task, anywhere unlimited for
+// another.
+func (s *Server) taskAllows(r *http.Request, perm string, t cuttle.Task) error {
+	at := resources.Scope{}
+	if t.Name == deploy.TaskName {
+		var a deploy.Arguments
+		if err := json.Unmarshal(t.Arguments, &a); err == nil && a.DeploymentId != "" {
+			err := s.store.Read(r.Context(), func(tx *collection.Tx) error {
+				d, err := resources.Deployments.Get(r.Context(), tx, a.DeploymentId)
+				if err != nil {
+					return err
+				}
+				at, err = resources.DeploymentScope(r.Context(), tx, &d)
+				return err
+			})
+			if err != nil && !cuttle.IsKind(err, cuttle.KindNotFound) {
+				return err
+			}
+		}
+	}
+	return allow(r, perm, at, cuttle.FormatID(cuttle.TaskIDPrefix, t.ID))
+}
+
+// task returns the task of the route's {id}, which the caller needs perm
+// for (taskAllows).
+func (s *Server) task(r *http.Request, perm string) (cuttle.Task, error) {
 	if _, err := space(r); err != nil {
 		return cuttle.Task{}, err
 	}
@@ -250,11 +295,15 @@ func (s *Server) task(r *http.Request) (cuttle.Task, error) {
 	if err != nil {
 		return cuttle.Task{}, err
 	}
-	return s.store.Task(r.Context(), id)
+	t, err := s.store.Task(r.Context(), id)
+	if err != nil {
+		return t, err
+	}
+	return t, s.taskAllows(r, perm, t)
 }
 
 func (s *Server) handleTaskGet(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.task(r)
+	t, err := s.task(r, "TaskView")
 	if err != nil {
 		return err
 	}
@@ -263,7 +312,7 @@ func (s *Server) handleTaskGet(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleTaskCancel(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.task(r)
+	t, err := s.task(r, "TaskCancel")
 	if err != nil {
 		return err
 	}
@@ -392,7 +441,7 @@ func jsonSize(s string) int {
 // A deployment's activity is its tree of steps, targets and actions, each
 // with its status and times, a target's lines under it.
 func (s *Server) handleTaskDetails(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.task(r)
+	t, err := s.task(r, "TaskView")
 	if err != nil {
 		return err
 	}
@@ -509,7 +558,7 @@ const followPoll = 100 * time.Millisecond
 // if the log of a completed task has fewer); follow=true keeps the answer
 // open and streams new lines until the task completes.
 func (s *Server) handleTaskRaw(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.task(r)
+	t, err := s.task(r, "TaskView")
 	if err != nil {
 		return err
 	}

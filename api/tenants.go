@@ -15,6 +15,7 @@ import (
 // carries it.
 func (s *Server) serveTenants() {
 	serveDocs(s, docs[cuttle.TagSet]{def: resources.TagSets, path: "tagsets", link: "TagSets", itemType: "TagSet",
+		perms: perms{view: "TagSetView", create: "TagSetCreate", edit: "TagSetEdit", remove: "TagSetDelete"},
 		check: func(ctx context.Context, tx *collection.Tx, ts, old *cuttle.TagSet) error {
 			if err := ts.Check(); err != nil || old == nil {
 				return err
@@ -27,6 +28,10 @@ func (s *Server) serveTenants() {
 	serveDocs(s, docs[cuttle.Tenant]{def: resources.Tenants, path: "tenants", link: "Tenants", itemType: "Tenant",
 		template: "{/id}{?skip,take,ids,partialName,name,projectId}",
 		params:   map[string]string{"projectId": resources.TenantProjects},
+		perms:    perms{view: "TenantView", create: "TenantCreate", edit: "TenantEdit", remove: "TenantDelete"},
+		where: func(_ context.Context, _ *collection.Tx, t *cuttle.Tenant) (resources.Scope, error) {
+			return resources.Scope{Tenant: t.ID}, nil
+		},
 		check: func(ctx context.Context, tx *collection.Tx, t, old *cuttle.Tenant) error {
 			if err := t.Check(old); err != nil {
 				return err

@@ -41,8 +41,8 @@ type Config struct {
 	MasterKey masterkey.Key
 }
 
-// args are a Deploy task's arguments.
-type args struct {
+// Arguments are a Deploy task's arguments.
+type Arguments struct {
 	DeploymentId string
 }
 
@@ -52,7 +52,7 @@ func Kind(cfg Config) tasks.Kind {
 	return tasks.Kind{
 		Name: TaskName, System: true, Resumable: true,
 		Prepare: func(raw json.RawMessage) (tasks.Plan, error) {
-			var a args
+			var a Arguments
 			if err := json.Unmarshal(raw, &a); err != nil || a.DeploymentId == "" {
 				return tasks.Plan{}, cuttle.Errorf(cuttle.KindInvalid, "A Deploy task needs the DeploymentId it runs.")
 			}
@@ -150,7 +150,7 @@ func (r *run) run(ctx context.Context) error {
 // load reads the deployment and what it deploys, and opens the release's
 // variables.
 func (r *run) load(ctx context.Context) error {
-	var a args
+	var a Arguments
 	if err := json.Unmarshal(r.x.Task.Arguments, &a); err != nil {
 		return fmt.Errorf("the task's arguments cannot be read: %v", err)
 	}

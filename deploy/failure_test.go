@@ -192,6 +192,13 @@ func TestManualInterventionAcrossNodes(t *testing.T) {
 	do(t, a.Client, http.MethodPost, "/api/users/"+alice.Id+"/apikeys", map[string]any{"Purpose": "test"}, &key)
 	var team struct{ Id string }
 	do(t, a.Client, http.MethodPost, "/api/teams", map[string]any{"Name": "Approvers", "MemberUserIds": []string{alice.Id}}, &team)
+	var roles []struct{ Id, Name string }
+	do(t, a.Client, http.MethodGet, "/api/userroles/all", nil, &roles)
+	for _, r := range roles {
+		if r.Name == cuttle.RoleProjectDeployer { // InterruptionSubmit
+			do(t, a.Client, http.MethodPost, "/api/scopeduserroles", map[string]any{"TeamId": team.Id, "UserRoleId": r.Id}, nil)
+		}
+	}
 	approve := step{"Name": "Approve", "Actions": []any{map[string]any{"Name": "Approve", "ActionType": "Octopus.Manual",
 		"Properties": map[string]string{"Octopus.Action.Manual.Instructions": "Check the first server.", "Octopus.Action.Manual.ResponsibleTeamIds": team.Id}}}}
 	project(t, a.Client, "Gated", step{"Name": "Before", "Actions": []any{script("Before", "echo before", true)}}, approve,

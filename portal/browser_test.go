@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/png"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,6 +38,15 @@ func TestPortalInABrowser(t *testing.T) {
 	var me struct{ Id string }
 	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodPost, "/api/users",
 		map[string]any{"Username": "ana", "IsActive": true}, &me); err != nil {
+		t.Fatal(err)
+	}
+	var admins struct{ Items []map[string]any }
+	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodGet, "/api/teams?name="+url.QueryEscape(cuttle.AdministratorsTeam), nil, &admins); err != nil || len(admins.Items) != 1 {
+		t.Fatalf("the administrators team: %+v, %v", admins, err)
+	}
+	team := admins.Items[0]
+	team["MemberUserIds"] = append(team["MemberUserIds"].([]any), me.Id)
+	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodPut, "/api/teams/"+team["Id"].(string), team, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodPut, "/api/users/"+me.Id+"/password",

@@ -106,3 +106,49 @@ func PermissionsOf(ctx context.Context, tx *collection.Tx, userID string) (Permi
 	}
 	return p, nil
 }
+
+// Scope is where a document is: its project, project group, environment
+// and tenant, each "" where it has none. The zero Scope is the system's
+// or the space's as a whole.
+type Scope struct{ Project, ProjectGroup, Environment, Tenant string }
+
+// covers reports whether g holds at: every dimension g limits holds at's
+// value there, where at has one (a project limited to environments is
+// still viewable; its deployments only in those environments).
+func (g Grant) covers(at Scope) bool {
+	holds := func(limit []string, v string) bool {
+		return len(limit) == 0 || v == "" || slices.ContainsFunc(limit, func(id string) bool { return strings.EqualFold(id, v) })
+	}
+	return holds(g.ProjectIds, at.Project) && holds(g.ProjectGroupIds, at.ProjectGroup) &&
+		holds(g.EnvironmentIds, at.Environment) && holds(g.TenantIds, at.Tenant)
+}
+
+// Allows reports whether p grants perm at the scope: as a system
+// permission, or through a grant that covers it.
+func (p Permissions) Allows(perm string, at Scope) bool {
+	return p.System[perm] || slices.ContainsFunc(p.Space[perm], func(g Grant) bool { return g.covers(at) })
+}
+
+// Anywhere reports whether p grants perm in some scope.
+func (p Permissions) Anywhere(perm string) bool { return p.System[perm] || len(p.Space[perm]) > 0 }
+
+// Everywhere reports whether p grants perm in every scope (so a list needs
+// no filtering).
+func (p Permissions) Everywhere(perm string) bool {
+	return p.Allows(perm, Scope{Project: "\x00", ProjectGroup: "\x00", Environment: "\x00", Tenant: "\x00"})
+}
+
+// ProjectScope returns the scope of a project's documents: the project and
+// its group. KindNotFound for an unknown project.
+func ProjectScope(ctx context.Context, tx *collection.Tx, projectID string) (Scope, error) {
+	p, err := Projects.Get(ctx, tx, projectID)
+	return Scope{Project: p.ID, ProjectGroup: p.ProjectGroupId}, err
+}
+
+// DeploymentScope returns the scope of a deployment: its project, group,
+// environment and tenant.
+func DeploymentScope(ctx context.Context, tx *collection.Tx, d *cuttle.Deployment) (Scope, error) {
+	at, err := ProjectScope(ctx, tx, d.ProjectId)
+	at.Environment, at.Tenant = d.EnvironmentId, d.TenantId
+	return at, err
+}

@@ -168,6 +168,30 @@ func TestDocumentCommands(t *testing.T) {
 			t.Fatalf("apikey create without --purpose: exit %d %s; want 2", code, errOut)
 		}
 	})
+
+	// A new user may change nothing until a team gives them a role; --admin
+	// makes them an administrator.
+	t.Run("admin", func(t *testing.T) {
+		t.Parallel()
+		as := func(username string) runner {
+			var u doc
+			args := []string{"user", "create", username}
+			if username == "boss" {
+				args = append(args, "--admin")
+			}
+			run.mustJSON(t, &u, args...)
+			var key client.APIKey
+			run.mustJSON(t, &key, "apikey", "create", "--purpose", "test", "--user", u.Id)
+			return runner(func(t *testing.T, args ...string) (int, string, string) {
+				return cli(t, nil, append(args, "--server", n.URL, "--api-key", key.ApiKey.Key)...)
+			})
+		}
+		as("clerk").fails(t, []string{"LifecycleCreate", "403"}, "lifecycle", "create", "Made by a clerk")
+		var e doc
+		if as("boss").mustJSON(t, &e, "lifecycle", "create", "Made by the boss"); e.Name != "Made by the boss" {
+			t.Fatalf("an administrator's lifecycle: %+v", e)
+		}
+	})
 }
 
 // doc is what the tests read of a document.

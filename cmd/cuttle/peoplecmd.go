@@ -16,9 +16,10 @@ import (
 )
 
 // userCommands: cuttle user list|show|delete|create|deactivate|activate|set-password.
-// A user is named by username or id; a new user is active, and (until
-// permissions arrive) an administrator. Deactivating or deleting the last
-// active administrator is refused (409).
+// A user is named by username or id; a new user is active and a member of
+// Everyone alone (teams give permissions), or with --admin also of the
+// administrators team. Deactivating or deleting the last active
+// administrator is refused (409).
 var userCommands = docCommands[cuttle.User]{cmd: "user", noun: "user", ref: "USERNAME|ID",
 	docs:  func(cl *client.Client, _ string) client.Documents[cuttle.User] { return cl.Users() },
 	label: func(u *cuttle.User) (string, string) { return u.ID, u.Username },
@@ -33,8 +34,22 @@ var userCommands = docCommands[cuttle.User]{cmd: "user", noun: "user", ref: "USE
 			displayName := c.fs.String("display-name", "", "the user's name for people (default: the username)")
 			email := c.fs.String("email", "", "the user's email address")
 			service := c.fs.Bool("service", false, "a service account: automation, which signs in with API keys only")
+			admin := c.fs.Bool("admin", false, "make the user an administrator (a member of "+cuttle.AdministratorsTeam+")")
 			return func(ctx context.Context, docs client.Documents[cuttle.User], pos []string) (cuttle.User, error) {
-				return docs.Create(ctx, cuttle.User{Username: pos[0], DisplayName: *displayName, EmailAddress: *email, IsService: *service, IsActive: true})
+				u, err := docs.Create(ctx, cuttle.User{Username: pos[0], DisplayName: *displayName, EmailAddress: *email, IsService: *service, IsActive: true})
+				if err != nil || !*admin {
+					return u, err
+				}
+				teams := c.client().Teams()
+				t, err := teams.Find(ctx, cuttle.AdministratorsTeam)
+				if err != nil {
+					return u, err
+				}
+				t.MemberUserIds = append(t.MemberUserIds, u.ID)
+				if _, err := teams.Update(ctx, t.ID, t); err != nil {
+					return u, fmt.Errorf("the user %s was created, but not made an administrator: %w", u.Username, err)
+				}
+				return u, nil
 			}
 		}}, setActive("deactivate", false), setActive("activate", true), setPassword()},
 }
