@@ -15,6 +15,7 @@ import (
 	"github.com/cuttledeploy/cuttle"
 	"github.com/cuttledeploy/cuttle/cluster"
 	"github.com/cuttledeploy/cuttle/feed"
+	"github.com/cuttledeploy/cuttle/live"
 	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/netguard"
 	"github.com/cuttledeploy/cuttle/portal"
@@ -31,6 +32,7 @@ type Server struct {
 	kinds   tasks.Kinds
 	logs    tasklog.Store
 	feed    *feed.Feed
+	live    *live.Hub
 	log     *slog.Logger
 	mux     *http.ServeMux
 	// thumbprint is the cluster certificate's, which agents pin.
@@ -54,6 +56,7 @@ type Config struct {
 	Kinds   tasks.Kinds    // the task kinds users may queue
 	Logs    tasklog.Store  // task logs in shared storage
 	Feed    *feed.Feed     // the built-in package repository
+	Live    *live.Hub      // the updates GET /api/live streams; nil: none
 	Logger  *slog.Logger   // default slog.Default()
 	// ClusterThumbprint is the thumbprint of the certificate nodes present
 	// to agents; the API serves it as certificate-global.
@@ -71,7 +74,7 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, kinds: cfg.Kinds, logs: cfg.Logs, feed: cfg.Feed, log: log, mux: http.NewServeMux(),
+	s := &Server{store: cfg.Store, member: cfg.Member, cluster: cfg.Cluster, kinds: cfg.Kinds, logs: cfg.Logs, feed: cfg.Feed, live: cfg.Live, log: log, mux: http.NewServeMux(),
 		thumbprint: cfg.ClusterThumbprint, masterKey: cfg.MasterKey, limits: cfg.Limits.WithDefaults(), links: map[string]string{}}
 	if cfg.Member != nil {
 		s.grants = grants{byUser: map[string]grantsEntry{}, cached: true}
@@ -145,6 +148,7 @@ func (s *Server) routes() {
 	s.handle("PUT /api/octopusservernodes/{id}", can("ConfigureServer"), s.handleNodeUpdate)
 	s.handle("DELETE /api/octopusservernodes/{id}", can("ConfigureServer"), s.handleNodeDelete)
 	s.handle("GET /api/cluster", user, s.handleClusterGet)
+	s.handle("GET /api/live", user, s.handleLive)
 	s.handle("PUT /api/cluster", can("ConfigureServer"), s.handleClusterUpdate)
 	s.taskRoutes()
 	s.machineRoutes()

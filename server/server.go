@@ -34,6 +34,7 @@ import (
 	"github.com/cuttledeploy/cuttle/feed"
 	"github.com/cuttledeploy/cuttle/host"
 	"github.com/cuttledeploy/cuttle/housekeeping"
+	"github.com/cuttledeploy/cuttle/live"
 	"github.com/cuttledeploy/cuttle/masterkey"
 	"github.com/cuttledeploy/cuttle/netguard"
 	"github.com/cuttledeploy/cuttle/ratelog"
@@ -201,7 +202,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("listening for polling agents on %s: %w", cfg.PollingListen, err)
 	}
 
-	logs := tasklog.Store{Files: files.Of(blob.TaskLogsKey), LineLimit: cfg.Limits.LogLineBytes}
+	logs := tasklog.Store{Files: files.Of(blob.TaskLogsKey), LineLimit: cfg.Limits.LogLineBytes,
+		Written: live.NewLogNotifier(n.store, log).Written}
 	kinds := tasks.Builtin(files)
 	for _, k := range housekeeping.Kinds(housekeeping.Config{Store: n.store, Files: files, Logs: logs, Limits: cfg.Limits}) {
 		kinds.Add(k)
@@ -224,7 +226,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		refusals.Warn("conns/"+ip, "closed a connection: its address holds the most connections allowed",
 			"remote", ip, "limit", cfg.Limits.ConnsPerAddress)
 	})
-	apiHandler := api.New(api.Config{Store: n.store, Member: n.member, Cluster: n.cluster, Kinds: kinds, Logs: logs, Logger: log,
+	apiHandler := api.New(api.Config{Store: n.store, Member: n.member, Cluster: n.cluster, Kinds: kinds, Logs: logs, Logger: log, Live: live.NewHub(n.member),
 		Feed:              &feed.Feed{Store: n.store, Files: files, Logger: log},
 		ClusterThumbprint: identity.Thumbprint, MasterKey: key, Limits: cfg.Limits})
 	n.http = &http.Server{

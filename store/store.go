@@ -127,6 +127,9 @@ const (
 	ChannelAgentWork = "cuttle_agent_work"
 	// ChannelCommands: a command's output or state changed; payload: its id.
 	ChannelCommands = "cuttle_commands"
+	// ChannelTaskLogs: a task's log grew; payload: the task's id
+	// (live.LogNotifier).
+	ChannelTaskLogs = "cuttle_task_logs"
 	ChannelResync   = "cuttle_resync" // delivered locally after a reconnect
 	// ChannelDocuments: a document was created, changed or deleted;
 	// payload: its id. Units of work publish it after commit.
@@ -135,7 +138,7 @@ const (
 
 // Channels lists the channels a listener receives.
 var Channels = []string{ChannelLeader, ChannelNodes, ChannelSettings, ChannelTasks, ChannelCancel,
-	ChannelMachines, ChannelAgentWork, ChannelCommands, ChannelDocuments}
+	ChannelMachines, ChannelAgentWork, ChannelCommands, ChannelDocuments, ChannelTaskLogs}
 
 // Notification is one message from Notify.
 type Notification struct {

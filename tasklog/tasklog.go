@@ -80,6 +80,9 @@ type Store struct {
 	// LineLimit bounds the bytes of a line's text: a writer cuts a longer
 	// one and marks the cut (see Cut). Zero is cuttle.DefaultLogLineBytes.
 	LineLimit int
+	// Written, if set, is called with the task's id after each write that
+	// stored lines (live.LogNotifier); it must not block.
+	Written func(taskID int64)
 }
 
 // lineLimit returns s.LineLimit or its default.
@@ -116,6 +119,8 @@ func segmentName(epoch int64) string { return fmt.Sprintf("%08d.log", epoch) }
 type Writer struct {
 	mu       sync.Mutex
 	files    blob.Store
+	task     int64
+	written  func(taskID int64)
 	key      string          // the segment's key; its chunks' prefix is key without ".log"
 	f        blob.AppendFile // the open segment, in a folder
 	chunk    int             // the last chunk stored, in an object store; -1 before it is looked up
@@ -147,7 +152,7 @@ var ErrFenced = errors.New("tasklog: this node may no longer own the task")
 // its folder are created by the first write, so a task that logs nothing
 // costs no file. allow, if not nil, is asked before every write.
 func (s Store) Writer(taskID, epoch int64, allow func() bool) *Writer {
-	w := &Writer{files: s.Files, key: dir(taskID) + segmentName(epoch), chunk: -1, limit: s.lineLimit(), allow: allow}
+	w := &Writer{files: s.Files, task: taskID, written: s.Written, key: dir(taskID) + segmentName(epoch), chunk: -1, limit: s.lineLimit(), allow: allow}
 	w.enc = json.NewEncoder(&w.buf)
 	w.enc.SetEscapeHTML(false) // "<" stays one byte, not six
 	return w
@@ -183,6 +188,9 @@ func (w *Writer) Write(lines ...Line) error {
 	err := w.store(w.buf.Bytes())
 	if w.buf.Cap() > 1<<20 {
 		w.buf = bytes.Buffer{} // a large batch leaves no large buffer behind
+	}
+	if err == nil && w.written != nil && len(lines) > 0 {
+		w.written(w.task)
 	}
 	return err
 }

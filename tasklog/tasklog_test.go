@@ -92,6 +92,23 @@ func TestFencedWriterWritesNothing(t *testing.T) {
 	}
 }
 
+// TestWrittenTellsOfStoredLines: Written hears of every write that stored
+// lines, with the task's id, and of no fenced one.
+func TestWrittenTellsOfStoredLines(t *testing.T) {
+	s := folderStore(t, 0)
+	var heard []int64
+	s.Written = func(id int64) { heard = append(heard, id) }
+	allowed := true
+	w := s.Writer(9, 1, func() bool { return allowed })
+	w.Logf(Info, "one")
+	w.Write(Line{Text: "two"}, Line{Text: "three"})
+	allowed = false
+	w.Logf(Info, "fenced")
+	if !slices.Equal(heard, []int64{9, 9}) {
+		t.Fatalf("Written heard %v; want task 9 twice", heard)
+	}
+}
+
 // TestLongLineIsCut: a line over the limit is cut with a mark, and "<"
 // is stored as one byte, not JSON's six.
 func TestLongLineIsCut(t *testing.T) {
