@@ -26,7 +26,7 @@ func TestRevocationHoldsOnEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	const path = "/api/Spaces-1/environments"
-	if _, err := lb.Refused(ctx, path, rita.Header(), http.StatusForbidden, time.Now(), 10*time.Second); err != nil {
+	if _, _, err := lb.Refused(ctx, path, rita.Header(), http.StatusForbidden, time.Now(), 10*time.Second); err != nil {
 		t.Fatalf("before the grant: %v", err)
 	}
 	for i := range 6 {
@@ -38,11 +38,11 @@ func TestRevocationHoldsOnEveryNode(t *testing.T) {
 		if err := lb.Allowed(ctx, path, rita.Header(), 10*time.Second); err != nil {
 			t.Fatalf("round %d, after the grant: %v", i, err)
 		}
-		revoked, err := rita.Revoke(ctx, through)
+		_, revoked, err := rita.Revoke(ctx, through)
 		if err != nil {
 			t.Fatal(err)
 		}
-		late, err := lb.Refused(ctx, path, rita.Header(), http.StatusForbidden, revoked, 10*time.Second)
+		late, _, err := lb.Refused(ctx, path, rita.Header(), http.StatusForbidden, revoked, 10*time.Second)
 		if err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
@@ -70,7 +70,7 @@ func TestRevocationHoldsOnEveryNode(t *testing.T) {
 	if status, body := br.do("POST", c.Nodes[1].URL+"/api/users/logout", br.csrf, ""); status != http.StatusOK {
 		t.Fatalf("signing out through %s: %d %s", c.Nodes[1].Config.Name, status, body)
 	}
-	late, err := lb.Refused(ctx, "/api/users/me", cookies, http.StatusUnauthorized, time.Now(), 10*time.Second)
+	late, _, err := lb.Refused(ctx, "/api/users/me", cookies, http.StatusUnauthorized, time.Now(), 10*time.Second)
 	if err != nil || late > 0 {
 		t.Errorf("after the sign-out, the cookie was still accepted %s later (%v); want refused at once", late, err)
 	}

@@ -70,21 +70,20 @@ func (b *Balanced) Get(ctx context.Context, path string, header http.Header) (in
 }
 
 // Refused sends GETs of path through the balancer until every node has
-// refused one with status, and returns how long after since requests kept
-// being allowed: the moment of the last answer that was not status (0 if
-// none). It fails after timeout.
-func (b *Balanced) Refused(ctx context.Context, path string, header http.Header, status int, since time.Time, timeout time.Duration) (time.Duration, error) {
+// refused one with status (since its last answer that was not status), and
+// returns how long after since a request was last allowed (0 if none was)
+// and since when every node refused. It fails after timeout.
+func (b *Balanced) Refused(ctx context.Context, path string, header http.Header, status int, since time.Time, timeout time.Duration) (lastAllowed, allRefused time.Duration, err error) {
 	refused := map[string]bool{}
-	var lastAllowed time.Duration
 	deadline := time.Now().Add(timeout)
 	for len(refused) < len(b.Nodes) {
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("after %s, %d of %d nodes refuse %s (last allowed %s after)", timeout, len(refused), len(b.Nodes), path, lastAllowed)
+			return 0, 0, fmt.Errorf("after %s, %d of %d nodes refuse %s (last allowed %s after)", timeout, len(refused), len(b.Nodes), path, lastAllowed)
 		}
 		got, node, err := b.Get(ctx, path, header)
 		switch {
 		case err != nil:
-			return 0, err
+			return 0, 0, err
 		case got == status:
 			refused[node] = true
 		default:
@@ -92,7 +91,7 @@ func (b *Balanced) Refused(ctx context.Context, path string, header http.Header,
 			delete(refused, node)
 		}
 	}
-	return lastAllowed, nil
+	return lastAllowed, time.Since(since), nil
 }
 
 // Allowed sends GETs of path through the balancer until every node has
@@ -158,12 +157,14 @@ func (g *Grantee) Grant(ctx context.Context, n *Node) error {
 }
 
 // Revoke takes the role from the grantee's team, through n, and returns
-// when the revocation had committed (its answer arrived).
-func (g *Grantee) Revoke(ctx context.Context, n *Node) (time.Time, error) {
+// when the revocation was sent and when its answer arrived (it had
+// committed).
+func (g *Grantee) Revoke(ctx context.Context, n *Node) (sent, answered time.Time, err error) {
 	if g.scopedUserRole == "" {
-		return time.Time{}, fmt.Errorf("the grantee holds no grant to revoke")
+		return time.Time{}, time.Time{}, fmt.Errorf("the grantee holds no grant to revoke")
 	}
-	err := n.Client.Do(ctx, http.MethodDelete, "/api/scopeduserroles/"+g.scopedUserRole, nil, nil)
+	sent = time.Now()
+	err = n.Client.Do(ctx, http.MethodDelete, "/api/scopeduserroles/"+g.scopedUserRole, nil, nil)
 	g.scopedUserRole = ""
-	return time.Now(), err
+	return sent, time.Now(), err
 }
