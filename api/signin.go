@@ -51,6 +51,8 @@ func (s *Server) signInRoutes() {
 	s.handle("POST /api/users/login", anyone, s.handleLogin)
 	s.handle("POST /api/users/logout", user, s.handleLogout)
 	s.handle("PUT /api/users/{id}/password", user, s.handlePassword)
+	s.links["SignIn"] = "/api/users/login{?returnUrl}"
+	s.links["SignOut"] = "/api/users/logout"
 }
 
 type loginBody struct {
