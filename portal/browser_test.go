@@ -313,6 +313,16 @@ func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// within runs actions, failing the test unless they are done within d.
+func (b *browser) within(d time.Duration, what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.t.Fatalf("%s, within %s: %v", what, d, err)
+	}
+}
+
 // watchConsole keeps the page's uncaught exceptions and the refusals of
 // its content security policy.
 func (b *browser) watchConsole() {

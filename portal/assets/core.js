@@ -191,7 +191,7 @@ export function bytes(n) {
 }
 
 const icons = { Success: "✓", Failed: "✗", TimedOut: "✗", Executing: "▶", Running: "▶", Cancelling: "■", Canceled: "■",
-  Queued: "…", Pending: "…", Skipped: "↷", Waiting: "⏸" };
+  Queued: "…", Pending: "…", Skipped: "↷", Waiting: "‖" };
 
 // badge shows a state by its text, with an icon and a color.
 export function badge(state, attrs) {

@@ -34,12 +34,13 @@ export async function deployment(p, body, id) {
 // target's latest log lines fold under it.
 function activity(a) {
   const lines = a.LogElements || [];
+  const time = (t) => new Date(t).toLocaleTimeString();
   return el("li", { "data-activity": a.Name },
     el("span", { class: "name" }, a.Name), " ", badge(a.Status || "Pending"),
-    a.Started ? el("span", { class: "times" }, ` ${when(a.Started)}${a.Ended ? " – " + when(a.Ended) : ""}`) : null,
-    lines.length > 0 && el("details", {}, el("summary", {}, `Latest ${lines.length} log lines`),
-      el("pre", { class: "log" }, lines.map(l => `${l.Category}  ${l.MessageText}`).join("\n"))),
-    a.Children && a.Children.length > 0 && el("ol", {}, a.Children.map(activity)));
+    a.Started && el("span", { class: "times" }, ` ${time(a.Started)}${a.Ended ? " – " + time(a.Ended) : ""}`),
+    a.Children && a.Children.length > 0 && el("ol", {}, a.Children.map(activity)),
+    lines.length > 0 && el("details", {}, el("summary", {}, `Its latest ${lines.length} log lines`),
+      el("pre", { class: "log" }, lines.map(l => `${l.Category}  ${l.MessageText}`).join("\n"))));
 }
 
 // interruptions shows the pending ones, keeping (with what was typed in
@@ -59,7 +60,7 @@ function interruptions(items, shown, holder, scope) {
 // interruption shows one: what it asks, and the way to answer it.
 function interruption(i, scope) {
   const section = el("section", { class: "interruption", "data-interruption": i.Type, "aria-label": i.Title });
-  put(section, el("h3", {}, (i.Type === "GuidedFailure" ? "⚠ A step failed: " : "✋ ") + i.Title),
+  put(section, el("h3", {}, (i.Type === "GuidedFailure" ? "⚠ A step failed: " : "Waiting for a person: ") + i.Title),
     !can("InterruptionSubmit", scope) ? el("p", {}, "You may not answer it.")
       : i.HasResponsibility ? answerForm(i)
         : i.CanTakeResponsibility ? button("Take responsibility", async () => {
