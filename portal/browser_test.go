@@ -28,18 +28,20 @@ const chromium = "/usr/bin/chromium"
 // to the portal's sign-in, signs in and lands on the dashboard, and then
 // goes through every page as a person would: the Nodes page (drains the
 // node with its toggle: the node's ping answers 418), the cluster
-// overview, users (adds one), teams and a team's members and roles, roles
-// and a role's permissions, audit, a new API key (shown once),
-// environments (adds one), deployment targets, projects (adds one), the
-// process editor (a script step that runs on the server), variables (one
-// plain, one sensitive: masked once saved), releases (creates one), a
-// deployment followed live to Success, a second release whose manual
-// intervention is answered in place, the dashboard showing it, the
-// library (uploads a package, with its versions), a task's log followed
-// live, the dashboard in a narrow window, and signs out. Each page is
-// captured; the screenshots are checked not to be blank and written where
-// the log says. An exception of the page's script, or anything the
-// content security policy refused, fails the test.
+// overview, users (adds one, sets their password), teams (adds one of
+// viewers, with a member and a role), roles and a role's permissions,
+// audit, a new API key (shown once), environments (adds one), deployment
+// targets, projects (adds one), the process editor (a script step that
+// runs on the server), variables (one plain, one sensitive: masked once
+// saved), releases (creates one), a deployment followed live to Success, a
+// second release whose manual intervention is answered in place, the
+// dashboard showing it, channels, the library (uploads a package, with its
+// versions), a task's log followed live, the links the official CLI prints
+// and the older hashes, the dashboard in a narrow window. Then the viewer
+// signs in and sees no control they may not use. Each page is captured;
+// the screenshots are checked not to be blank and written where the log
+// says. An exception of the page's script, or anything the content
+// security policy refused, fails the test.
 func TestPortalInABrowser(t *testing.T) {
 	t.Parallel()
 	if _, err := os.Stat(chromium); err != nil {
@@ -125,6 +127,9 @@ func TestPortalInABrowser(t *testing.T) {
 		b.shot("users"),
 		chromedp.Click(chromedp.CSS(`tr[data-user="bo"] a`)),
 		chromedp.WaitVisible(chromedp.CSS(`form[aria-label="Edit bo"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Set the password of bo"] input[type=password]`), "bo's password"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Set the password of bo"] button[type=submit]`)),
+		waitText(`#status`, "The password is set"),
 		b.shot("user"),
 		chromedp.Click(chromedp.CSS(`nav.tabs a[href="#/configuration/teams"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-team="`+cuttle.AdministratorsTeam+`"]`)),
@@ -133,6 +138,18 @@ func TestPortalInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-member="ana"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-role="System administrator"]`)),
 		b.shot("team"),
+		// A team of viewers, bo its member.
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href="#/configuration/teams"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Add a team"] input[type=text]`), "Viewers"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Add a team"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`form[aria-label="Add a member"]`)),
+		choose(`form[aria-label="Add a member"] select`, "bo"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Add a member"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-member="bo"]`)),
+		choose(`form[aria-label="Give the team a role"] select`, "Project viewer"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Give the team a role"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-role="Project viewer"]`)),
+		b.shot("team-viewers"),
 		chromedp.Click(chromedp.CSS(`nav.tabs a[href="#/configuration/roles"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-role="Project deployer"]`)),
 		b.shot("roles"),
@@ -282,11 +299,53 @@ func TestPortalInABrowser(t *testing.T) {
 		waitText(`pre.log`, "second line"), // arrives live, two seconds after the first
 		b.shot("task"),
 	)
+	b.do("the links the official CLI prints, and the older hashes",
+		chromedp.Navigate(n.URL+"/app/#/Spaces-1/projects/Projects-1"),
+		waitText(`#view h1`, "Hello"),
+		chromedp.Navigate(n.URL+"/app/#/Spaces-1/releases/Releases-1"),
+		waitText(`#view h2`, "Release 1.0.0"),
+		chromedp.Navigate(n.URL+"/app/#/Spaces-1/deployments/Deployments-1"),
+		waitText(`#view h2`, "Deploy release 1.0.0 to Staging"),
+		chromedp.Navigate(n.URL+"/app/#/tasks/"+tk.Id),
+		waitText(`pre.log`, "second line"),
+		chromedp.Navigate(n.URL+"/app/#/infrastructure/machines"),
+		waitText(`pre.log`, "--environment Staging"),
+	)
 	b.do("a narrow window, and signing out",
 		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/dashboard"]`)),
 		chromedp.EmulateViewport(420, 900),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-project="Hello"] td[data-environment="Staging"] [data-state="Success"]`)),
 		b.shot("dashboard-narrow"),
+		chromedp.EmulateViewport(1100, 900),
+		chromedp.Click(chromedp.CSS(`#signout`)),
+		chromedp.WaitVisible(chromedp.CSS(`form.signin`)),
+	)
+	// bo, a viewer (and no administrator: taken out of that team if the
+	// server put them in it), sees the project, and no control they may not
+	// use.
+	var people []struct{ Id, Username string }
+	call(http.MethodGet, "/api/users/all", nil, &people)
+	bo := people[slices.IndexFunc(people, func(u struct{ Id, Username string }) bool { return u.Username == "bo" })].Id
+	call(http.MethodGet, "/api/teams/"+team["Id"].(string), nil, &team)
+	team["MemberUserIds"] = slices.DeleteFunc(team["MemberUserIds"].([]any), func(m any) bool { return m == bo })
+	call(http.MethodPut, "/api/teams/"+team["Id"].(string), team, nil)
+	b.do("a viewer's pages",
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "bo"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "bo's password"),
+		chromedp.Click(chromedp.CSS(`form.signin button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-project="Hello"] td[data-environment="Staging"] [data-state="Success"]`)),
+		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/projects"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-project="Hello"]`)),
+		absent(`form[aria-label="Add a project"]`),
+		chromedp.Click(chromedp.CSS(`tr[data-project="Hello"] a`)),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/process"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-step="1"] textarea[name=instructions]`)),
+		absent(`.toolbar button`, `fieldset:not([disabled]) > [data-step]`),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/releases"]`)),
+		chromedp.Click(chromedp.CSS(`tr[data-release="1.0.1"] a`)),
+		waitText(`#view h2`, "Release 1.0.1"),
+		absent(`form[aria-label="Deploy this release"]`, `form[aria-label="Create a release"]`),
+		b.shot("viewer-release"),
 		chromedp.Click(chromedp.CSS(`#signout`)),
 		chromedp.WaitVisible(chromedp.CSS(`form.signin`)),
 	)
@@ -373,6 +432,41 @@ func (b *browser) shot(name string) chromedp.Action[chromedp.Void] {
 // clickButton clicks the visible button whose text is text.
 func clickButton(text string) chromedp.Action[chromedp.Void] {
 	return chromedp.Click(chromedp.Search(`//button[normalize-space()="`+text+`"]`), chromedp.NodeVisible)
+}
+
+// choose selects the option whose text is text.
+func choose(selector, text string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := chromedp.WaitVisible(chromedp.CSS(selector))(ctx, tg); err != nil {
+			return err
+		}
+		found, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => {
+			const s = document.querySelector(%q);
+			const o = Array.from(s.options).find(o => o.text === %q);
+			if (o) { s.value = o.value; s.dispatchEvent(new Event("change")); }
+			return !!o;
+		})()`, selector, text))(ctx, tg)
+		if err == nil && !found {
+			err = fmt.Errorf("%s has no option %q", selector, text)
+		}
+		return err
+	})
+}
+
+// absent fails when an element matches one of the selectors.
+func absent(selectors ...string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for _, sel := range selectors {
+			there, err := chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q) !== null`, sel))(ctx, tg)
+			if err != nil {
+				return err
+			}
+			if there {
+				return fmt.Errorf("the page shows %s", sel)
+			}
+		}
+		return nil
+	})
 }
 
 // waitText waits until the element's text contains want.

@@ -92,6 +92,25 @@ export function put(parent, ...nodes) {
   parent.replaceChildren(...nodes.flat(Infinity).filter(n => n != null && n !== false));
 }
 
+// update makes nodes parent's content as put does, but leaves it alone
+// when it would look the same, or while the person types in it; what had
+// the focus in it (found again by its label or text) keeps it.
+const shownHTML = new WeakMap();
+
+export function update(parent, ...nodes) {
+  const list = nodes.flat(Infinity).filter(n => n != null && n !== false);
+  const html = list.map(n => n.nodeType === Node.ELEMENT_NODE ? n.outerHTML : n.textContent).join("");
+  const focused = parent.contains(document.activeElement) ? document.activeElement : null;
+  if (shownHTML.get(parent) === html || (focused && focused.matches("input:not([type=checkbox]), select, textarea"))) return;
+  const key = focused && (focused.getAttribute("aria-label") || focused.textContent);
+  parent.replaceChildren(...list);
+  shownHTML.set(parent, html);
+  if (key) {
+    const again = Array.from(parent.querySelectorAll(focused.tagName)).find(e => (e.getAttribute("aria-label") || e.textContent) === key);
+    if (again) again.focus();
+  }
+}
+
 // show makes nodes the view's content.
 export function show(...nodes) {
   put(view, ...nodes);
@@ -153,18 +172,16 @@ export function selected(select) {
   return Array.from(select.selectedOptions, o => o.value);
 }
 
-// grid makes a table with a caption and column headers; fill replaces its
+// grid makes a table with a caption and column headers; fill updates its
 // rows: cells(item) gives a row's cells, labelled by their headers for
 // narrow windows, and attrs(item) its attributes.
 export function grid(caption, headers) {
   const body = el("tbody");
   const table = el("table", {}, el("caption", {}, caption),
     el("thead", {}, el("tr", {}, headers.map(h => el("th", { scope: "col" }, h)))), body);
-  const fill = (items, cells, attrs) => {
-    body.replaceChildren(...items.map(item => el("tr", attrs ? attrs(item) : {},
-      cells(item).map((c, i) => el("td", { "data-label": headers[i] || null }, c ?? "")))));
-    if (!items.length) body.append(el("tr", {}, el("td", { colspan: String(headers.length) }, "None yet.")));
-  };
+  const fill = (items, cells, attrs) => update(body, items.length ? items.map(item => el("tr", attrs ? attrs(item) : {},
+    cells(item).map((c, i) => el("td", { "data-label": headers[i] || null }, c ?? ""))))
+    : el("tr", {}, el("td", { colspan: String(headers.length) }, "None yet.")));
   return { table, fill };
 }
 

@@ -1,7 +1,7 @@
 // The dashboard.
 "use strict";
 
-import { api, el, show, live, badge, can, SPACE, HASH } from "./core.js";
+import { api, el, show, update, live, badge, can, SPACE, HASH } from "./core.js";
 
 // Dashboard: projects (rows, grouped by project group) by environments
 // (columns); each cell the latest deployment's release version and state,
@@ -11,7 +11,7 @@ export async function dashboard() {
   show(el("h1", {}, "Dashboard"), holder);
   await live(async () => {
     const [d, groups] = await Promise.all([api("GET", SPACE + "/dashboard"), api("GET", SPACE + "/projectgroups/all")]);
-    holder.replaceChildren(d.Projects.length ? board(d, groups) : el("p", {}, "No projects yet. ",
+    update(holder, d.Projects.length ? board(d, groups) : el("p", {}, "No projects yet. ",
       can("ProjectCreate") && el("a", { href: HASH + "/projects" }, "Add one.")));
   }, "Deployments-", "ServerTasks-", "Projects-", "ProjectGroups-", "Environments-", "Releases-");
 }

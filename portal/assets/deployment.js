@@ -1,7 +1,7 @@
 // A deployment's progress, and its interruptions answered in place.
 "use strict";
 
-import { api, el, put, live, refresh, act, button, field, badge, can, when, SPACE, HASH } from "./core.js";
+import { api, el, put, update, live, refresh, act, button, field, badge, can, when, SPACE, HASH } from "./core.js";
 
 // A deployment: its state, its progress by step, target and action (the
 // task's activity tree), each target's latest log lines, and its pending
@@ -18,28 +18,32 @@ export async function deployment(p, body, id) {
   put(body, el("h2", {}, `Deploy release ${r.Version} to ${env.Name}`), status, waits, tree,
     el("p", {}, el("a", { href: HASH + "/tasks/" + d.TaskId }, "The task's whole log")));
   const shown = new Map(); // interruption id to {key, node}
+  const open = new Set(); // paths of the activities whose log lines are open
   await live(async () => {
     const [details, pending] = await Promise.all([api("GET", "/api/tasks/" + d.TaskId + "/details?tail=20"),
       api("GET", SPACE + "/interruptions?take=100&pendingOnly=true&regarding=" + id)]);
     const t = details.Task;
-    status.replaceChildren(badge(t.HasPendingInterruptions ? "Waiting" : t.State), " ",
+    update(status, badge(t.HasPendingInterruptions ? "Waiting" : t.State), " ",
       t.IsCompleted ? `ended ${when(t.CompletedTime)}${t.ErrorMessage ? ": " + t.ErrorMessage : ""}` : t.StartTime ? `started ${when(t.StartTime)}` : "queued");
     const root = details.ActivityLogs[0];
-    put(tree, root && root.Children.length ? el("ol", { class: "steps" }, root.Children.map(activity)) : el("p", {}, "No plan yet."));
+    update(tree, root && root.Children.length ? el("ol", { class: "steps" }, root.Children.map((a, i) => activity(a, String(i), open)))
+      : el("p", {}, "No plan yet."));
     interruptions(pending.Items, shown, waits, scope);
   }, id, d.TaskId, "Interruptions-");
 }
 
-// activity shows an element of the activity tree and its children; a
-// target's latest log lines fold under it.
-function activity(a) {
+// activity shows the element of the activity tree at path, and its
+// children; a target's latest log lines fold under it, open if their path
+// is in open.
+function activity(a, path, open) {
   const lines = a.LogElements || [];
   const time = (t) => new Date(t).toLocaleTimeString();
   return el("li", { "data-activity": a.Name },
     el("span", { class: "name" }, a.Name), " ", badge(a.Status || "Pending"),
     a.Started && el("span", { class: "times" }, ` ${time(a.Started)}${a.Ended ? " – " + time(a.Ended) : ""}`),
-    a.Children && a.Children.length > 0 && el("ol", {}, a.Children.map(activity)),
-    lines.length > 0 && el("details", {}, el("summary", {}, `Its latest ${lines.length} log lines`),
+    a.Children && a.Children.length > 0 && el("ol", {}, a.Children.map((c, i) => activity(c, path + "/" + i, open))),
+    lines.length > 0 && el("details", { open: open.has(path), ontoggle: (ev) => ev.target.open ? open.add(path) : open.delete(path) },
+      el("summary", {}, `Its latest ${lines.length} log lines`),
       el("pre", { class: "log" }, lines.map(l => `${l.Category}  ${l.MessageText}`).join("\n"))));
 }
 
@@ -54,7 +58,8 @@ function interruptions(items, shown, holder, scope) {
   }
   shown.clear();
   keep.forEach((v, k) => shown.set(k, v));
-  put(holder, [...keep.values()].map(v => v.node));
+  const nodes = [...keep.values()].map(v => v.node);
+  if (nodes.length !== holder.children.length || nodes.some((n, i) => holder.children[i] !== n)) put(holder, nodes);
 }
 
 // interruption shows one: what it asks, and the way to answer it.

@@ -2,7 +2,7 @@
 // API keys.
 "use strict";
 
-import { api, el, show, grid, live, button, field, form, options, selected, can, me, say, when, SPACE } from "./core.js";
+import { api, el, show, update, grid, live, button, field, form, options, selected, can, me, say, when, SPACE } from "./core.js";
 import { configuration } from "./system.js";
 
 // Users: every user, linking to their page; created with UserEdit (with a
@@ -118,10 +118,11 @@ export async function team(id) {
 
 function addMember(t, people, done) {
   const pick = el("select", { required: true }, options(people.map(u => ({ Id: u.Id, Name: u.Username })), null, "Choose a user"));
-  return form({ class: "inline", "aria-label": "Add a member" }, async () => {
+  return form({ class: "inline", "aria-label": "Add a member" }, async (f) => {
     const fresh = await api("GET", "/api/teams/" + t.Id);
     fresh.MemberUserIds.push(pick.value);
     await api("PUT", "/api/teams/" + t.Id, fresh);
+    f.reset();
     await done();
   }, field("Add a member", pick), el("button", { type: "submit" }, "Add"));
 }
@@ -224,7 +225,7 @@ export async function audit() {
     const page = await api("GET", "/api/events?" + q);
     fill(page.Items, e => [when(e.Occurred), e.Username, e.Category, e.Message, (e.RelatedDocumentIds || []).join(", ")], e => ({ "data-event": e.Id }));
     const last = Math.max(0, Math.ceil(page.TotalResults / take) - 1);
-    pages.replaceChildren(
+    update(pages, 
       button("Newer", () => { skip = Math.max(0, skip - take); return render(); }, { disabled: skip === 0 }),
       ` Page ${skip / take + 1} of ${last + 1} (${page.TotalResults} events) `,
       button("Older", () => { skip += take; return render(); }, { disabled: skip / take >= last }));

@@ -25,8 +25,11 @@ export async function processEditor(p, body) {
   const steps = el("fieldset", { class: "bare", disabled: !editable });
   const version = el("p");
   const state = { process: null, dirty: false };
-  const load = async () => {
-    state.process = await api("GET", path);
+  // load shows the stored process: one that changed, or with force any.
+  const load = async (force) => {
+    const stored = await api("GET", path);
+    if (!force && state.process && stored.Version === state.process.Version) return;
+    state.process = stored;
     state.dirty = false;
     draw();
   };
@@ -54,7 +57,7 @@ export async function processEditor(p, body) {
       state.dirty = false;
       draw();
       say(`Saved: version ${state.process.Version}.`);
-    }, { class: "primary" }), button("Discard the changes", load))]);
+    }, { class: "primary" }), button("Discard the changes", () => load(true)))]);
   // Another's save shows at once, unless this page has changes of its own.
   await live(() => state.dirty ? null : load(), p.Id, p.DeploymentProcessId);
 }

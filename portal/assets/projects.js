@@ -2,7 +2,7 @@
 // variables, channels, releases, a release, a deployment).
 "use strict";
 
-import { api, el, show, put, grid, live, field, form, options, can, badge, tabs, when, SPACE, HASH } from "./core.js";
+import { api, el, show, put, update, grid, live, field, form, options, can, badge, tabs, when, SPACE, HASH } from "./core.js";
 import { processEditor } from "./process.js";
 import { variablesEditor } from "./variables.js";
 import { deployment } from "./deployment.js";
@@ -25,7 +25,7 @@ export async function projects() {
   const lifecycleName = Object.fromEntries(lifecycles.map(l => [l.Id, l.Name]));
   await live(async () => {
     const all = await api("GET", SPACE + "/projects/all");
-    list.replaceChildren(...groups.map(g => {
+    update(list, groups.map(g => {
       const { table, fill } = grid(g.Name, ["Project", "Description", "Lifecycle"]);
       fill(all.filter(p => p.ProjectGroupId === g.Id), p => [el("a", { href: HASH + "/projects/" + p.Slug }, p.Name), p.Description || "",
         lifecycleName[p.LifecycleId] || p.LifecycleId], p => ({ "data-project": p.Name }));

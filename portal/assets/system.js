@@ -1,7 +1,7 @@
 // Configuration → Nodes and Cluster overview, and Tasks.
 "use strict";
 
-import { api, el, show, grid, live, act, button, field, form, can, when, badge, tabs, HASH } from "./core.js";
+import { api, el, show, update, grid, live, act, button, field, form, can, when, badge, tabs, HASH } from "./core.js";
 
 // configuration is the navigation between the Configuration pages.
 export function configuration() {
@@ -105,12 +105,13 @@ export async function task(id) {
   show(el("h1", {}, id), status, links, cancel, log);
   await live(async () => {
     const t = await api("GET", "/api/tasks/" + id);
-    status.replaceChildren(badge(t.State), ` ${t.Description || t.Name}${t.ServerNode ? " on " + t.ServerNode : ""}`,
+    update(status, badge(t.State), ` ${t.Description || t.Name}${t.ServerNode ? " on " + t.ServerNode : ""}`,
       t.HasPendingInterruptions ? " — waiting for a person" : "");
     if (cancel) cancel.hidden = t.IsCompleted;
     const deployment = t.Arguments && t.Arguments.DeploymentId;
     if (deployment && !links.firstChild) links.append(el("a", { href: HASH + "/deployments/" + deployment }, "The deployment's progress"));
     const resp = await fetch("/api/tasks/" + id + "/raw", { credentials: "same-origin" });
-    if (resp.ok) log.textContent = await resp.text();
+    const text = resp.ok ? await resp.text() : log.textContent;
+    if (text !== log.textContent) log.textContent = text;
   }, id);
 }

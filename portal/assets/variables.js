@@ -22,8 +22,11 @@ export async function variablesEditor(p, body) {
     if (!state.set.Variables.length) rows.append(el("tr", {}, el("td", { colspan: "5" }, "No variables yet.")));
     if (focus) rows.querySelector(focus)?.focus();
   };
-  const load = async () => {
-    state.set = await api("GET", path);
+  // load shows the stored variables: one that changed, or with force any.
+  const load = async (force) => {
+    const stored = await api("GET", path);
+    if (!force && state.set && stored.Version === state.set.Version) return;
+    state.set = stored;
     state.dirty = false;
     draw();
   };
@@ -42,7 +45,7 @@ export async function variablesEditor(p, body) {
         draw();
         say(`Saved: version ${state.set.Version}.`);
       }, { class: "primary" }),
-      button("Discard the changes", load)));
+      button("Discard the changes", () => load(true))));
   await live(() => state.dirty ? null : load(), p.Id, p.VariableSetId);
 }
 
