@@ -81,15 +81,18 @@ export function el(tag, attrs, ...children) {
     else if (v === true) e.setAttribute(k, "");
     else if (v !== false && v != null) e.setAttribute(k, v);
   }
-  for (const c of children.flat(Infinity)) {
-    if (c != null && c !== false) e.append(c);
-  }
+  e.append(...present(children));
   return e;
+}
+
+// present answers nodes flattened, without the null and false ones.
+function present(nodes) {
+  return nodes.flat(Infinity).filter(n => n != null && n !== false);
 }
 
 // put makes nodes (null and false skipped) parent's content.
 export function put(parent, ...nodes) {
-  parent.replaceChildren(...nodes.flat(Infinity).filter(n => n != null && n !== false));
+  parent.replaceChildren(...present(nodes));
 }
 
 // update makes nodes parent's content as put does, but leaves it alone
@@ -98,7 +101,7 @@ export function put(parent, ...nodes) {
 const shownHTML = new WeakMap();
 
 export function update(parent, ...nodes) {
-  const list = nodes.flat(Infinity).filter(n => n != null && n !== false);
+  const list = present(nodes);
   const html = list.map(n => n.nodeType === Node.ELEMENT_NODE ? n.outerHTML : n.textContent).join("");
   const focused = parent.contains(document.activeElement) ? document.activeElement : null;
   if (shownHTML.get(parent) === html || (focused && focused.matches("input:not([type=checkbox]), select, textarea"))) return;
@@ -210,16 +213,22 @@ export function bytes(n) {
 const icons = { Success: "✓", Failed: "✗", TimedOut: "✗", Executing: "▶", Running: "▶", Cancelling: "■", Canceled: "■",
   Queued: "…", Pending: "…", Skipped: "↷", Waiting: "‖" };
 
+// stateOf answers the state a task (or a dashboard item) shows: Waiting
+// while it waits for a person.
+export function stateOf(t) {
+  return t.HasPendingInterruptions ? "Waiting" : t.State;
+}
+
 // badge shows a state by its text, with an icon and a color.
-export function badge(state, attrs) {
-  return el("span", Object.assign({ class: "badge state-" + String(state).toLowerCase(), "data-state": state }, attrs),
+export function badge(state) {
+  return el("span", { class: "badge state-" + String(state).toLowerCase(), "data-state": state },
     el("span", { "aria-hidden": "true" }, (icons[state] || "•") + " "), state);
 }
 
 // The signed-in user and their permissions, read once after sign-in.
 let session = null;
 
-// signIn reads the signed-in user and their permissions (once), and starts
+// signedIn reads the signed-in user and their permissions (once), and starts
 // the live updates.
 export async function signedIn() {
   if (!session) {

@@ -1,7 +1,7 @@
 // The dashboard.
 "use strict";
 
-import { api, el, show, update, live, badge, can, SPACE, HASH } from "./core.js";
+import { api, el, show, update, live, badge, stateOf, can, SPACE, HASH } from "./core.js";
 
 // Dashboard: projects (rows, grouped by project group) by environments
 // (columns); each cell the latest deployment's release version and state,
@@ -34,7 +34,6 @@ function board(d, groups) {
 
 function cell(item) {
   if (!item) return el("span", { class: "none" }, "—");
-  const state = item.HasPendingInterruptions ? "Waiting" : item.State;
   return el("a", { href: HASH + "/tasks/" + item.TaskId, class: "cell" },
-    el("span", { class: "version" }, item.ReleaseVersion), " ", badge(state));
+    el("span", { class: "version" }, item.ReleaseVersion), " ", badge(stateOf(item)));
 }

@@ -1,7 +1,7 @@
 // A deployment's progress, and its interruptions answered in place.
 "use strict";
 
-import { api, el, put, update, live, refresh, act, button, field, badge, can, when, SPACE, HASH } from "./core.js";
+import { api, el, put, update, live, refresh, act, button, field, badge, stateOf, can, when, SPACE, HASH } from "./core.js";
 
 // A deployment: its state, its progress by step, target and action (the
 // task's activity tree), each target's latest log lines, and its pending
@@ -23,7 +23,7 @@ export async function deployment(p, body, id) {
     const [details, pending] = await Promise.all([api("GET", "/api/tasks/" + d.TaskId + "/details?tail=20"),
       api("GET", SPACE + "/interruptions?take=100&pendingOnly=true&regarding=" + id)]);
     const t = details.Task;
-    update(status, badge(t.HasPendingInterruptions ? "Waiting" : t.State), " ",
+    update(status, badge(stateOf(t)), " ",
       t.IsCompleted ? `ended ${when(t.CompletedTime)}${t.ErrorMessage ? ": " + t.ErrorMessage : ""}` : t.StartTime ? `started ${when(t.StartTime)}` : "queued");
     const root = details.ActivityLogs[0];
     update(tree, root && root.Children.length ? el("ol", { class: "steps" }, root.Children.map((a, i) => activity(a, String(i), open)))

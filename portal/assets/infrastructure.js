@@ -1,7 +1,7 @@
 // Infrastructure → Environments and Deployment targets.
 "use strict";
 
-import { api, el, show, grid, live, button, field, form, can, tabs, SPACE, HASH } from "./core.js";
+import { api, el, show, grid, live, refresh, button, field, form, can, tabs, SPACE, HASH } from "./core.js";
 
 // infrastructure is the navigation between the Infrastructure pages.
 function infrastructure() {
@@ -20,19 +20,18 @@ export async function environments() {
   const add = can("EnvironmentCreate") && form({ class: "stack", "aria-label": "Add an environment" }, async (f) => {
     await api("POST", SPACE + "/environments", { Name: name.value, Description: description.value, UseGuidedFailure: guided.checked });
     f.reset();
-    await render();
+    refresh();
   }, el("h2", {}, "Add an environment"), field("Name", name), field("Description", description),
   el("label", { class: "check" }, guided, "Use guided failure"), el("button", { type: "submit" }, "Add"));
   show(el("h1", {}, "Environments"), infrastructure(), table, add);
-  const render = async () => {
+  await live(async () => {
     const envs = await api("GET", SPACE + "/environments/all");
     fill(envs, e => [e.Name, e.Description || "", e.UseGuidedFailure ? "on" : "off",
       can("EnvironmentDelete", { environment: e.Id }) && button("Delete", async () => {
         await api("DELETE", SPACE + "/environments/" + e.Id);
-        await render();
+        refresh();
       }, { "aria-label": "Delete " + e.Name })], e => ({ "data-environment": e.Name }));
-  };
-  await live(render, "Environments-");
+  }, "Environments-");
 }
 
 // Deployment targets: their roles, environments and health, and the

@@ -1,23 +1,22 @@
 // Library → Packages: the built-in feed.
 "use strict";
 
-import { api, el, show, grid, live, field, form, can, say, upload, when, bytes, SPACE, HASH } from "./core.js";
+import { api, el, show, grid, live, refresh, field, form, can, say, upload, when, bytes, SPACE, HASH } from "./core.js";
 
 // Packages: each package at its highest version, linking to its versions,
 // and (with BuiltInFeedPush) an upload with a progress bar.
 export async function packages() {
   const { table, fill } = grid("Packages of the built-in feed, each at its highest version", ["Package", "Latest version", "Published", "Size"]);
-  show(el("h1", {}, "Packages"), table, can("BuiltInFeedPush") && uploadForm(() => render()));
-  const render = async () => {
+  show(el("h1", {}, "Packages"), table, can("BuiltInFeedPush") && uploadForm());
+  await live(async () => {
     const page = await api("GET", SPACE + "/packages?take=1000");
     fill(page.Items, p => [el("a", { href: HASH + "/library/packages/" + encodeURIComponent(p.PackageId) }, p.PackageId),
       p.Version, when(p.Published), bytes(p.PackageSizeBytes)], p => ({ "data-package": p.PackageId }));
-  };
-  await live(render, "packages-");
+  }, "packages-");
 }
 
-// uploadForm makes the form that uploads a package file, then calls done.
-function uploadForm(done) {
+// uploadForm makes the form that uploads a package file.
+function uploadForm() {
   const file = el("input", { type: "file", name: "file", required: true });
   const mode = el("select", { name: "overwriteMode" },
     [["FailIfExists", "Refuse a version the feed has"], ["OverwriteExisting", "Replace it"], ["IgnoreIfExists", "Keep the one the feed has"]]
@@ -35,7 +34,7 @@ function uploadForm(done) {
     progress(1);
     say(`Uploaded ${p.PackageId} ${p.Version} (${bytes(p.PackageSizeBytes)}).`);
     f.reset();
-    await done();
+    refresh();
   }, el("h2", {}, "Upload a package"),
   el("p", {}, "The file's name gives the package and its version, such as app.1.0.0.zip or app.1.0.0.tar.gz."),
   field("Package file", file), field("If the version exists", mode),

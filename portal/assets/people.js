@@ -2,23 +2,22 @@
 // API keys.
 "use strict";
 
-import { api, el, show, update, grid, live, button, field, form, options, selected, can, me, say, when, SPACE } from "./core.js";
+import { api, el, show, update, grid, live, refresh, button, field, form, options, selected, can, me, say, when, SPACE } from "./core.js";
 import { configuration } from "./system.js";
 
 // Users: every user, linking to their page; created with UserEdit (with a
 // password when one is given).
 export async function users() {
   const { table, fill } = grid("Users", ["Username", "Display name", "Email", "Active", "Kind"]);
-  show(el("h1", {}, "Users"), configuration(), table, can("UserEdit") && newUser(() => render()));
-  const render = async () => {
+  show(el("h1", {}, "Users"), configuration(), table, can("UserEdit") && newUser());
+  await live(async () => {
     const list = await api("GET", "/api/users/all");
     fill(list, u => [el("a", { href: "#/configuration/users/" + u.Id }, u.Username), u.DisplayName, u.EmailAddress || "",
       u.IsActive ? "active" : "inactive", u.IsService ? "service account" : "person"], u => ({ "data-user": u.Username }));
-  };
-  await live(render, "Users-");
+  }, "Users-");
 }
 
-function newUser(done) {
+function newUser() {
   const username = el("input", { type: "text", required: true, autocomplete: "off" });
   const display = el("input", { type: "text" });
   const email = el("input", { type: "email" });
@@ -30,7 +29,7 @@ function newUser(done) {
     if (password.value) await api("PUT", "/api/users/" + u.Id + "/password", { Password: password.value });
     f.reset();
     say(`Added ${u.Username}.`);
-    await done();
+    refresh();
   }, el("h2", {}, "Add a user"), field("Username", username), field("Display name", display), field("Email", email),
   el("label", { class: "check" }, service, "Service account (signs in with API keys only)"),
   field("Password (optional)", password), el("button", { type: "submit" }, "Add"));
@@ -91,43 +90,41 @@ export async function team(id) {
   const scoped = grid("Roles of the team", ["Role", "Projects", "Project groups", "Environments", ""]);
   const editable = can("TeamEdit") && t.CanChangeRoles;
   show(el("h1", {}, t.Name), configuration(), el("p", {}, t.Description || ""),
-    t.CanChangeMembers ? [members.table, can("TeamEdit") && addMember(t, people, () => render())] : el("p", {}, "Every user is a member."),
-    el("h2", {}, "Roles"), scoped.table, editable && addRole(t, { roles, projects, groups, envs }, () => render()),
+    t.CanChangeMembers ? [members.table, can("TeamEdit") && addMember(t, people)] : el("p", {}, "Every user is a member."),
+    el("h2", {}, "Roles"), scoped.table, editable && addRole(t, { roles, projects, groups, envs }),
     t.CanBeDeleted && can("TeamDelete") && button("Delete the team", async () => {
       await api("DELETE", "/api/teams/" + id);
       location.hash = "#/configuration/teams";
     }));
   const list = (ids, of) => (ids || []).map(x => of[x] || x).join(", ") || "any";
-  const render = async () => {
+  await live(async () => {
     const [current, given] = await Promise.all([api("GET", "/api/teams/" + id), api("GET", "/api/teams/" + id + "/scopeduserroles?take=1000")]);
-    Object.assign(t, current);
     members.fill(current.MemberUserIds, m => [who[m] || m, can("TeamEdit") && button("Remove", async () => {
       const fresh = await api("GET", "/api/teams/" + id);
       fresh.MemberUserIds = fresh.MemberUserIds.filter(x => x !== m);
       await api("PUT", "/api/teams/" + id, fresh);
-      await render();
+      refresh();
     }, { "aria-label": "Remove " + (who[m] || m) })], m => ({ "data-member": who[m] || m }));
     scoped.fill(given.Items, s => [role[s.UserRoleId] || s.UserRoleId, list(s.ProjectIds, project), list(s.ProjectGroupIds, group),
       list(s.EnvironmentIds, env), editable && button("Remove", async () => {
         await api("DELETE", "/api/scopeduserroles/" + s.Id);
-        await render();
+        refresh();
       }, { "aria-label": "Remove the role " + (role[s.UserRoleId] || s.UserRoleId) })], s => ({ "data-role": role[s.UserRoleId] || s.UserRoleId }));
-  };
-  await live(render, id, "ScopedUserRoles-");
+  }, id, "ScopedUserRoles-");
 }
 
-function addMember(t, people, done) {
+function addMember(t, people) {
   const pick = el("select", { required: true }, options(people.map(u => ({ Id: u.Id, Name: u.Username })), null, "Choose a user"));
   return form({ class: "inline", "aria-label": "Add a member" }, async (f) => {
     const fresh = await api("GET", "/api/teams/" + t.Id);
     fresh.MemberUserIds.push(pick.value);
     await api("PUT", "/api/teams/" + t.Id, fresh);
     f.reset();
-    await done();
+    refresh();
   }, field("Add a member", pick), el("button", { type: "submit" }, "Add"));
 }
 
-function addRole(t, { roles, projects, groups, envs }, done) {
+function addRole(t, { roles, projects, groups, envs }) {
   const role = el("select", { required: true }, options(roles, null, "Choose a role"));
   const many = (list) => el("select", { multiple: true, size: String(Math.min(5, Math.max(2, list.length))) }, options(list));
   const projectIds = many(projects), groupIds = many(groups), envIds = many(envs);
@@ -135,7 +132,7 @@ function addRole(t, { roles, projects, groups, envs }, done) {
     await api("POST", "/api/scopeduserroles", { UserRoleId: role.value, TeamId: t.Id, ProjectIds: selected(projectIds),
       ProjectGroupIds: selected(groupIds), EnvironmentIds: selected(envIds), TenantIds: [] });
     f.reset();
-    await done();
+    refresh();
   }, el("h3", {}, "Give the team a role"), el("p", {}, "Limit it to projects, project groups and environments, or choose none for all."),
   field("Role", role), field("Projects", projectIds), field("Project groups", groupIds), field("Environments", envIds),
   el("button", { type: "submit" }, "Give the role"));
@@ -145,31 +142,30 @@ function addRole(t, { roles, projects, groups, envs }, done) {
 // created and deleted with UserRoleEdit, the built-in ones are read-only.
 export async function roles() {
   const { table, fill } = grid("User roles", ["Name", "Description", "Kind", ""]);
-  show(el("h1", {}, "Roles"), configuration(), table, can("UserRoleEdit") && newRole(() => render()));
-  const render = async () => {
+  const all = await api("GET", "/api/userroles/all");
+  const perms = [...new Set(all.flatMap(r => r.GrantedSpacePermissions))].sort();
+  show(el("h1", {}, "Roles"), configuration(), table, can("UserRoleEdit") && newRole(perms));
+  await live(async () => {
     const list = await api("GET", "/api/userroles/all");
     fill(list, r => [el("a", { href: "#/configuration/roles/" + r.Id }, r.Name), r.Description || "", r.CanBeDeleted ? "custom" : "built in",
       r.CanBeDeleted && can("UserRoleEdit") && button("Delete", async () => {
         await api("DELETE", "/api/userroles/" + r.Id);
-        await render();
+        refresh();
       }, { "aria-label": "Delete " + r.Name })], r => ({ "data-role": r.Name }));
-  };
-  await live(render, "UserRoles-");
+  }, "UserRoles-");
 }
 
-function newRole(done) {
+// newRole makes the form that adds a role of some of perms.
+function newRole(perms) {
   const name = el("input", { type: "text", required: true });
   const description = el("input", { type: "text" });
-  const boxes = el("fieldset", { class: "permissions" }, el("legend", {}, "Space permissions"));
-  api("GET", "/api/userroles/all").then(list => {
-    const all = [...new Set(list.flatMap(r => r.GrantedSpacePermissions))].sort();
-    boxes.append(...all.map(p => el("label", { class: "check" }, el("input", { type: "checkbox", value: p }), p)));
-  });
+  const boxes = el("fieldset", { class: "permissions" }, el("legend", {}, "Space permissions"),
+    perms.map(p => el("label", { class: "check" }, el("input", { type: "checkbox", value: p }), p)));
   return form({ class: "stack", "aria-label": "Add a role" }, async (f) => {
     const granted = Array.from(boxes.querySelectorAll("input:checked"), i => i.value);
     await api("POST", "/api/userroles", { Name: name.value, Description: description.value, GrantedSpacePermissions: granted, GrantedSystemPermissions: [] });
     f.reset();
-    await done();
+    refresh();
   }, el("h2", {}, "Add a role"), field("Name", name), field("Description", description), boxes, el("button", { type: "submit" }, "Add"));
 }
 
@@ -192,16 +188,15 @@ export async function apiKeys() {
     f.reset();
     created.replaceChildren(el("p", {}, `The new key for “${k.Purpose}”: copy it now, it is not shown again.`),
       el("output", { class: "secret", "aria-label": "The new API key" }, k.ApiKey));
-    await render();
+    refresh();
   }, el("h2", {}, "Add an API key"), field("Purpose", purpose), el("button", { type: "submit" }, "Add")), created);
-  const render = async () => {
+  await live(async () => {
     const page = await api("GET", mine + "?take=1000");
     fill(page.Items, k => [k.Purpose, el("code", {}, k.ApiKey.Hint + "…"), when(k.Created), button("Delete", async () => {
       await api("DELETE", mine + "/" + k.Id);
-      await render();
+      refresh();
     }, { "aria-label": "Delete the key for " + k.Purpose })], k => ({ "data-key": k.Purpose }));
-  };
-  await live(render, me().Id);
+  }, me().Id);
 }
 
 // Audit: the changes made through the API, newest first, thirty a page,
@@ -216,7 +211,7 @@ export async function audit() {
   const pages = el("p", { class: "pager" });
   let skip = 0;
   const take = 30;
-  const render = async () => {
+  const shown = async () => {
     const q = new URLSearchParams({ skip: String(skip), take: String(take) });
     if (who.value) q.set("users", who.value);
     if (doc.value.trim()) q.set("regarding", doc.value.trim());
@@ -225,14 +220,17 @@ export async function audit() {
     const page = await api("GET", "/api/events?" + q);
     fill(page.Items, e => [when(e.Occurred), e.Username, e.Category, e.Message, (e.RelatedDocumentIds || []).join(", ")], e => ({ "data-event": e.Id }));
     const last = Math.max(0, Math.ceil(page.TotalResults / take) - 1);
-    update(pages, 
-      button("Newer", () => { skip = Math.max(0, skip - take); return render(); }, { disabled: skip === 0 }),
+    update(pages,
+      button("Newer", () => turn(Math.max(0, skip - take)), { disabled: skip === 0 }),
       ` Page ${skip / take + 1} of ${last + 1} (${page.TotalResults} events) `,
-      button("Older", () => { skip += take; return render(); }, { disabled: skip / take >= last }));
+      button("Older", () => turn(skip + take), { disabled: skip / take >= last }));
   };
-  const filter = () => { skip = 0; return render(); };
+  const turn = (at) => {
+    skip = at;
+    refresh();
+  };
   show(el("h1", {}, "Audit"), configuration(),
-    form({ class: "filters", "aria-label": "Filter the events" }, filter, field("User", who), field("Document", doc), field("From", from), field("To", to),
-      el("button", { type: "submit" }, "Filter")), table, pages);
-  await live(render, "Events-");
+    form({ class: "filters", "aria-label": "Filter the events" }, () => turn(0), field("User", who), field("Document", doc), field("From", from),
+      field("To", to), el("button", { type: "submit" }, "Filter")), table, pages);
+  await live(shown, "Events-");
 }

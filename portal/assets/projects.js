@@ -2,7 +2,7 @@
 // variables, channels, releases, a release, a deployment).
 "use strict";
 
-import { api, el, show, put, update, grid, live, field, form, options, can, badge, tabs, when, SPACE, HASH } from "./core.js";
+import { api, el, show, put, update, grid, live, refresh, field, form, options, can, badge, stateOf, tabs, when, SPACE, HASH } from "./core.js";
 import { processEditor } from "./process.js";
 import { variablesEditor } from "./variables.js";
 import { deployment } from "./deployment.js";
@@ -67,7 +67,7 @@ async function overview(p, body) {
     const items = new Map(d.Items.filter(i => i.ProjectId === p.Id).map(i => [i.EnvironmentId, i]));
     fill(d.Environments, e => {
       const i = items.get(e.Id);
-      return i ? [e.Name, i.ReleaseVersion, el("a", { href: HASH + "/deployments/" + i.DeploymentId }, badge(i.HasPendingInterruptions ? "Waiting" : i.State)), when(i.Created)]
+      return i ? [e.Name, i.ReleaseVersion, el("a", { href: HASH + "/deployments/" + i.DeploymentId }, badge(stateOf(i))), when(i.Created)]
         : [e.Name, "", "not deployed", ""];
     }, e => ({ "data-environment": e.Name }));
   }, p.Id, "Deployments-", "ServerTasks-");
@@ -85,15 +85,14 @@ async function channels(p, body) {
     form({ class: "stack", "aria-label": "Add a channel" }, async (f) => {
       await api("POST", SPACE + "/channels", { Name: name.value, Description: description.value, ProjectId: p.Id, LifecycleId: lifecycle.value || null });
       f.reset();
-      await render();
+      refresh();
     }, el("h2", {}, "Add a channel"), field("Name", name), field("Description", description), field("Lifecycle", lifecycle),
     el("button", { type: "submit" }, "Add")));
-  const render = async () => {
+  await live(async () => {
     const list = await api("GET", SPACE + "/projects/" + p.Id + "/channels/all");
     fill(list, c => [c.Name, c.Description || "", c.LifecycleId ? lifecycleName[c.LifecycleId] || c.LifecycleId : "the project's",
       c.IsDefault ? "default" : ""], c => ({ "data-channel": c.Name }));
-  };
-  await live(render, p.Id, "Channels-");
+  }, p.Id, "Channels-");
 }
 
 // Releases: the project's releases, newest first; one created with
@@ -128,7 +127,7 @@ async function releasePage(p, body, base, version) {
   const allowed = envs.filter(e => can("DeploymentCreate", { project: p.Id, projectGroup: p.ProjectGroupId, environment: e.Id }));
   const env = el("select", { required: true }, options(allowed));
   const { table, fill } = grid("Deployments of this release, newest first", ["Environment", "State", "Created", ""]);
-  put(body, el("h2", {}, "Release " + r.Version), el("p", { class: "notes" }, r.ReleaseNotes || ""),
+  put(body, el("h2", {}, "Release " + r.Version), r.ReleaseNotes && el("p", { class: "notes" }, r.ReleaseNotes),
     el("p", {}, "Assembled " + when(r.Assembled) + "."),
     allowed.length > 0 && form({ class: "inline", "aria-label": "Deploy this release" }, async () => {
       const d = await api("POST", SPACE + "/deployments", { ReleaseId: r.Id, EnvironmentId: env.value });
@@ -139,7 +138,7 @@ async function releasePage(p, body, base, version) {
     const mine = page.Items.filter(d => d.ReleaseId === r.Id);
     const states = mine.length ? await api("GET", "/api/tasks?take=100&ids=" + mine.map(d => d.TaskId).join(",")) : { Items: [] };
     const task = Object.fromEntries(states.Items.map(t => [t.Id, t]));
-    fill(mine, d => [envName[d.EnvironmentId] || d.EnvironmentId, task[d.TaskId] ? badge(task[d.TaskId].HasPendingInterruptions ? "Waiting" : task[d.TaskId].State) : "",
+    fill(mine, d => [envName[d.EnvironmentId] || d.EnvironmentId, task[d.TaskId] && badge(stateOf(task[d.TaskId])),
       when(d.Created), el("a", { href: base + "/deployments/releases/" + encodeURIComponent(r.Version) + "/deployments/" + d.Id }, "Progress")],
     d => ({ "data-deployment": d.Id }));
   }, r.Id, "Deployments-", "ServerTasks-");

@@ -1,7 +1,7 @@
 // Configuration → Nodes and Cluster overview, and Tasks.
 "use strict";
 
-import { api, el, show, update, grid, live, act, button, field, form, can, when, badge, tabs, HASH } from "./core.js";
+import { api, el, show, update, grid, live, refresh, act, button, field, form, can, say, when, badge, stateOf, tabs, HASH } from "./core.js";
 
 // configuration is the navigation between the Configuration pages.
 export function configuration() {
@@ -25,6 +25,7 @@ function nodeCells(n) {
   const change = (fields) => act(async () => {
     const current = await api("GET", "/api/octopusservernodes/" + n.Id);
     await api("PUT", "/api/octopusservernodes/" + n.Id, Object.assign(current, fields));
+    refresh();
   });
   let cap = String(n.MaxConcurrentTasks);
   let drain = n.IsInMaintenanceMode ? "yes" : "no";
@@ -46,9 +47,10 @@ export async function cluster() {
   const facts = el("p");
   const heartbeat = el("input", { type: "number", min: "0.1", step: "0.1", name: "heartbeat" });
   const stale = el("input", { type: "number", min: "0.3", step: "0.1", name: "stale" });
-  const settings = can("ConfigureServer") && form({ class: "stack" }, () =>
-    api("PUT", "/api/cluster", { HeartbeatFrequencySeconds: Number(heartbeat.value), StaleTimeoutSeconds: Number(stale.value) }),
-  field("Heartbeat frequency (seconds)", heartbeat), field("Stale timeout (seconds)", stale), el("button", { type: "submit" }, "Save"));
+  const settings = can("ConfigureServer") && form({ class: "stack", "aria-label": "The cluster's configuration" }, async () => {
+    await api("PUT", "/api/cluster", { HeartbeatFrequencySeconds: Number(heartbeat.value), StaleTimeoutSeconds: Number(stale.value) });
+    say("Saved.");
+  }, field("Heartbeat frequency (seconds)", heartbeat), field("Stale timeout (seconds)", stale), el("button", { type: "submit" }, "Save"));
   const { table, fill } = grid("Servers", ["Name", "Operating system", "Version", "IP addresses", "Components", "Heartbeat", "Master key", ""]);
   show(el("h1", {}, "Cluster overview"), configuration(), el("h2", {}, "Configuration"), facts, settings, table);
   let first = true;
@@ -59,7 +61,8 @@ export async function cluster() {
       stale.value = c.StaleTimeoutSeconds;
       first = false;
     }
-    facts.textContent = `${c.OnlineNodeCount} of ${c.NodeCount} nodes online; version ${c.ClusterVersion}; leader's term ${c.Term}.`;
+    facts.textContent = `${c.OnlineNodeCount} of ${c.NodeCount} nodes online; version ${c.ClusterVersion}; leader's term ${c.Term}; ` +
+      `a heartbeat every ${c.HeartbeatFrequencySeconds} s, stale after ${c.StaleTimeoutSeconds} s.`;
     fill(c.Servers, serverCells, sv => ({ "data-server": sv.Name }));
   }, "OctopusServerNodes-");
 }
@@ -67,7 +70,10 @@ export async function cluster() {
 function serverCells(sv) {
   const warn = (ok, text) => el("span", { class: ok ? null : "warn" }, (ok ? "" : "⚠ ") + text);
   const remove = can("ConfigureServer") && sv.HeartbeatStatus === "Stale" &&
-    button("Remove", () => api("DELETE", "/api/octopusservernodes/" + sv.NodeId), { "aria-label": "Remove " + sv.Name });
+    button("Remove", async () => {
+      await api("DELETE", "/api/octopusservernodes/" + sv.NodeId);
+      refresh();
+    }, { "aria-label": "Remove " + sv.Name });
   return [sv.Name + (sv.Rank ? " (" + sv.Rank + ")" : ""), sv.OperatingSystem || "",
     warn(sv.VersionInSync, sv.Version + (sv.VersionInSync ? "" : " (not in sync)")), (sv.IPAddresses || []).join(", "),
     (sv.Components || []).map(co => co.Name + ": " + co.Status).join("; "),
@@ -81,18 +87,17 @@ export async function tasks() {
     .map(v => el("option", { value: v }, v || "any")));
   const node = el("input", { type: "text", name: "node", placeholder: "any" });
   const { table, fill } = grid("Newest first", ["Task", "State", "Node", "Queued"]);
-  show(el("h1", {}, "Tasks"), el("form", { class: "filters" }, field("State", state), field("Node", node)), table);
-  const render = async () => {
+  show(el("h1", {}, "Tasks"), form({ class: "filters", "aria-label": "Filter the tasks" }, refresh, field("State", state), field("Node", node)), table);
+  state.addEventListener("change", refresh);
+  node.addEventListener("change", refresh);
+  await live(async () => {
     const q = new URLSearchParams({ take: "50" });
     if (state.value) q.set("states", state.value);
     if (node.value.trim()) q.set("node", node.value.trim());
     const page = await api("GET", "/api/tasks?" + q);
-    fill(page.Items, t => [el("a", { href: HASH + "/tasks/" + t.Id }, t.Description || t.Name), badge(t.State), t.ServerNode || "", when(t.QueueTime)],
+    fill(page.Items, t => [el("a", { href: HASH + "/tasks/" + t.Id }, t.Description || t.Name), badge(stateOf(t)), t.ServerNode || "", when(t.QueueTime)],
       t => ({ "data-task": t.Id }));
-  };
-  state.addEventListener("change", () => act(render));
-  node.addEventListener("change", () => act(render));
-  await live(render, "ServerTasks-");
+  }, "ServerTasks-");
 }
 
 // A task: its state, node and log, followed live; cancel with TaskCancel; a
@@ -101,12 +106,14 @@ export async function task(id) {
   const status = el("p", { class: "status" });
   const log = el("pre", { class: "log", "aria-label": "Log of " + id });
   const links = el("p");
-  const cancel = can("TaskCancel") && button("Cancel", () => api("POST", "/api/tasks/" + id + "/cancel"));
+  const cancel = can("TaskCancel") && button("Cancel", async () => {
+    await api("POST", "/api/tasks/" + id + "/cancel");
+    refresh();
+  });
   show(el("h1", {}, id), status, links, cancel, log);
   await live(async () => {
     const t = await api("GET", "/api/tasks/" + id);
-    update(status, badge(t.State), ` ${t.Description || t.Name}${t.ServerNode ? " on " + t.ServerNode : ""}`,
-      t.HasPendingInterruptions ? " — waiting for a person" : "");
+    update(status, badge(stateOf(t)), ` ${t.Description || t.Name}${t.ServerNode ? " on " + t.ServerNode : ""}`);
     if (cancel) cancel.hidden = t.IsCompleted;
     const deployment = t.Arguments && t.Arguments.DeploymentId;
     if (deployment && !links.firstChild) links.append(el("a", { href: HASH + "/deployments/" + deployment }, "The deployment's progress"));
