@@ -27,21 +27,21 @@ const chromium = "/usr/bin/chromium"
 // TestPortalInABrowser: a real headless Chromium opens a node's /, is led
 // to the portal's sign-in, signs in and lands on the dashboard, and then
 // goes through every page as a person would: the Nodes page (drains the
-// node with its toggle: the node's ping answers 418), the cluster
-// overview, users (adds one, sets their password), teams (adds one of
-// viewers, with a member and a role), roles and a role's permissions,
-// audit, a new API key (shown once), environments (adds one), deployment
-// targets, projects (adds one), the process editor (a script step that
-// runs on the server), variables (one plain, one sensitive: masked once
-// saved), releases (creates one), a deployment followed live to Success, a
-// second release whose manual intervention is answered in place, the
-// dashboard showing it, channels, the library (uploads a package, with its
-// versions), a task's log followed live, the links the official CLI prints
-// and the older hashes, the dashboard in a narrow window. Then the viewer
-// signs in and sees no control they may not use. Each page is captured;
-// the screenshots are checked not to be blank and written where the log
-// says. An exception of the page's script, or anything the content
-// security policy refused, fails the test.
+// node with its toggle: the node's ping answers 418), the cluster overview,
+// users (adds one, sets their password), teams (adds one of viewers, with a
+// member and a role), roles and a role's permissions, audit, a new API key
+// (shown once), environments (adds one), deployment targets, projects (adds
+// one), the process editor (a script step that runs on the server),
+// variables (one plain, one sensitive: masked once saved), releases
+// (creates one), a deployment followed live to Success, a second release
+// whose manual intervention is answered in place, a third whose guided
+// failure is too (Ignore), the dashboard showing it, channels, the library
+// (uploads a package, with its versions), a task's log followed live, the
+// links the official CLI prints and the older hashes, the dashboard in a
+// narrow window. Then the viewer signs in and sees no control they may not
+// use. Each page is captured; the screenshots are checked not to be blank
+// and written where the log says. An exception of the page's script, or
+// anything the content security policy refused, fails the test.
 func TestPortalInABrowser(t *testing.T) {
 	t.Parallel()
 	if _, err := os.Stat(chromium); err != nil {
@@ -252,10 +252,34 @@ func TestPortalInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`p.status [data-state="Success"]`)),
 		b.shot("deployment-manual"),
 	)
+	b.do("a guided failure answered in place",
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/process"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-step="1"]`)),
+		clickButton("Add a script step"),
+		chromedp.SendKeys(chromedp.CSS(`[data-step="2"] textarea[name=scriptBody]`), `echo "this step fails"; exit 3`),
+		chromedp.Click(chromedp.CSS(`[data-step="2"] input[name=runOnServer]`)),
+		clickButton("Save"),
+		waitText(`#status`, "Saved: version"),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/releases"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create a release"] input`), "1.0.2"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Create a release"] button[type=submit]`)),
+		waitText(`#view h2`, "Release 1.0.2"),
+		choose(`form[aria-label="Deploy this release"] select:not([required])`, "on"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Deploy this release"] button[type=submit]`)),
+		clickButton("Take responsibility"),
+		chromedp.Click(chromedp.CSS(`section.interruption button[data-answer="Proceed"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`section.interruption[data-interruption="GuidedFailure"]`)),
+		clickButton("Take responsibility"),
+		chromedp.WaitVisible(chromedp.CSS(`section.interruption button[data-answer="Ignore"]`)),
+		b.shot("guided-failure"),
+		chromedp.Click(chromedp.CSS(`section.interruption button[data-answer="Ignore"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.status [data-state="Success"]`)),
+		b.shot("deployment-guided"),
+	)
 	b.do("the dashboard and the projects",
 		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/dashboard"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-project="Hello"] td[data-environment="Staging"] [data-state="Success"]`)),
-		waitText(`tr[data-project="Hello"] td[data-environment="Staging"]`, "1.0.1"),
+		waitText(`tr[data-project="Hello"] td[data-environment="Staging"]`, "1.0.2"),
 		b.shot("dashboard"),
 		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/projects"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-project="Hello"]`)),
@@ -267,7 +291,7 @@ func TestPortalInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-channel="Default"]`)),
 		b.shot("channels"),
 		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/releases"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`tr[data-release="1.0.1"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-release="1.0.2"]`)),
 		b.shot("releases"),
 	)
 	pkg := filepath.Join(t.TempDir(), "hello.1.0.0.zip")

@@ -33,16 +33,19 @@ export async function processEditor(p, body) {
     state.dirty = false;
     draw();
   };
+  const stamp = () => {
+    version.textContent = `Version ${state.process.Version}${state.dirty ? ", changed: save to keep the changes" : ""}.`;
+  };
   // draw shows the process; focus, a selector, picks what takes the focus.
   const draw = (focus) => {
-    version.textContent = `Version ${state.process.Version}${state.dirty ? ", changed: save to keep the changes" : ""}.`;
+    stamp();
     put(steps, state.process.Steps.length ? state.process.Steps.map((s, i) => stepEditor(s, i, ctx)) : el("p", {}, "No steps yet."));
     if (focus) steps.querySelector(focus)?.focus();
   };
   const ctx = { teams, editable, process: () => state.process, changed: (focus) => {
     state.dirty = true;
     if (focus !== undefined) draw(focus);
-    else version.textContent = `Version ${state.process.Version}, changed: save to keep the changes.`;
+    else stamp();
   } };
   const add = (type) => {
     const name = uniqueName(state.process, kinds[type]);

@@ -119,20 +119,23 @@ async function releases(p, body, base) {
 }
 
 // A release: its notes, its deployments with their states, and a deploy
-// to an environment with DeploymentCreate.
+// to an environment (with guided failure on, off, or by default) with
+// DeploymentCreate.
 async function releasePage(p, body, base, version) {
   const [r, envs] = await Promise.all([api("GET", SPACE + "/projects/" + p.Id + "/releases/" + encodeURIComponent(version)),
     api("GET", SPACE + "/environments/all")]);
   const envName = Object.fromEntries(envs.map(e => [e.Id, e.Name]));
   const allowed = envs.filter(e => can("DeploymentCreate", { project: p.Id, projectGroup: p.ProjectGroupId, environment: e.Id }));
   const env = el("select", { required: true }, options(allowed));
+  const guided = el("select", {}, [["", "as the project and environment say"], ["true", "on"], ["false", "off"]].map(([v, t]) => el("option", { value: v }, t)));
   const { table, fill } = grid("Deployments of this release, newest first", ["Environment", "State", "Created", ""]);
   put(body, el("h2", {}, "Release " + r.Version), r.ReleaseNotes && el("p", { class: "notes" }, r.ReleaseNotes),
     el("p", {}, "Assembled " + when(r.Assembled) + "."),
     allowed.length > 0 && form({ class: "inline", "aria-label": "Deploy this release" }, async () => {
-      const d = await api("POST", SPACE + "/deployments", { ReleaseId: r.Id, EnvironmentId: env.value });
+      const d = await api("POST", SPACE + "/deployments", { ReleaseId: r.Id, EnvironmentId: env.value,
+        UseGuidedFailure: guided.value ? guided.value === "true" : guidedByDefault(p, envs.find(e => e.Id === env.value)) });
       location.hash = base + "/deployments/releases/" + encodeURIComponent(r.Version) + "/deployments/" + d.Id;
-    }, field("Environment", env), el("button", { type: "submit" }, "Deploy")), table);
+    }, field("Environment", env), field("Guided failure", guided), el("button", { type: "submit" }, "Deploy")), table);
   await live(async () => {
     const page = await api("GET", SPACE + "/deployments?take=100&projects=" + p.Id);
     const mine = page.Items.filter(d => d.ReleaseId === r.Id);
@@ -142,6 +145,13 @@ async function releasePage(p, body, base, version) {
       when(d.Created), el("a", { href: base + "/deployments/releases/" + encodeURIComponent(r.Version) + "/deployments/" + d.Id }, "Progress")],
     d => ({ "data-deployment": d.Id }));
   }, r.Id, "Deployments-", "ServerTasks-");
+}
+
+// guidedByDefault answers whether a deployment of project p to environment
+// e uses guided failure by default: as the project says, or else as the
+// environment does.
+function guidedByDefault(p, e) {
+  return { On: true, Off: false }[p.DefaultGuidedFailureMode] ?? e.UseGuidedFailure;
 }
 
 // releaseById shows a release named by its id (the official CLI's links).
