@@ -40,7 +40,8 @@ const chromium = "/usr/bin/chromium"
 // links the official CLI prints and the older hashes, the dashboard in a
 // narrow window. Then the viewer signs in and sees no control they may not
 // use. Each page is captured; the screenshots are checked not to be blank
-// and written where the log says. An exception of the page's script, or
+// and written where the log says, and every control is checked to have a
+// label. An exception of the page's script, or
 // anything the content security policy refused, fails the test.
 func TestPortalInABrowser(t *testing.T) {
 	t.Parallel()
@@ -434,7 +435,8 @@ func (b *browser) checkConsole() {
 	b.refused = nil
 }
 
-// shot captures the page as name.png, checked not to be blank.
+// shot captures the page as name.png, checked not to be blank, and checks
+// that every control of the page has a label.
 func (b *browser) shot(name string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		img, err := chromedp.CaptureScreenshot()(ctx, tg)
@@ -449,6 +451,15 @@ func (b *browser) shot(name string) chromedp.Action[chromedp.Void] {
 			b.t.Errorf("the screenshot %s is blank", path)
 		}
 		b.t.Logf("screenshot of %s: %s", name, path)
+		unlabelled, err := chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("input, select, textarea"))
+			.filter(e => !e.closest("label") && !e.getAttribute("aria-label") && !e.getAttribute("aria-labelledby"))
+			.map(e => e.outerHTML.slice(0, 100))`)(ctx, tg)
+		if err != nil {
+			return err
+		}
+		for _, u := range unlabelled {
+			b.t.Errorf("a control of the page %s has no label: %s", name, u)
+		}
 		return nil
 	})
 }
