@@ -41,13 +41,14 @@ function uploadForm() {
   el("div", { class: "progress" }, bar, percent), el("button", { type: "submit" }, "Upload"));
 }
 
-// A package's versions, highest first, each downloadable.
+// A package's versions, highest first, each downloadable with
+// BuiltInFeedDownload.
 export async function packageVersions(id) {
   const { table, fill } = grid("Versions, highest first", ["Version", "Published", "Size", "SHA-256", ""]);
   show(el("h1", {}, id), el("p", {}, el("a", { href: HASH + "/library/packages" }, "All packages")), table);
   await live(async () => {
     const page = await api("GET", SPACE + "/packages?take=1000&nuGetPackageId=" + encodeURIComponent(id));
     fill(page.Items, p => [p.Version, when(p.Published), bytes(p.PackageSizeBytes), el("code", {}, p.Hash),
-      el("a", { href: p.Links.Raw, download: "" }, "Download")], p => ({ "data-version": p.Version }));
+      can("BuiltInFeedDownload") && el("a", { href: p.Links.Raw, download: "" }, "Download")], p => ({ "data-version": p.Version }));
   }, "packages-");
 }
