@@ -1,15 +1,17 @@
 package portal_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"fmt"
 	"image/png"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,128 +24,484 @@ import (
 // chromium is Debian's Chromium, which scripts/test installs.
 const chromium = "/usr/bin/chromium"
 
-// TestPortalInABrowser: a real headless Chromium opens a node's /, is
-// led to the portal's sign-in, signs in, sees the Nodes page, drains the
-// node with its toggle (the node's ping answers 418), sees the cluster
-// overview's servers table, and signs out. Each
-// page is captured; the screenshots are checked not to be blank and
-// written where the log says.
+// TestPortalInABrowser: a real headless Chromium opens a node's /, is led
+// to the portal's sign-in, signs in and lands on the dashboard, and then
+// goes through every page as a person would: the Nodes page (drains the
+// node with its toggle: the node's ping answers 418), the cluster overview,
+// users (adds one, sets their password), teams (adds one of viewers, with a
+// member and a role), roles and a role's permissions, audit, a new API key
+// (shown once), environments (adds one), deployment targets, projects (adds
+// one), the process editor (a script step that runs on the server),
+// variables (one plain, one sensitive: masked once saved), releases
+// (creates one), a deployment followed live to Success, a second release
+// whose manual intervention is answered in place, a third whose guided
+// failure is too (Ignore), the dashboard showing it, channels, the library
+// (uploads a package, with its versions), a task's log followed live, the
+// links the official CLI prints and the older hashes, the dashboard in a
+// narrow window. Then the viewer signs in and sees no control they may not
+// use. Each page is captured; the screenshots are checked not to be blank
+// and written where the log says, and every control is checked to have a
+// label. An exception of the page's script, or
+// anything the content security policy refused, fails the test.
 func TestPortalInABrowser(t *testing.T) {
 	t.Parallel()
 	if _, err := os.Stat(chromium); err != nil {
 		t.Fatalf("Chromium is missing (%v): run scripts/test, which installs Debian's chromium", err)
 	}
 	n := testcluster.StartNode(t, testcluster.NodeConfig{Name: "solo", AdminKey: cuttle.NewAPIKey()})
-	// A person (the first-start administrator is a service account).
+	call := func(method, path string, in, out any) {
+		t.Helper()
+		if err := n.Client.Do(testcluster.Context(t, 20*time.Second), method, path, in, out); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+	// A person (the first-start administrator is a service account), made
+	// an administrator: a member of the administrators team.
 	var me struct{ Id string }
-	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodPost, "/api/users",
-		map[string]any{"Username": "ana", "IsActive": true}, &me); err != nil {
-		t.Fatal(err)
+	call(http.MethodPost, "/api/users", map[string]any{"Username": "ana", "DisplayName": "Ana", "IsActive": true}, &me)
+	call(http.MethodPut, "/api/users/"+me.Id+"/password", map[string]string{"Password": "portal password"}, nil)
+	var teams []map[string]any
+	call(http.MethodGet, "/api/teams/all", nil, &teams)
+	admins := slices.IndexFunc(teams, func(tm map[string]any) bool { return tm["Name"] == cuttle.AdministratorsTeam })
+	if admins < 0 {
+		t.Fatalf("no team %q among %v", cuttle.AdministratorsTeam, teams)
 	}
-	var admins struct{ Items []map[string]any }
-	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodGet, "/api/teams?name="+url.QueryEscape(cuttle.AdministratorsTeam), nil, &admins); err != nil || len(admins.Items) != 1 {
-		t.Fatalf("the administrators team: %+v, %v", admins, err)
-	}
-	team := admins.Items[0]
+	team := teams[admins]
 	team["MemberUserIds"] = append(team["MemberUserIds"].([]any), me.Id)
-	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodPut, "/api/teams/"+team["Id"].(string), team, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodPut, "/api/users/"+me.Id+"/password",
-		map[string]string{"Password": "portal password"}, nil); err != nil {
-		t.Fatal(err)
-	}
+	call(http.MethodPut, "/api/teams/"+team["Id"].(string), team, nil)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.Headless, chromedp.WindowSize(1000, 700))
-	actx, cancel := chromedp.NewExecAllocator(testcluster.Context(t, 2*time.Minute), opts...)
+		chromedp.Headless, chromedp.WindowSize(1100, 900))
+	actx, cancel := chromedp.NewExecAllocator(testcluster.Context(t, 3*time.Minute), opts...)
 	defer cancel()
 	ctx, cancel := chromedp.NewContext(actx)
 	defer cancel()
+	b := &browser{t: t, ctx: ctx}
+	b.watchConsole()
 	// Kept after the test, to be looked at.
-	shots, err := os.MkdirTemp("", "cuttle-portal-screenshots-")
-	if err != nil {
+	var err error
+	if b.shots, err = os.MkdirTemp("", "cuttle-portal-screenshots-"); err != nil {
 		t.Fatal(err)
 	}
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			b, err := chromedp.CaptureScreenshot()(ctx, tg)
-			if err != nil {
-				return err
-			}
-			path := filepath.Join(shots, name+".png")
-			if err := os.WriteFile(path, b, 0o644); err != nil {
-				return err
-			}
-			if blank(t, b) {
-				t.Errorf("the screenshot %s is blank", path)
-			}
-			t.Logf("screenshot of %s: %s", name, path)
-			return nil
-		})
-	}
-	err = chromedp.Do(ctx,
+
+	b.do("signing in",
 		chromedp.Navigate(n.URL+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`form.signin`)),
-		shot("signin"),
+		b.shot("signin"),
 		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "ana"),
 		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "portal password"),
 		chromedp.Click(chromedp.CSS(`form.signin button[type=submit]`)),
+		waitText(`#view h1`, "Dashboard"),
+		waitText(`#view`, "No projects yet"),
+	)
+	b.do("opening the Nodes page",
+		chromedp.Click(chromedp.CSS(`header a[href="#/configuration/nodes"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-node="solo"]`)),
-		shot("nodes"),
+		b.shot("nodes"),
 		chromedp.Click(chromedp.CSS(`input[aria-label="Drain solo"]`)),
 	)
-	if err != nil {
-		t.Fatalf("signing in and opening the Nodes page: %v", err)
-	}
-	if err := n.WaitPing(10*time.Second, 418); err != nil {
+	if err := n.WaitPing(20*time.Second, 418); err != nil {
 		t.Fatalf("after the drain toggle: %v", err)
 	}
-	err = chromedp.Do(ctx,
+	b.do("the cluster overview",
 		chromedp.WaitVisible(chromedp.CSS(`input[aria-label="Drain solo"]:checked`)), // the page refreshed from the node
-		shot("drained"),
-		chromedp.Click(chromedp.CSS(`a[href="#/configuration/cluster"]`)),
+		b.shot("drained"),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href="#/configuration/cluster"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-server="solo"]`)),
-		shot("cluster"),
+		b.shot("cluster"),
 	)
-	if err != nil {
-		t.Fatalf("after draining: %v", err)
-	}
-	// A task's log, followed live on its page. (The node drains: it takes no
-	// new task; undrain it first.)
-	var node []struct{ Id string }
-	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodGet, "/api/octopusservernodes/all", nil, &node); err != nil || len(node) != 1 {
-		t.Fatalf("the node: %v %v", node, err)
-	}
+	// The node drains: it takes no new task; undrain it.
+	var nodes []struct{ Id string }
+	call(http.MethodGet, "/api/octopusservernodes/all", nil, &nodes)
 	drain := false
-	if _, err := n.Client.UpdateNode(testcluster.Context(t, 10*time.Second), node[0].Id, nil, &drain); err != nil {
+	if _, err := n.Client.UpdateNode(testcluster.Context(t, 10*time.Second), nodes[0].Id, nil, &drain); err != nil {
 		t.Fatal(err)
 	}
-	var cluster struct{ CertificateThumbprint string }
-	if err := n.Client.Do(testcluster.Context(t, 10*time.Second), http.MethodGet, "/api/cluster", nil, &cluster); err != nil || cluster.CertificateThumbprint == "" {
-		t.Fatalf("the cluster: %+v %v", cluster, err)
+
+	b.do("users, teams, roles and audit",
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href="#/configuration/users"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-user="ana"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Add a user"] input[type=text]`), "bo"),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Add a user"] input[type=email]`), "bo@example.test"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Add a user"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-user="bo"]`)),
+		b.shot("users"),
+		chromedp.Click(chromedp.CSS(`tr[data-user="bo"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(`form[aria-label="Edit bo"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Set the password of bo"] input[type=password]`), "bo's password"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Set the password of bo"] button[type=submit]`)),
+		waitText(`#status`, "The password is set"),
+		b.shot("user"),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href="#/configuration/teams"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-team="`+cuttle.AdministratorsTeam+`"]`)),
+		b.shot("teams"),
+		chromedp.Click(chromedp.CSS(`tr[data-team="`+cuttle.AdministratorsTeam+`"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-member="ana"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-role="System administrator"]`)),
+		b.shot("team"),
+		// A team of viewers, bo its member.
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href="#/configuration/teams"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Add a team"] input[type=text]`), "Viewers"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Add a team"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`form[aria-label="Add a member"]`)),
+		choose(`form[aria-label="Add a member"] select`, "bo"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Add a member"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-member="bo"]`)),
+		choose(`form[aria-label="Give the team a role"] select`, "Project viewer"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Give the team a role"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-role="Project viewer"]`)),
+		b.shot("team-viewers"),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href="#/configuration/roles"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-role="Project deployer"]`)),
+		b.shot("roles"),
+		chromedp.Click(chromedp.CSS(`tr[data-role="Project deployer"] a`)),
+		waitText(`#view`, "DeploymentCreate"),
+		b.shot("role"),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href="#/configuration/audit"]`)),
+		waitText(`#view table`, "POST /api/users"),
+		b.shot("audit"),
+	)
+	b.do("an API key",
+		chromedp.Click(chromedp.CSS(`#me`)),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Add an API key"] input`), "portal test"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Add an API key"] button[type=submit]`)),
+		waitText(`output.secret`, "API-"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-key="portal test"]`)),
+		b.shot("apikeys"),
+	)
+	b.do("environments and targets",
+		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/infrastructure/environments"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Add an environment"] input[type=text]`), "Staging"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Add an environment"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-environment="Staging"]`)),
+		b.shot("environments"),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href="#/Spaces-1/infrastructure/machines"]`)),
+		waitText(`pre.log`, "--environment Staging"),
+		b.shot("targets"),
+	)
+	b.do("a project with a script step",
+		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/projects"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Add a project"] input[type=text]`), "Hello"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Add a project"] button[type=submit]`)),
+		waitText(`#view`, "No steps yet"),
+		clickButton("Add a script step"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-step="0"] textarea[name=scriptBody]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-step="0"] textarea[name=scriptBody]`), `echo "#{Greeting} from the portal"`),
+		chromedp.Click(chromedp.CSS(`[data-step="0"] input[name=runOnServer]`)),
+		clickButton("Save"),
+		waitText(`#status`, "Saved: version"),
+		b.shot("process"),
+	)
+	b.do("variables",
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/variables"]`)),
+		waitText(`#view`, "No variables yet"),
+		clickButton("Add a variable"),
+		chromedp.SendKeys(chromedp.CSS(`[data-variable="0"] input[aria-label^="Name"]`), "Greeting"),
+		chromedp.SendKeys(chromedp.CSS(`[data-variable="0"] input[aria-label^="Value"]`), "Hello"),
+		clickButton("Add a variable"),
+		chromedp.SendKeys(chromedp.CSS(`[data-variable="1"] input[aria-label^="Name"]`), "Password"),
+		chromedp.Click(chromedp.CSS(`[data-variable="1"] input[type=checkbox]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-variable="1"] input[type=password]`), "s3cret value"),
+		clickButton("Save"),
+		waitText(`#status`, "Saved: version"),
+		waitText(`tr[data-name="Password"]`, "set, hidden"),
+		b.shot("variables"),
+	)
+	var secret string
+	b.do("reading the sensitive value's input", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		v, err := chromedp.Value(chromedp.CSS(`tr[data-name="Password"] input[type=password]`))(ctx, tg)
+		secret = v
+		return err
+	}))
+	if secret != "" {
+		t.Errorf("the sensitive variable's input shows %q once saved; want it empty (masked)", secret)
 	}
+	b.do("a release deployed to Success",
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/releases"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create a release"] input`), "1.0.0"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Create a release"] button[type=submit]`)),
+		waitText(`#view h2`, "Release 1.0.0"),
+		b.shot("release"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Deploy this release"] button[type=submit]`)),
+		waitText(`#view h2`, "Deploy release 1.0.0 to Staging"),
+		chromedp.WaitVisible(chromedp.CSS(`p.status [data-state="Success"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`li[data-activity="Run a script"] > [data-state="Success"]`)),
+		b.shot("deployment"),
+		chromedp.Click(chromedp.CSS(`a[href^="#/Spaces-1/tasks/"]`)),
+		waitText(`pre.log`, "Hello from the portal"),
+	)
+	b.do("a manual intervention answered in place",
+		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/projects"]`)),
+		chromedp.Click(chromedp.CSS(`tr[data-project="Hello"] a`)),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/process"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-step="0"]`)),
+		clickButton("Add a manual intervention"),
+		chromedp.SendKeys(chromedp.CSS(`[data-step="1"] textarea[name=instructions]`), "Check the greeting, then proceed."),
+		clickButton("Save"),
+		waitText(`#status`, "Saved: version"),
+		b.shot("process-manual"),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/releases"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create a release"] input`), "1.0.1"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Create a release"] button[type=submit]`)),
+		waitText(`#view h2`, "Release 1.0.1"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Deploy this release"] button[type=submit]`)),
+		clickButton("Take responsibility"),
+		chromedp.WaitVisible(chromedp.CSS(`section.interruption textarea`)),
+		chromedp.SendKeys(chromedp.CSS(`section.interruption textarea`), "Looks right."),
+		b.shot("interruption"),
+		chromedp.Click(chromedp.CSS(`section.interruption button[data-answer="Proceed"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.status [data-state="Success"]`)),
+		b.shot("deployment-manual"),
+	)
+	b.do("a guided failure answered in place",
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/process"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-step="1"]`)),
+		clickButton("Add a script step"),
+		chromedp.SendKeys(chromedp.CSS(`[data-step="2"] textarea[name=scriptBody]`), `echo "this step fails"; exit 3`),
+		chromedp.Click(chromedp.CSS(`[data-step="2"] input[name=runOnServer]`)),
+		clickButton("Save"),
+		waitText(`#status`, "Saved: version"),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/releases"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Create a release"] input`), "1.0.2"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Create a release"] button[type=submit]`)),
+		waitText(`#view h2`, "Release 1.0.2"),
+		choose(`form[aria-label="Deploy this release"] select:not([required])`, "on"),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Deploy this release"] button[type=submit]`)),
+		clickButton("Take responsibility"),
+		chromedp.Click(chromedp.CSS(`section.interruption button[data-answer="Proceed"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`section.interruption[data-interruption="GuidedFailure"]`)),
+		clickButton("Take responsibility"),
+		chromedp.WaitVisible(chromedp.CSS(`section.interruption button[data-answer="Ignore"]`)),
+		b.shot("guided-failure"),
+		chromedp.Click(chromedp.CSS(`section.interruption button[data-answer="Ignore"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.status [data-state="Success"]`)),
+		b.shot("deployment-guided"),
+	)
+	b.do("the dashboard and the projects",
+		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/dashboard"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-project="Hello"] td[data-environment="Staging"] [data-state="Success"]`)),
+		waitText(`tr[data-project="Hello"] td[data-environment="Staging"]`, "1.0.2"),
+		b.shot("dashboard"),
+		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/projects"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-project="Hello"]`)),
+		b.shot("projects"),
+		chromedp.Click(chromedp.CSS(`tr[data-project="Hello"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-environment="Staging"] [data-state="Success"]`)),
+		b.shot("project"),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/channels"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-channel="Default"]`)),
+		b.shot("channels"),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/releases"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-release="1.0.2"]`)),
+		b.shot("releases"),
+	)
+	pkg := filepath.Join(t.TempDir(), "hello.1.0.0.zip")
+	writeZip(t, pkg)
+	b.do("the library",
+		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/library/packages"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`form[aria-label="Upload a package"]`)),
+		chromedp.SetUploadFiles(chromedp.CSS(`input[type=file]`), []string{pkg}),
+		chromedp.Click(chromedp.CSS(`form[aria-label="Upload a package"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-package="hello"]`)),
+		waitText(`form[aria-label="Upload a package"] .percent`, "100%"),
+		b.shot("library"),
+		chromedp.Click(chromedp.CSS(`tr[data-package="hello"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-version="1.0.0"]`)),
+		b.shot("package"),
+	)
+	// A task's log, followed live on its page.
 	tk, err := n.Client.CreateTask(testcluster.Context(t, 10*time.Second), "AdHocScript", map[string]any{
 		"ScriptBody": "echo first line; sleep 2; echo second line", "Syntax": "Bash"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`a[href="#/tasks"]`)),
+	b.do("a task's page",
+		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/tasks"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-task="`+tk.Id+`"]`)),
-		chromedp.Click(chromedp.CSS(`a[href="#/tasks/`+tk.Id+`"]`)),
+		b.shot("tasks"),
+		chromedp.Click(chromedp.CSS(`a[href="#/Spaces-1/tasks/`+tk.Id+`"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`pre.log`)),
 		waitText(`pre.log`, "second line"), // arrives live, two seconds after the first
-		shot("task"),
-		chromedp.Click(chromedp.CSS(`a[href="#/infrastructure/machines"]`)),
-		waitText(`pre.log`, "--server-thumbprint "+cluster.CertificateThumbprint),
-		shot("targets"),
+		b.shot("task"),
+	)
+	b.do("the links the official CLI prints, and the older hashes",
+		chromedp.Navigate(n.URL+"/app/#/Spaces-1/projects/Projects-1"),
+		waitText(`#view h1`, "Hello"),
+		chromedp.Navigate(n.URL+"/app/#/Spaces-1/releases/Releases-1"),
+		waitText(`#view h2`, "Release 1.0.0"),
+		chromedp.Navigate(n.URL+"/app/#/Spaces-1/deployments/Deployments-1"),
+		waitText(`#view h2`, "Deploy release 1.0.0 to Staging"),
+		chromedp.Navigate(n.URL+"/app/#/tasks/"+tk.Id),
+		waitText(`pre.log`, "second line"),
+		chromedp.Navigate(n.URL+"/app/#/infrastructure/machines"),
+		waitText(`pre.log`, "--environment Staging"),
+	)
+	b.do("a narrow window, and signing out",
+		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/dashboard"]`)),
+		chromedp.EmulateViewport(420, 900),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-project="Hello"] td[data-environment="Staging"] [data-state="Success"]`)),
+		b.shot("dashboard-narrow"),
+		chromedp.EmulateViewport(1100, 900),
 		chromedp.Click(chromedp.CSS(`#signout`)),
 		chromedp.WaitVisible(chromedp.CSS(`form.signin`)),
 	)
-	if err != nil {
-		t.Fatalf("the task's page: %v", err)
+	// bo, a viewer (and no administrator: taken out of that team if the
+	// server put them in it), sees the project, and no control they may not
+	// use.
+	var people []struct{ Id, Username string }
+	call(http.MethodGet, "/api/users/all", nil, &people)
+	bo := people[slices.IndexFunc(people, func(u struct{ Id, Username string }) bool { return u.Username == "bo" })].Id
+	call(http.MethodGet, "/api/teams/"+team["Id"].(string), nil, &team)
+	team["MemberUserIds"] = slices.DeleteFunc(team["MemberUserIds"].([]any), func(m any) bool { return m == bo })
+	call(http.MethodPut, "/api/teams/"+team["Id"].(string), team, nil)
+	b.do("a viewer's pages",
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "bo"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "bo's password"),
+		chromedp.Click(chromedp.CSS(`form.signin button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-project="Hello"] td[data-environment="Staging"] [data-state="Success"]`)),
+		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/projects"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-project="Hello"]`)),
+		absent(`form[aria-label="Add a project"]`),
+		chromedp.Click(chromedp.CSS(`tr[data-project="Hello"] a`)),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/process"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-step="1"] textarea[name=instructions]`)),
+		absent(`.toolbar button`, `fieldset:not([disabled]) > [data-step]`),
+		chromedp.Click(chromedp.CSS(`nav.tabs a[href$="/deployments/releases"]`)),
+		chromedp.Click(chromedp.CSS(`tr[data-release="1.0.1"] a`)),
+		waitText(`#view h2`, "Release 1.0.1"),
+		absent(`form[aria-label="Deploy this release"]`, `form[aria-label="Create a release"]`),
+		b.shot("viewer-release"),
+		chromedp.Click(chromedp.CSS(`#signout`)),
+		chromedp.WaitVisible(chromedp.CSS(`form.signin`)),
+	)
+	b.checkConsole()
+}
+
+// browser drives the portal in a tab, capturing screenshots into shots
+// and the page's console.
+type browser struct {
+	t     *testing.T
+	ctx   context.Context
+	shots string
+
+	mu      sync.Mutex
+	refused []string // exceptions and what the content security policy refused
+}
+
+// do runs actions, failing the test with what was being done.
+func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.checkConsole()
+		b.t.Fatalf("%s: %v", what, err)
 	}
+}
+
+// within runs actions, failing the test unless they are done within d.
+func (b *browser) within(d time.Duration, what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.t.Fatalf("%s, within %s: %v", what, d, err)
+	}
+}
+
+// watchConsole keeps the page's uncaught exceptions and the refusals of
+// its content security policy.
+func (b *browser) watchConsole() {
+	messages := chromedp.Console(b.ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+				b.mu.Lock()
+				b.refused = append(b.refused, m.String())
+				b.mu.Unlock()
+			}
+		}
+	}()
+}
+
+func (b *browser) checkConsole() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.refused {
+		b.t.Errorf("the page's console: %s", m)
+	}
+	b.refused = nil
+}
+
+// shot captures the page as name.png, checked not to be blank, and checks
+// that every control of the page has a label.
+func (b *browser) shot(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		img, err := chromedp.CaptureScreenshot()(ctx, tg)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(b.shots, name+".png")
+		if err := os.WriteFile(path, img, 0o644); err != nil {
+			return err
+		}
+		if blank(b.t, img) {
+			b.t.Errorf("the screenshot %s is blank", path)
+		}
+		b.t.Logf("screenshot of %s: %s", name, path)
+		unlabelled, err := chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("input, select, textarea"))
+			.filter(e => !e.closest("label") && !e.getAttribute("aria-label") && !e.getAttribute("aria-labelledby"))
+			.map(e => e.outerHTML.slice(0, 100))`)(ctx, tg)
+		if err != nil {
+			return err
+		}
+		for _, u := range unlabelled {
+			b.t.Errorf("a control of the page %s has no label: %s", name, u)
+		}
+		return nil
+	})
+}
+
+// clickButton clicks the visible button whose text is text.
+func clickButton(text string) chromedp.Action[chromedp.Void] {
+	return chromedp.Click(chromedp.Search(`//button[normalize-space()="`+text+`"]`), chromedp.NodeVisible)
+}
+
+// choose selects the option whose text is text.
+func choose(selector, text string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := chromedp.WaitVisible(chromedp.CSS(selector))(ctx, tg); err != nil {
+			return err
+		}
+		found, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => {
+			const s = document.querySelector(%q);
+			const o = Array.from(s.options).find(o => o.text === %q);
+			if (o) { s.value = o.value; s.dispatchEvent(new Event("change")); }
+			return !!o;
+		})()`, selector, text))(ctx, tg)
+		if err == nil && !found {
+			err = fmt.Errorf("%s has no option %q", selector, text)
+		}
+		return err
+	})
+}
+
+// absent fails when an element matches one of the selectors.
+func absent(selectors ...string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for _, sel := range selectors {
+			there, err := chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q) !== null`, sel))(ctx, tg)
+			if err != nil {
+				return err
+			}
+			if there {
+				return fmt.Errorf("the page shows %s", sel)
+			}
+		}
+		return nil
+	})
 }
 
 // waitText waits until the element's text contains want.
@@ -161,6 +519,25 @@ func waitText(selector, want string) chromedp.Action[chromedp.Void] {
 			}
 		}
 	})
+}
+
+// writeZip writes a small zip file at path.
+func writeZip(t *testing.T, path string) {
+	var buf bytes.Buffer
+	z := zip.NewWriter(&buf)
+	w, err := z.Create("hello.sh")
+	if err == nil {
+		_, err = w.Write([]byte("echo hello\n"))
+	}
+	if err == nil {
+		err = z.Close()
+	}
+	if err == nil {
+		err = os.WriteFile(path, buf.Bytes(), 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // blank reports whether a PNG screenshot is one color.
