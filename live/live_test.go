@@ -78,11 +78,12 @@ func TestLogNotifierCoalesces(t *testing.T) {
 		t.Errorf("the first write was notified after %s", d)
 	}
 	burst := time.Now()
+	var last time.Time // just before the burst's last write
 	for time.Since(burst) < 5*LogNotifyInterval {
+		last = time.Now()
 		n.Written(7)
 		time.Sleep(time.Millisecond)
 	}
-	last := time.Now()
 	deadline := time.Now().Add(10 * LogNotifyInterval)
 	for {
 		st.mu.Lock()
