@@ -64,8 +64,16 @@ func (s *Server) serveDeployments(projects docs[cuttle.Project]) {
 			return cuttle.Errorf(cuttle.KindInvalid, "A deployment is deleted with its project, not alone.")
 		}}
 	serveDocs(s, deployments)
+	ofRelease := func(ctx context.Context, tx *collection.Tx, r *http.Request) (map[string]any, string, error) {
+		rel, err := releases.find(ctx, tx, DefaultSpaceID, r.PathValue("id"), false)
+		if err != nil {
+			return nil, "", err
+		}
+		return map[string]any{"release_id": rel.ID}, spacePath("releases/" + rel.ID + "/deployments"), nil
+	}
 	for _, prefix := range []string{"/api", "/api/" + DefaultSpaceID} {
 		s.handle("POST "+prefix+"/deployments/create/untenanted/v1", can("DeploymentCreate"), s.createDeploymentV1(projects))
+		s.handle("GET "+prefix+"/releases/{id}/deployments", deployments.viewing(), deployments.list(s, false, ofRelease))
 	}
 }
 

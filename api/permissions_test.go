@@ -251,3 +251,33 @@ func sorted(s ...string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// TestLinkedListsAnswer: the lists that resources link to answer: a
+// release's deployments and a team's scoped user roles (all).
+func TestLinkedListsAnswer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	shop, _, _ := deployableProject(t, e)
+	status, body := e.do("POST", "/api/Spaces-1/releases", e.adminKey, `{"ProjectId": "`+shop+`", "Version": "1.0.0"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("release: %d %s", status, body)
+	}
+	var rel struct{ Links map[string]string }
+	if err := json.Unmarshal(body, &rel); err != nil {
+		t.Fatal(err)
+	}
+	deployment, _ := deploy(t, e, "1.0.0", "Test")
+	status, body = e.do("GET", strings.TrimSuffix(rel.Links["Deployments"], "{?skip,take}"), e.adminKey, "")
+	if got := ids(t, body); status != http.StatusOK || !slices.Equal(got, []string{deployment}) {
+		t.Errorf("the release's deployments: %d %s; want %s", status, body, deployment)
+	}
+	status, body = e.do("GET", "/api/teams?name="+strings.ReplaceAll(cuttle.AdministratorsTeam, " ", "%20"), e.adminKey, "")
+	admins := ids(t, body)
+	if status != http.StatusOK || len(admins) != 1 {
+		t.Fatalf("the administrators: %d %s", status, body)
+	}
+	status, body = e.do("GET", "/api/teams/"+admins[0]+"/scopeduserroles/all", e.adminKey, "")
+	if got := ids(t, body); status != http.StatusOK || len(got) != 1 || !strings.HasPrefix(got[0], "ScopedUserRoles-") {
+		t.Errorf("the administrators' scoped user roles, all: %d %s", status, body)
+	}
+}

@@ -57,6 +57,7 @@ func (s *Server) roleRoutes() {
 		}})
 	for _, p := range []string{"/api", "/api/" + DefaultSpaceID} {
 		s.handle("GET "+p+"/teams/{id}/scopeduserroles", can("TeamView"), s.handleTeamRoles)
+		s.handle("GET "+p+"/teams/{id}/scopeduserroles/all", can("TeamView"), s.handleTeamRoles)
 	}
 	s.handle("GET /api/users/{id}/permissions", user, s.handlePermissions)
 	s.handle("GET /api/users/{id}/permissions/configuration", user, s.handlePermissions)
@@ -77,6 +78,10 @@ func (s *Server) handleTeamRoles(w http.ResponseWriter, r *http.Request) error {
 	}
 	for i := range items {
 		items[i].Links = map[string]string{"Self": "/api/scopeduserroles/" + items[i].ID}
+	}
+	if strings.HasSuffix(r.URL.Path, "/all") {
+		writeJSON(w, http.StatusOK, nonNil(items))
+		return nil
 	}
 	return writePage(w, r, "ScopedUserRole", "/api/teams/"+r.PathValue("id")+"/scopeduserroles", items)
 }
