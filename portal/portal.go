@@ -3,16 +3,19 @@
 // every node at /app, that read the same API the clients use, signed in
 // with a session cookie (api/signin.go).
 //
-// Pages are hash routes, as Octopus's portal has them (/app#/...). Built
-// so far: sign-in; Configuration → Nodes (rank, last seen with a warning
-// for an offline node, running tasks, the task cap and the drain toggle
-// editable in place); Configuration → Cluster overview (heartbeat and
-// stale timeout editable, the servers table with warnings for a stale
-// heartbeat, a version or master key out of sync, and remove for an
-// offline server); Tasks (state and node filters) and a task's page (its
-// log, followed live, and cancel); Deployment targets with their health,
-// and the commands that add one, with the cluster's thumbprint. Pages
-// refresh every 2 seconds.
+// Pages are hash routes, as Octopus's portal has them
+// (/app#/Spaces-1/projects/Projects-1, the links the CLI prints): sign-in;
+// the dashboard; projects (process editor, variables with sensitive values
+// masked, channels, releases, deploy, a deployment's progress by step and
+// target with its interruptions answered in place); environments and
+// deployment targets ("add a target" with the exact commands and the
+// cluster's thumbprint); the library (packages, versions, upload with
+// progress); tasks and their live logs; Configuration → Nodes, Cluster
+// overview, Users, Teams, Roles, API keys and Audit. The assets are ES
+// modules: app.js routes, core.js holds the API calls, page helpers,
+// permissions (a control the user may not use is not shown) and live
+// refresh. Pages re-read what they show when GET /api/live (server-sent
+// events) names it, and poll every 10 s beside it, every 2 s without it.
 package portal
 
 import (
