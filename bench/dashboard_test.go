@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,7 @@ echo "deployed #{Octopus.Release.Number} to #{Octopus.Environment.Name}"`
 
 // dashHistory is what populating made, to check the dashboard against.
 type dashHistory struct {
+	releases            int // deployed to every environment
 	deployments, failed int
 	took                time.Duration
 	note                string
@@ -64,14 +66,17 @@ type dashHistory struct {
 // Development, Test and a Staging where its script fails (so that the
 // dashboard has PreviousItems), or 1.0.4 to Development alone: 3,300
 // deployments, each run by the task system (a Bash script on the node) and
-// waited for. Its making is not measured.
+// waited for. Its making is not measured. $BENCH_DASH_RELEASES=N makes N
+// releases deployed everywhere instead of 3 (a longer history).
 //
 // One op is one GET, on a kept-alive connection over loopback; the node
 // has no server-time header, so the time is the client's, from sending the
 // request to the body's last byte. It reports the median and the p99
 // (nearest rank) in milliseconds, the node's CPU time per request, and the
 // body's size, identity and gzipped (the node does not compress: the
-// gzip size is what a compressing proxy would send).
+// gzip size is what a compressing proxy would send), and how busy the
+// machine's cores were meanwhile (percent of one core: 200 is both), to
+// tell a quiet run from one that shared the machine.
 func BenchmarkDashboard200x5(b *testing.B) {
 	for _, engine := range []string{"postgres", "sqlite"} {
 		b.Run("engine="+engine, func(b *testing.B) {
@@ -86,6 +91,9 @@ func BenchmarkDashboard200x5(b *testing.B) {
 			}
 			h.note = fmt.Sprintf("%d deployments (%d failed) made in %.1f s (%.0f/s)", h.deployments, h.failed,
 				h.took.Seconds(), float64(h.deployments)/h.took.Seconds())
+			// Let what the history's making left running (its task logs,
+			// autovacuum) settle.
+			time.Sleep(5 * time.Second)
 			b.Run("dashboard", func(b *testing.B) { timeDashboard(b, node, h) })
 		})
 	}
@@ -144,12 +152,28 @@ func dashNode(b *testing.B, engine string) dashTarget {
 	return dashTarget{url: n.URL, key: n.Config.AdminKey, pid: n.Pid(), db: c.DB}
 }
 
+// dashReleases is how many releases of each project are deployed to
+// every environment: 3, or $BENCH_DASH_RELEASES (a longer history).
+func dashReleases(b *testing.B) int {
+	b.Helper()
+	s := os.Getenv("BENCH_DASH_RELEASES")
+	if s == "" {
+		return 3
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		b.Fatalf("BENCH_DASH_RELEASES=%q is not a number above 0", s)
+	}
+	return n
+}
+
 // populateDashboard makes the environments, project groups, projects and
 // deployments that BenchmarkDashboard200x5 describes, through the node's
 // API, dashWorkers projects at a time.
 func populateDashboard(b *testing.B, node dashTarget) dashHistory {
 	b.Helper()
 	ctx := context.Background()
+	releases := dashReleases(b)
 	cl := &client.Client{BaseURL: node.url, APIKey: node.key, HTTP: &http.Client{Timeout: time.Minute}}
 	t0 := time.Now()
 	for i, name := range dashEnvironments {
@@ -188,7 +212,7 @@ func populateDashboard(b *testing.B, node dashTarget) dashHistory {
 				if stop {
 					return
 				}
-				n, f, err := dashProject(ctx, cl, p, groups[p%dashGroups])
+				n, f, err := dashProject(ctx, cl, p, releases, groups[p%dashGroups])
 				deployments.Add(int64(n))
 				failed.Add(int64(f))
 				if err != nil {
@@ -202,12 +226,12 @@ func populateDashboard(b *testing.B, node dashTarget) dashHistory {
 	if firstErr != nil {
 		b.Fatal(firstErr)
 	}
-	return dashHistory{deployments: int(deployments.Load()), failed: int(failed.Load()), took: time.Since(t0)}
+	return dashHistory{releases: releases, deployments: int(deployments.Load()), failed: int(failed.Load()), took: time.Since(t0)}
 }
 
 // dashProject makes project p in the group and its history, and returns
 // how many deployments it made and how many of them failed.
-func dashProject(ctx context.Context, cl *client.Client, p int, group string) (deployments, failed int, err error) {
+func dashProject(ctx context.Context, cl *client.Client, p, releases int, group string) (deployments, failed int, err error) {
 	name := fmt.Sprintf("Service %03d", p+1)
 	var proj struct{ Id string }
 	if err := cl.Do(ctx, http.MethodPost, "/api/Spaces-1/projects",
@@ -222,14 +246,18 @@ func dashProject(ctx context.Context, cl *client.Client, p int, group string) (d
 		version string
 		envs    int // deployed to the first envs environments
 	}
-	plan := []release{{"1.0.1", 5}, {"1.0.2", 5}, {"1.0.3", 5}}
+	var plan []release
+	for i := range releases {
+		plan = append(plan, release{fmt.Sprintf("1.0.%d", i+1), 5})
+	}
+	last := fmt.Sprintf("1.0.%d", releases+1)
 	switch p % 4 {
 	case 0:
-		plan = append(plan, release{"1.0.4", 2})
+		plan = append(plan, release{last, 2})
 	case 1:
-		plan = append(plan, release{"1.0.4-bad", 3}) // fails in Staging
+		plan = append(plan, release{last + "-bad", 3}) // fails in Staging
 	case 2:
-		plan = append(plan, release{"1.0.4", 1})
+		plan = append(plan, release{last, 1})
 	}
 	for _, rel := range plan {
 		if err := cl.Do(ctx, http.MethodPost, "/api/Spaces-1/releases/create/v1",
@@ -325,14 +353,16 @@ func checkDashboard(b *testing.B, body []byte, h dashHistory) {
 		versions[it.ReleaseVersion+"/"+it.State]++
 	}
 	for _, it := range d.PreviousItems {
-		if !it.IsPrevious || it.State != "Success" || it.ReleaseVersion != "1.0.3" {
+		if !it.IsPrevious || it.State != "Success" || it.ReleaseVersion != fmt.Sprintf("1.0.%d", h.releases) {
 			b.Fatalf("a previous item of the dashboard: %+v", it)
 		}
 	}
-	// Per four projects: 1.0.4 in two environments, 1.0.4-bad in three
-	// (failed in one), 1.0.4 in one; 1.0.3 in the other 14 of 20.
+	// Per four projects: the extra release (1.0.4) in two environments,
+	// 1.0.4-bad in three (failed in one), 1.0.4 in one; the last full
+	// release (1.0.3) in the other 14 of 20.
 	q := dashProjects / 4
-	want := map[string]int{"1.0.4/Success": 3 * q, "1.0.4-bad/Success": 2 * q, "1.0.4-bad/Failed": q, "1.0.3/Success": 14 * q}
+	full, extra := fmt.Sprintf("1.0.%d", h.releases), fmt.Sprintf("1.0.%d", h.releases+1)
+	want := map[string]int{extra + "/Success": 3 * q, extra + "-bad/Success": 2 * q, extra + "-bad/Failed": q, full + "/Success": 14 * q}
 	for k, n := range want {
 		if versions[k] != n {
 			b.Fatalf("the dashboard shows %v (release/state: items), want %v", versions, want)
@@ -383,13 +413,23 @@ func timeDashboard(b *testing.B, node dashTarget, h dashHistory) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	busy0, err := machineBusy()
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
 	for b.Loop() {
 		var d time.Duration
 		body, _, d = get(false)
 		took = append(took, d)
 	}
 	b.StopTimer()
+	wall := time.Since(t0)
 	cpu1, err := procCPU(node.pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	busy1, err := machineBusy()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -403,6 +443,7 @@ func timeDashboard(b *testing.B, node dashTarget, h dashHistory) {
 	b.ReportMetric(ms(cpu1-cpu0)/float64(len(took)), "node_cpu_ms/op")
 	b.ReportMetric(float64(len(body)), "body_bytes")
 	b.ReportMetric(float64(gz.Len()), "gzip_bytes")
+	b.ReportMetric(100*float64(busy1-busy0)/float64(wall), "machine_busy_%")
 }
 
 // msList formats durations in milliseconds, one decimal.
