@@ -132,6 +132,9 @@ type TaskQuery struct {
 	NodeName   string      // ServerNode
 	OwnerID    int64
 	Skip, Take int // Take 0: no limit
+	// NoCheckpoints leaves every listed task's Checkpoint nil: a
+	// deployment's can be large, and a list seldom needs it.
+	NoCheckpoints bool
 }
 
 // Leader-only scheduled jobs: each enqueues a system task of the same name.

@@ -1,7 +1,11 @@
 package api
 
 import (
+	"cmp"
+	"context"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/cuttledeploy/cuttle"
@@ -41,8 +45,8 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) error {
 	var (
 		projects     []cuttle.Project
 		environments []cuttle.Environment
-		deployments  []cuttle.Deployment
-		releases     = map[string]string{} // id to version
+		latest       []cuttle.Deployment
+		succeeded    map[dashboardPair]cuttle.Deployment
 	)
 	err := s.store.Read(ctx, func(tx *collection.Tx) (err error) {
 		all := collection.Query{Space: DefaultSpaceID, Take: -1}
@@ -52,40 +56,44 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) error {
 		if environments, _, err = resources.Environments.List(ctx, tx, all); err != nil {
 			return err
 		}
-		if deployments, _, err = resources.Deployments.List(ctx, tx, all); err != nil { // newest first
-			return err
-		}
-		rels, _, err := resources.Releases.List(ctx, tx, all)
-		for _, rel := range rels {
-			releases[rel.ID] = rel.Version
-		}
+		latest, succeeded, err = latestDeployments(ctx, tx)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	type pair struct{ project, env string }
-	latest := map[pair]bool{}
-	previous := map[pair]bool{}
-	items, prev := []dashboardItem{}, []dashboardItem{}
-	for _, d := range deployments {
-		k := pair{d.ProjectId, d.EnvironmentId}
-		if latest[k] && (previous[k] || d.State != cuttle.TaskSuccess) {
-			continue
+	tasks, err := s.deploymentTasks(ctx, slices.Concat(latest, slices.Collect(maps.Values(succeeded))))
+	if err != nil {
+		return err
+	}
+	var previous []cuttle.Deployment
+	for _, d := range latest {
+		if dashboardState(d, tasks) == cuttle.TaskSuccess {
+			continue // current: nothing before it is shown
 		}
-		item, err := s.dashboardItem(r, d, releases[d.ReleaseId])
-		if err != nil {
-			return err
+		p, ok := succeeded[dashboardPair{d.ProjectId, d.EnvironmentId}]
+		if !ok && d.State == cuttle.TaskSuccess {
+			// It ended well but its task has not ended yet: the latest
+			// success is the one before it.
+			if p, ok, err = s.succeededBefore(ctx, d); err != nil {
+				return err
+			}
+			if ok {
+				more, err := s.deploymentTasks(ctx, []cuttle.Deployment{p})
+				if err != nil {
+					return err
+				}
+				maps.Copy(tasks, more)
+			}
 		}
-		if !latest[k] {
-			latest[k] = true
-			item.IsCurrent = item.State == cuttle.TaskSuccess
-			previous[k] = item.IsCurrent // nothing before a current one is shown
-			items = append(items, item)
-			continue
+		if ok {
+			previous = append(previous, p)
 		}
-		item.IsPrevious, previous[k] = true, true
-		prev = append(prev, item)
+	}
+	slices.SortFunc(previous, func(a, b cuttle.Deployment) int { return cmp.Compare(deploymentNumber(b), deploymentNumber(a)) })
+	versions, err := s.releaseVersions(ctx, slices.Concat(latest, previous))
+	if err != nil {
+		return err
 	}
 	out := struct {
 		Projects      []dashboardProject
@@ -93,35 +101,161 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) error {
 		Items         []dashboardItem
 		PreviousItems []dashboardItem
 		Tenants       []any
-	}{Projects: []dashboardProject{}, Environments: []dashboardEnvironment{}, Items: items, PreviousItems: prev, Tenants: []any{}}
+	}{Projects: []dashboardProject{}, Environments: []dashboardEnvironment{}, Items: []dashboardItem{}, PreviousItems: []dashboardItem{}, Tenants: []any{}}
 	for _, p := range projects {
 		out.Projects = append(out.Projects, dashboardProject{Id: p.ID, Name: p.Name, Slug: p.Slug, ProjectGroupId: p.ProjectGroupId})
 	}
 	for _, e := range environments {
 		out.Environments = append(out.Environments, dashboardEnvironment{Id: e.ID, Name: e.Name})
 	}
+	for _, d := range latest {
+		item := newDashboardItem(d, versions[d.ReleaseId], tasks)
+		item.IsCurrent = item.State == cuttle.TaskSuccess
+		out.Items = append(out.Items, item)
+	}
+	for _, d := range previous {
+		item := newDashboardItem(d, versions[d.ReleaseId], tasks)
+		item.IsPrevious = true
+		out.PreviousItems = append(out.PreviousItems, item)
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-// dashboardItem makes the item of a deployment, with its task's state.
-func (s *Server) dashboardItem(r *http.Request, d cuttle.Deployment, version string) (dashboardItem, error) {
+// dashboardPair is a project and an environment.
+type dashboardPair struct{ project, env string }
+
+// latestDeployments returns the latest deployment of each project and
+// environment, newest first, and, for each pair whose latest deployment's
+// own State is not Success, the latest one whose State is. It reads those
+// deployments only: the database finds them from the extracted columns.
+func latestDeployments(ctx context.Context, tx *collection.Tx) ([]cuttle.Deployment, map[dashboardPair]cuttle.Deployment, error) {
+	q := collection.Query{Space: DefaultSpaceID, Take: -1}
+	newest, err := resources.Deployments.Newest(ctx, tx, q, "project_id", "environment_id")
+	if err != nil || len(newest) == 0 {
+		return nil, nil, err
+	}
+	q.Where = map[string]any{"state": string(cuttle.TaskSuccess)}
+	good, err := resources.Deployments.Newest(ctx, tx, q, "project_id", "environment_id")
+	if err != nil {
+		return nil, nil, err
+	}
+	isLatest := map[string]bool{}
+	ids := make([]string, 0, len(newest)+len(good))
+	for _, g := range newest {
+		isLatest[g.ID] = true
+		ids = append(ids, g.ID)
+	}
+	for _, g := range good {
+		if !isLatest[g.ID] {
+			ids = append(ids, g.ID)
+		}
+	}
+	docs, _, err := resources.Deployments.List(ctx, tx, collection.Query{Space: DefaultSpaceID, IDs: ids, Take: -1}) // newest first
+	if err != nil {
+		return nil, nil, err
+	}
+	var latest []cuttle.Deployment
+	succeeded := map[dashboardPair]cuttle.Deployment{}
+	for _, d := range docs {
+		if isLatest[d.ID] {
+			latest = append(latest, d)
+		} else {
+			succeeded[dashboardPair{d.ProjectId, d.EnvironmentId}] = d
+		}
+	}
+	return latest, succeeded, nil
+}
+
+// succeededBefore returns the latest deployment of d's project and
+// environment before d whose own State is Success; ok is false if there
+// is none.
+func (s *Server) succeededBefore(ctx context.Context, d cuttle.Deployment) (p cuttle.Deployment, ok bool, err error) {
+	err = s.store.Read(ctx, func(tx *collection.Tx) error {
+		ds, _, err := resources.Deployments.List(ctx, tx, collection.Query{Space: d.SpaceID, Take: 2, Where: map[string]any{
+			"project_id": d.ProjectId, "environment_id": d.EnvironmentId, "state": string(cuttle.TaskSuccess)}})
+		for _, o := range ds {
+			if !ok && deploymentNumber(o) < deploymentNumber(d) {
+				p, ok = o, true
+			}
+		}
+		return err
+	})
+	return p, ok, err
+}
+
+// deploymentNumber is the number of a deployment's id.
+func deploymentNumber(d cuttle.Deployment) int64 {
+	n, _ := resources.Deployments.ParseID(d.ID)
+	return n
+}
+
+// deploymentTasks returns the tasks of the deployments, by task id, in one
+// read and without their checkpoints; a task deleted by retention is
+// missing.
+func (s *Server) deploymentTasks(ctx context.Context, ds []cuttle.Deployment) (map[string]cuttle.Task, error) {
+	var ids []int64
+	for _, d := range ds {
+		if id, err := cuttle.ParseID(cuttle.TaskIDPrefix, d.TaskId); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	tasks := map[string]cuttle.Task{}
+	if len(ids) == 0 {
+		return tasks, nil
+	}
+	list, _, err := s.store.Tasks(ctx, cuttle.TaskQuery{IDs: ids, NoCheckpoints: true})
+	for _, t := range list {
+		tasks[cuttle.FormatID(cuttle.TaskIDPrefix, t.ID)] = t
+	}
+	return tasks, err
+}
+
+// releaseVersions returns the versions of the deployments' releases, by
+// release id.
+func (s *Server) releaseVersions(ctx context.Context, ds []cuttle.Deployment) (map[string]string, error) {
+	versions := map[string]string{}
+	ids := []string{}
+	for _, d := range ds {
+		if _, ok := versions[d.ReleaseId]; !ok {
+			versions[d.ReleaseId] = ""
+			ids = append(ids, d.ReleaseId)
+		}
+	}
+	if len(ids) == 0 {
+		return versions, nil
+	}
+	err := s.store.Read(ctx, func(tx *collection.Tx) error {
+		rels, _, err := resources.Releases.List(ctx, tx, collection.Query{Space: DefaultSpaceID, IDs: ids, Take: -1})
+		for _, rel := range rels {
+			versions[rel.ID] = rel.Version
+		}
+		return err
+	})
+	return versions, err
+}
+
+// dashboardState is the state a deployment shows: its task's, or its own
+// when its task is gone.
+func dashboardState(d cuttle.Deployment, tasks map[string]cuttle.Task) cuttle.TaskState {
+	if t, ok := tasks[d.TaskId]; ok {
+		return t.Shown()
+	}
+	return d.State
+}
+
+// newDashboardItem makes the item of a deployment, with its task's state
+// (the deployment's own State when its task is gone).
+func newDashboardItem(d cuttle.Deployment, version string, tasks map[string]cuttle.Task) dashboardItem {
 	item := dashboardItem{ProjectId: d.ProjectId, EnvironmentId: d.EnvironmentId, ReleaseId: d.ReleaseId, ReleaseVersion: version,
 		DeploymentId: d.ID, TaskId: d.TaskId, ChannelId: d.ChannelId, Created: d.Created, State: d.State}
-	id, err := cuttle.ParseID(cuttle.TaskIDPrefix, d.TaskId)
-	if err != nil {
-		return item, nil
-	}
-	t, err := s.store.Task(r.Context(), id)
-	if cuttle.IsKind(err, cuttle.KindNotFound) {
-		return item, nil // deleted by retention: the deployment's own State stays
-	}
-	if err != nil {
-		return item, err
+	t, ok := tasks[d.TaskId]
+	if !ok {
+		return item // deleted by retention: the deployment's own State stays
 	}
 	res := toTaskResource(t)
 	item.State, item.HasPendingInterruptions, item.HasWarningsOrErrors = res.State, res.HasPendingInterruptions, res.HasWarningsOrErrors
 	item.IsCompleted, item.ErrorMessage, item.Duration = res.IsCompleted, res.ErrorMessage, res.Duration
 	item.QueueTime, item.StartTime, item.CompletedTime = res.QueueTime, res.StartTime, res.CompletedTime
-	return item, nil
+	return item
 }

@@ -16,6 +16,10 @@ var Deployments = &collection.Def[cuttle.Deployment]{
 		{Name: "project_id", Refers: Projects, Value: func(d *cuttle.Deployment) any { return d.ProjectId }},
 		{Name: "channel_id", Value: func(d *cuttle.Deployment) any { return d.ChannelId }},
 		{Name: "task_id", Value: func(d *cuttle.Deployment) any { return d.TaskId }},
+		// How it ended ("" while it has not), so that the dashboard finds
+		// the latest successful deployment of each project and
+		// environment without reading every deployment.
+		{Name: "state", Value: func(d *cuttle.Deployment) any { return string(d.State) }},
 	},
 	Order: "id DESC",
 }

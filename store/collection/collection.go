@@ -222,10 +222,79 @@ func (d *Def[T]) GetForUpdate(ctx context.Context, tx *Tx, id string) (T, error)
 // List returns the page of documents q selects, in the collection's order,
 // and how many it selects in all.
 func (d *Def[T]) List(ctx context.Context, tx *Tx, q Query) ([]T, int, error) {
-	var (
-		where []string
-		args  []any
-	)
+	where, args, none, err := d.filter(q)
+	if err != nil {
+		return nil, 0, err
+	}
+	if none {
+		return []T{}, 0, nil
+	}
+	take := q.Take
+	if take == 0 {
+		take = DefaultTake
+	}
+	return d.list(ctx, tx, where, args, take, q.Skip, "")
+}
+
+// Group is one group of Def.Newest: the values of its columns and the id
+// of its newest document.
+type Group struct {
+	Values []string
+	ID     string
+}
+
+// Newest returns, of the documents q selects (its Skip and Take aside),
+// the newest (highest id) of each group of documents that share the
+// values of the Text columns by (at least one): one Group per distinct
+// combination of values, in no order. The database reads the extracted
+// columns only, no document.
+func (d *Def[T]) Newest(ctx context.Context, tx *Tx, q Query, by ...string) ([]Group, error) {
+	if len(by) == 0 {
+		return nil, cuttle.Errorf(cuttle.KindInvalid, "Newest needs a column to group %ss by.", d.Noun)
+	}
+	for _, name := range by {
+		if c, ok := d.column(name); !ok || c.Kind != Text {
+			return nil, cuttle.Errorf(cuttle.KindInvalid, "A %s has no text column %q to group by.", d.Noun, name)
+		}
+	}
+	where, args, none, err := d.filter(q)
+	if err != nil || none {
+		return nil, err
+	}
+	query := "SELECT " + strings.Join(by, ", ") + ", max(id) FROM " + d.Table
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " GROUP BY " + strings.Join(by, ", ")
+	rows, err := tx.Q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, Error(tx.D, err, "reading "+d.Noun+"s")
+	}
+	defer rows.Close()
+	var groups []Group
+	for rows.Next() {
+		g := Group{Values: make([]string, len(by))}
+		var id int64
+		dest := make([]any, 0, len(by)+1)
+		for i := range g.Values {
+			dest = append(dest, &g.Values[i])
+		}
+		if err := rows.Scan(append(dest, &id)...); err != nil {
+			return nil, Error(tx.D, err, "reading "+d.Noun+"s")
+		}
+		g.ID = cuttle.FormatID(d.Prefix, id)
+		groups = append(groups, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, Error(tx.D, err, "reading "+d.Noun+"s")
+	}
+	return groups, nil
+}
+
+// filter returns the conditions (ANDed) and arguments of what q selects,
+// its Skip and Take aside; none if it can select nothing (ids of no
+// document of the collection).
+func (d *Def[T]) filter(q Query) (where []string, args []any, none bool, err error) {
 	if d.Spaced {
 		where, args = append(where, "space_id = ?"), append(args, q.Space)
 	}
@@ -237,7 +306,7 @@ func (d *Def[T]) List(ctx context.Context, tx *Tx, q Query) ([]T, int, error) {
 			}
 		}
 		if len(ns) == 0 {
-			return []T{}, 0, nil
+			return nil, nil, true, nil
 		}
 		where = append(where, "id IN ("+strings.Join(ns, ", ")+")")
 	}
@@ -250,7 +319,7 @@ func (d *Def[T]) List(ctx context.Context, tx *Tx, q Query) ([]T, int, error) {
 	for name, v := range q.Where {
 		c, ok := d.column(name)
 		if !ok {
-			return nil, 0, cuttle.Errorf(cuttle.KindInvalid, "A %s has no filter %q.", d.Noun, name)
+			return nil, nil, false, cuttle.Errorf(cuttle.KindInvalid, "A %s has no filter %q.", d.Noun, name)
 		}
 		if c.Kind == IDs {
 			where, args = append(where, name+` LIKE ? ESCAPE '\'`), append(args, "%,"+likeEscape(fmt.Sprint(v))+",%")
@@ -267,7 +336,7 @@ func (d *Def[T]) List(ctx context.Context, tx *Tx, q Query) ([]T, int, error) {
 				v, err = strconv.ParseInt(text, 10, 64)
 			}
 			if err != nil {
-				return nil, 0, cuttle.Errorf(cuttle.KindInvalid, "The filter %s takes a %s, not %.40q.", name, map[Kind]string{Bool: "true or false", Int: "whole number"}[c.Kind], text)
+				return nil, nil, false, cuttle.Errorf(cuttle.KindInvalid, "The filter %s takes a %s, not %.40q.", name, map[Kind]string{Bool: "true or false", Int: "whole number"}[c.Kind], text)
 			}
 		}
 		where, args = append(where, name+" = ?"), append(args, v)
@@ -278,16 +347,12 @@ func (d *Def[T]) List(ctx context.Context, tx *Tx, q Query) ([]T, int, error) {
 	}{{">=", q.AtLeast}, {"<", q.Below}} {
 		for name, v := range bound.values {
 			if c, ok := d.column(name); !ok || c.Kind != Int {
-				return nil, 0, cuttle.Errorf(cuttle.KindInvalid, "A %s has no whole-number filter %q.", d.Noun, name)
+				return nil, nil, false, cuttle.Errorf(cuttle.KindInvalid, "A %s has no whole-number filter %q.", d.Noun, name)
 			}
 			where, args = append(where, name+" "+bound.op+" ?"), append(args, v)
 		}
 	}
-	take := q.Take
-	if take == 0 {
-		take = DefaultTake
-	}
-	return d.list(ctx, tx, where, args, take, q.Skip, "")
+	return where, args, false, nil
 }
 
 // list runs the select of where (ANDed) with args and returns the page and

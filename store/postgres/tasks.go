@@ -253,7 +253,11 @@ func (s *Store) Tasks(ctx context.Context, q cuttle.TaskQuery) ([]cuttle.Task, i
 	n := len(args)
 	b := &pgx.Batch{}
 	b.Queue(`SELECT count(*) FROM tasks t`+where, args...)
-	b.Queue(`SELECT `+taskColumns+` FROM tasks t`+where+`
+	columns := taskColumns
+	if q.NoCheckpoints {
+		columns = strings.Replace(columns, "t.checkpoint::text", "NULL::text", 1)
+	}
+	b.Queue(`SELECT `+columns+` FROM tasks t`+where+`
 		ORDER BY t.queue_time DESC, t.id DESC
 		OFFSET $`+strconv.Itoa(n+1)+` LIMIT $`+strconv.Itoa(n+2),
 		append(args, max(q.Skip, 0), limit)...)

@@ -273,7 +273,11 @@ func (s *Store) Tasks(ctx context.Context, q cuttle.TaskQuery) ([]cuttle.Task, i
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM tasks`+where, args...).Scan(&total); err != nil {
 		return nil, 0, dbError(err, "counting the tasks")
 	}
-	tasks, err = queryTasks(ctx, tx, `SELECT `+taskColumns+` FROM tasks`+where+`
+	columns := taskColumns
+	if q.NoCheckpoints {
+		columns = strings.Replace(columns, "checkpoint,", "NULL,", 1)
+	}
+	tasks, err = queryTasks(ctx, tx, `SELECT `+columns+` FROM tasks`+where+`
 		ORDER BY queue_time DESC, id DESC
 		LIMIT :limit OFFSET :skip`,
 		append(args, sql.Named("limit", limit), sql.Named("skip", max(q.Skip, 0)))...)

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"fmt"
+	"maps"
 	"testing"
 
 	"github.com/cuttledeploy/cuttle"
@@ -178,5 +180,64 @@ func deploymentsCase() collectionCase {
 			}
 			return err
 		}), "listing interruptions")
+
+		// Newest: the latest deployment of each project and environment,
+		// and of each whose own State is Success (the dashboard's).
+		prod := cuttle.Environment{Resource: cuttle.Resource{SpaceID: space}, Name: "Production", EnvironmentTags: []string{}}
+		deployed := map[string]string{} // "environment/n" to id
+		check(t, update(t, s, func(tx *collection.Tx) error {
+			if err := resources.Environments.Insert(ctx, tx, &prod); err != nil {
+				return err
+			}
+			for i, st := range []struct {
+				env   string
+				state cuttle.TaskState
+			}{{env.ID, cuttle.TaskSuccess}, {prod.ID, cuttle.TaskSuccess}, {prod.ID, cuttle.TaskFailed}, {env.ID, ""}, {prod.ID, cuttle.TaskSuccess}, {prod.ID, cuttle.TaskFailed}} {
+				o := d
+				o.ID, o.EnvironmentId, o.State = "", st.env, st.state
+				if err := resources.Deployments.Insert(ctx, tx, &o); err != nil {
+					return err
+				}
+				deployed[fmt.Sprintf("%s/%d", st.env, i)] = o.ID
+			}
+			return nil
+		}), "Insert of deployments")
+		newest := func(q collection.Query) map[string]string {
+			t.Helper()
+			var groups []collection.Group
+			check(t, s.Read(ctx, func(tx *collection.Tx) (err error) {
+				groups, err = resources.Deployments.Newest(ctx, tx, q, "project_id", "environment_id")
+				return err
+			}), "Newest")
+			got := map[string]string{}
+			for _, g := range groups {
+				if len(g.Values) != 2 || g.Values[0] != p.ID {
+					t.Errorf("Newest: a group %+v", g)
+				}
+				got[g.Values[1]] = g.ID
+			}
+			return got
+		}
+		all := collection.Query{Space: space, Take: 1}
+		if got, want := newest(all), map[string]string{env.ID: deployed[env.ID+"/3"], prod.ID: deployed[prod.ID+"/5"]}; !maps.Equal(got, want) {
+			t.Errorf("Newest by project and environment = %v, want %v", got, want)
+		}
+		all.Where = map[string]any{"state": string(cuttle.TaskSuccess)}
+		if got, want := newest(all), map[string]string{env.ID: deployed[env.ID+"/0"], prod.ID: deployed[prod.ID+"/4"]}; !maps.Equal(got, want) {
+			t.Errorf("Newest of the successful ones = %v, want %v", got, want)
+		}
+		if got := newest(collection.Query{Space: "Spaces-2"}); len(got) != 0 {
+			t.Errorf("Newest of another space = %v", got)
+		}
+		if got := newest(collection.Query{Space: space, IDs: []string{"Releases-1"}}); len(got) != 0 {
+			t.Errorf("Newest of ids of no deployment = %v", got)
+		}
+		for what, by := range map[string][]string{"no column": nil, "an unknown column": {"nothing"}, "the id": {"id"}} {
+			err := s.Read(ctx, func(tx *collection.Tx) error {
+				_, err := resources.Deployments.Newest(ctx, tx, collection.Query{Space: space}, by...)
+				return err
+			})
+			wantKind(t, err, cuttle.KindInvalid, "Newest grouped by "+what)
+		}
 	}}
 }

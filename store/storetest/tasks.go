@@ -264,6 +264,18 @@ func testListTasks(t *testing.T, s store.Store) {
 	if len(got) != 1 || !reflect.DeepEqual(got[0], task(t, s, all[1].ID)) {
 		t.Errorf("Tasks = %+v, want what Task reads", got)
 	}
+	// And without their checkpoints, when asked.
+	check(t, s.SaveCheckpoint(ctx, ref(onA[1]), []byte(`{"step":1}`)), "SaveCheckpoint")
+	whole := task(t, s, all[1].ID)
+	if len(whole.Checkpoint) == 0 {
+		t.Fatalf("Task %d has no checkpoint after SaveCheckpoint", whole.ID)
+	}
+	got, _, err = s.Tasks(ctx, cuttle.TaskQuery{IDs: pick(1), NoCheckpoints: true})
+	check(t, err, "Tasks without checkpoints")
+	whole.Checkpoint = nil
+	if len(got) != 1 || !reflect.DeepEqual(got[0], whole) {
+		t.Errorf("Tasks without checkpoints = %+v, want %+v", got, whole)
+	}
 }
 
 func testClaimTasks(t *testing.T, s store.Store) {
