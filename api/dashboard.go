@@ -39,7 +39,8 @@ type dashboardEnvironment struct{ Id, Name string }
 // handleDashboard answers the projects, the environments, and for each
 // project and environment its latest deployment (Items; IsCurrent if it
 // succeeded) and, when that one did not succeed, the latest that did
-// (PreviousItems, IsPrevious).
+// (PreviousItems, IsPrevious): of each, what the caller may view
+// (ProjectView, EnvironmentView, DeploymentView in its scope).
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var (
@@ -102,18 +103,40 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) error {
 		PreviousItems []dashboardItem
 		Tenants       []any
 	}{Projects: []dashboardProject{}, Environments: []dashboardEnvironment{}, Items: []dashboardItem{}, PreviousItems: []dashboardItem{}, Tenants: []any{}}
+	// What the caller may view: projects, environments, and deployments in
+	// both.
+	perms := callerOf(r).perms
+	groups := map[string]string{} // a shown project's group
 	for _, p := range projects {
-		out.Projects = append(out.Projects, dashboardProject{Id: p.ID, Name: p.Name, Slug: p.Slug, ProjectGroupId: p.ProjectGroupId})
+		if perms.Allows("ProjectView", resources.Scope{Project: p.ID, ProjectGroup: p.ProjectGroupId}) {
+			groups[p.ID] = p.ProjectGroupId
+			out.Projects = append(out.Projects, dashboardProject{Id: p.ID, Name: p.Name, Slug: p.Slug, ProjectGroupId: p.ProjectGroupId})
+		}
 	}
+	shownEnvs := map[string]bool{}
 	for _, e := range environments {
-		out.Environments = append(out.Environments, dashboardEnvironment{Id: e.ID, Name: e.Name})
+		if perms.Allows("EnvironmentView", resources.Scope{Environment: e.ID}) {
+			shownEnvs[e.ID] = true
+			out.Environments = append(out.Environments, dashboardEnvironment{Id: e.ID, Name: e.Name})
+		}
+	}
+	shown := func(d cuttle.Deployment) bool {
+		group, ok := groups[d.ProjectId]
+		return ok && shownEnvs[d.EnvironmentId] && perms.Allows("DeploymentView",
+			resources.Scope{Project: d.ProjectId, ProjectGroup: group, Environment: d.EnvironmentId, Tenant: d.TenantId})
 	}
 	for _, d := range latest {
+		if !shown(d) {
+			continue
+		}
 		item := newDashboardItem(d, versions[d.ReleaseId], tasks)
 		item.IsCurrent = item.State == cuttle.TaskSuccess
 		out.Items = append(out.Items, item)
 	}
 	for _, d := range previous {
+		if !shown(d) {
+			continue
+		}
 		item := newDashboardItem(d, versions[d.ReleaseId], tasks)
 		item.IsPrevious = true
 		out.PreviousItems = append(out.PreviousItems, item)

@@ -229,6 +229,23 @@ func TestPermissionsPerRole(t *testing.T) {
 	if status != http.StatusOK || len(deployments.Items) != 2 || deployments.Items[0].EnvironmentId != test || deployments.Items[1].EnvironmentId != test {
 		t.Errorf("the scoped deployer's deployments: %d %s", status, body)
 	}
+	// The dashboard shows the scoped deployer Shop in Test alone.
+	status, body = e.do("GET", "/api/Spaces-1/dashboard", scoped, "")
+	var dash struct {
+		Projects, Environments []struct{ Id string }
+		Items                  []struct{ ProjectId, EnvironmentId string }
+	}
+	if err := json.Unmarshal(body, &dash); err != nil || status != http.StatusOK {
+		t.Fatalf("the scoped deployer's dashboard: %d %s", status, body)
+	}
+	if len(dash.Projects) != 1 || dash.Projects[0].Id != shop || len(dash.Environments) != 1 || dash.Environments[0].Id != test ||
+		len(dash.Items) != 1 || dash.Items[0].ProjectId != shop || dash.Items[0].EnvironmentId != test {
+		t.Errorf("the scoped deployer's dashboard: %s; want Shop in Test alone", body)
+	}
+	status, body = e.do("GET", "/api/Spaces-1/dashboard", keys[cuttle.RoleProjectViewer], "")
+	if err := json.Unmarshal(body, &dash); err != nil || status != http.StatusOK || len(dash.Projects) != 2 || len(dash.Items) != 2 {
+		t.Errorf("a project viewer's dashboard: %d %s; want both projects and both deployments", status, body)
+	}
 	// Users without UserView see themselves alone.
 	status, body = e.do("GET", "/api/users/all", keys[cuttle.RoleProjectViewer], "")
 	if got := ids(t, body); status != http.StatusOK || len(got) != 1 {
