@@ -162,15 +162,21 @@ const (
 	adminPassword = "portal password on a cluster"
 )
 
-// startClusterPortal starts the cluster, the balancer and the browser, and
-// creates the administrator through the API.
-func startClusterPortal(tb testing.TB) *clusterPortal {
+// startClusterPortal starts the cluster, the balancer (with options added
+// to its defaults, if any: testcluster.StartBalancedWith) and the
+// browser, and creates the administrator through the API.
+func startClusterPortal(tb testing.TB, haproxyOptions ...string) *clusterPortal {
 	tb.Helper()
 	if _, err := os.Stat(chromium); err != nil {
 		tb.Fatalf("Chromium is missing (%v): run scripts/test, which installs Debian's chromium", err)
 	}
 	c := testcluster.StartFastCluster(tb, map[string]time.Duration{"HealthCheckIntervalSeconds": 2 * time.Second}, 5, 5, 5)
-	lb := testcluster.StartBalanced(tb, c.Nodes...)
+	var lb *testcluster.Balanced
+	if len(haproxyOptions) > 0 {
+		lb = testcluster.StartBalancedWith(tb, haproxyOptions, c.Nodes...)
+	} else {
+		lb = testcluster.StartBalanced(tb, c.Nodes...)
+	}
 	if _, err := testcluster.NewAdministrator(testcluster.Context(tb, 30*time.Second), c.Nodes[0], adminName, adminPassword); err != nil {
 		tb.Fatal(err)
 	}
@@ -180,6 +186,11 @@ func startClusterPortal(tb testing.TB) *clusterPortal {
 	tb.Cleanup(cancel)
 	ctx, cancel := chromedp.NewContext(actx)
 	tb.Cleanup(cancel)
+	// The first run starts the browser, which lives as long as the context
+	// of that run: this one, not a step's.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		tb.Fatalf("starting Chromium: %v", err)
+	}
 	return &clusterPortal{tb: tb, c: c, lb: lb, ctx: ctx}
 }
 
@@ -189,12 +200,27 @@ func (p *clusterPortal) run(what string, actions ...chromedp.Action[chromedp.Voi
 	p.tb.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, stepTimeout)
 	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		if p.failed != nil {
-			p.failed()
+	for i, a := range actions {
+		if err := chromedp.Do(ctx, a); err != nil {
+			if p.failed != nil {
+				p.failed()
+			}
+			p.tb.Fatalf("%s: action %d of %d: %v\n%s", what, i+1, len(actions), err, p.state())
 		}
-		p.tb.Fatalf("%s: %v", what, err)
 	}
+}
+
+// state describes what the page shows: its address, its messages and
+// the text of its view.
+func (p *clusterPortal) state() string {
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`[location.href, "message: " + document.getElementById("message").textContent,
+		"status: " + document.getElementById("status").textContent, document.getElementById("view").innerText.slice(0, 3000)].join("\n")`))
+	if err != nil {
+		return fmt.Sprintf("(what the page shows cannot be read: %v)", err)
+	}
+	return "the page shows:\n" + s
 }
 
 // call calls the API of the first node with the cluster's admin key.
