@@ -216,7 +216,9 @@ func (p *clusterPortal) state() string {
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
 	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`[location.href, "message: " + document.getElementById("message").textContent,
-		"status: " + document.getElementById("status").textContent, document.getElementById("view").innerText.slice(0, 3000)].join("\n")`))
+		"status: " + document.getElementById("status").textContent,
+		"inputs: " + Array.from(document.querySelectorAll("#view input, #view textarea")).map(i => (i.name || i.type) + "=" + (i.type === "checkbox" ? i.checked : i.value)).join(", "),
+		document.getElementById("view").innerText.slice(0, 3000)].join("\n")`))
 	if err != nil {
 		return fmt.Sprintf("(what the page shows cannot be read: %v)", err)
 	}
@@ -248,6 +250,9 @@ func (p *clusterPortal) signIn(then ...chromedp.Action[chromedp.Void]) []chromed
 func (p *clusterPortal) addEnvironment(name string) []chromedp.Action[chromedp.Void] {
 	return []chromedp.Action[chromedp.Void]{
 		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/infrastructure/environments"]`)),
+		// The list's first rendering moves the form below it: a click
+		// before it could miss the button.
+		chromedp.WaitVisible(chromedp.CSS(`#view table tbody tr`)),
 		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Add an environment"] input[type=text]`), name),
 		chromedp.Click(chromedp.CSS(`form[aria-label="Add an environment"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-environment=%q]`, name))),
@@ -261,6 +266,7 @@ func (p *clusterPortal) addEnvironment(name string) []chromedp.Action[chromedp.V
 func (p *clusterPortal) addProject(name, script, instructions string, then ...chromedp.Action[chromedp.Void]) []chromedp.Action[chromedp.Void] {
 	actions := []chromedp.Action[chromedp.Void]{
 		chromedp.Click(chromedp.CSS(`header a[href="#/Spaces-1/projects"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#view table tbody tr`)), // as for an environment
 		chromedp.SendKeys(chromedp.CSS(`form[aria-label="Add a project"] input[type=text]`), name),
 		chromedp.Click(chromedp.CSS(`form[aria-label="Add a project"] button[type=submit]`)),
 		waitText(`#view`, "No steps yet"),
