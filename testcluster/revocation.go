@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -24,30 +22,11 @@ type Balanced struct {
 // ServedBy is the header a Balanced answer names its node in.
 const ServedBy = "X-Served-By"
 
-// StartBalanced starts HAProxy in front of nodes.
+// StartBalanced starts HAProxy in front of nodes (StartBalancedWith, no
+// options).
 func StartBalanced(tb testing.TB, nodes ...*Node) *Balanced {
 	tb.Helper()
-	front := "127.0.0.1:" + strconv.Itoa(FreePort(tb))
-	var servers strings.Builder
-	for _, n := range nodes {
-		fmt.Fprintf(&servers, "  server %s %s\n", n.Config.Name, strings.TrimPrefix(n.URL, "http://"))
-	}
-	lb := StartHAProxy(tb, fmt.Sprintf(`defaults
-  mode http
-  option http-server-close
-  timeout connect 2s
-  timeout client 30s
-  timeout server 30s
-
-frontend api
-  bind %s
-  default_backend nodes
-
-backend nodes
-  balance roundrobin
-  http-response set-header %s %%[srv_name]
-%s`, front, ServedBy, servers.String()))
-	return &Balanced{HAProxy: lb, URL: "http://" + front, Nodes: nodes}
+	return StartBalancedWith(tb, nil, nodes...)
 }
 
 // Get sends a GET through the balancer with header (a key or a cookie)
