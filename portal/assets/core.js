@@ -179,7 +179,9 @@ export function selected(select) {
 // rows: cells(item) gives a row's cells, labelled by their headers for
 // narrow windows, and attrs(item) its attributes.
 export function grid(caption, headers) {
-  const body = el("tbody");
+  // A row from the start, so that what follows the table does not move
+  // when the first answer fills it.
+  const body = el("tbody", {}, el("tr", {}, el("td", { colspan: String(headers.length) }, "Loading…")));
   const table = el("table", {}, el("caption", {}, caption),
     el("thead", {}, el("tr", {}, headers.map(h => el("th", { scope: "col" }, h)))), body);
   const fill = (items, cells, attrs) => update(body, items.length ? items.map(item => el("tr", attrs ? attrs(item) : {},

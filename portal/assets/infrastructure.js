@@ -44,6 +44,8 @@ export async function targets() {
   const [c, envs] = await Promise.all([api("GET", "/api/cluster"), api("GET", SPACE + "/environments/all")]);
   const names = Object.fromEntries(envs.map(e => [e.Id, e.Name]));
   commands.textContent = [
+    "# The agent polls the host of --server on port 10943; behind a balancer that carries HTTP only,",
+    "# add --address HOST:PORT to register: a node's polling address, or a TCP balancer's.",
     "cuttle agent configure --polling --name $(hostname)",
     `cuttle agent register --server ${location.origin} --api-key API-... \\`,
     `  --server-thumbprint ${c.CertificateThumbprint} --environment ${envs.length ? envs[0].Name : "Test"} --role web`,
