@@ -74,7 +74,7 @@ func TestLogNotifierCoalesces(t *testing.T) {
 	for st.count() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	if d := time.Since(start); d > LogNotifyInterval {
+	if d := time.Since(start); d > time.Second { // at once; a busy machine may take a while to run it
 		t.Errorf("the first write was notified after %s", d)
 	}
 	burst := time.Now()
@@ -97,8 +97,8 @@ func TestLogNotifierCoalesces(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if c := st.count(); c < 3 || c > 10 {
-		t.Errorf("%d notifications for a burst of 5 intervals; want one per interval", c)
+	if c := st.count(); c < 2 || c > 8 { // the first, at most one per interval after it, the last
+		t.Errorf("%d notifications for a burst of 5 intervals; want at most one per interval", c)
 	}
 	time.Sleep(3 * LogNotifyInterval)
 	n.mu.Lock()
