@@ -21,9 +21,6 @@ type User struct {
 	IsRequestor         bool
 	CanPasswordBeEdited bool
 	Identities          []json.RawMessage
-	// IsAdministrator is found at sign-in (membership of the
-	// AdministratorsTeam), never stored or answered.
-	IsAdministrator bool `json:"-"`
 }
 
 // Check validates a user about to be stored and completes it: a trimmed

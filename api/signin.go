@@ -265,10 +265,7 @@ func (s *Server) sessionOf(r *http.Request) (cuttle.User, context.Context, error
 		if session, err = resources.Sessions.Get(r.Context(), tx, string(id)); err != nil {
 			return err
 		}
-		if u, err = resources.Users.Get(r.Context(), tx, session.UserID); err != nil {
-			return err
-		}
-		u.IsAdministrator, err = resources.IsAdministrator(r.Context(), tx, u.ID)
+		u, err = resources.Users.Get(r.Context(), tx, session.UserID)
 		return err
 	})
 	switch {

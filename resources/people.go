@@ -177,8 +177,7 @@ func first[T any](ts []T) T {
 	return ts[0]
 }
 
-// Authenticate returns the active user who owns key, with IsAdministrator
-// set, and whether the key is stored under its legacy digest (then the
+// Authenticate returns the active user who owns key, and whether the key is stored under its legacy digest (then the
 // caller stores it again with UpgradeAPIKey, in a unit of work of its
 // own). KindUnauthorized if no key has its digest or its user is
 // inactive. It reads the database every time, so a deleted key or a
@@ -201,8 +200,7 @@ func Authenticate(ctx context.Context, tx *collection.Tx, mk masterkey.Key, key 
 	if !u.IsActive {
 		return cuttle.User{}, false, cuttle.Errorf(cuttle.KindUnauthorized, "The user %s is not active.", u.Username)
 	}
-	u.IsAdministrator, err = IsAdministrator(ctx, tx, u.ID)
-	return u, legacy, err
+	return u, legacy, nil
 }
 
 // UpgradeAPIKey stores key, if it is stored under its legacy digest, under

@@ -54,6 +54,20 @@ func TestLiveUpdatesFromAnotherNode(t *testing.T) {
 			}
 		}
 	}
+	// Node b's listener subscribes to the database once the node has
+	// started, a moment after it serves: until b's stream hears of a
+	// change, make more.
+	warm := time.Now().Add(10 * time.Second)
+	for heard := false; !heard; {
+		if time.Now().After(warm) {
+			t.Fatal("node b's stream tells of no change in 10 s")
+		}
+		request(t, "POST", a+"/api/Spaces-1/projectgroups", key, `{"Name": "Warm `+time.Now().Format(time.RFC3339Nano)+`"}`)
+		select {
+		case _, heard = <-events:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	status, env := request(t, "POST", a+"/api/Spaces-1/environments", key, `{"Name": "Live"}`)
 	if status != http.StatusCreated {
 		t.Fatalf("creating an environment: %d %v", status, env)

@@ -60,7 +60,11 @@ func CheckUpgradeFrom4(t *testing.T, s store.Store) {
 			admin     bool
 		}{{V4AdminKey, "admin", true}, {V4ViewerKey, "viewer", false}} {
 			u, legacy, err := resources.Authenticate(ctx, tx, testMasterKey, c.key)
-			if err != nil || u.Username != c.user || u.IsAdministrator != c.admin || !u.IsActive || !legacy {
+			admin := false
+			if err == nil {
+				admin, err = resources.IsAdministrator(ctx, tx, u.ID)
+			}
+			if err != nil || u.Username != c.user || admin != c.admin || !u.IsActive || !legacy {
 				t.Errorf("the key of %s after the upgrade: %+v, legacy %v, %v; want administrator %v under its legacy digest",
 					c.user, u, legacy, err, c.admin)
 			}

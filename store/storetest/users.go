@@ -118,26 +118,29 @@ func testAPIKeys(t *testing.T, s store.Store) {
 	})
 	wantKind(t, err, cuttle.KindInvalid, "AddAPIKey for an unknown user")
 
-	auth := func(key string) (cuttle.User, error) {
-		var u cuttle.User
-		err := s.Read(ctx, func(tx *collection.Tx) (err error) {
-			u, _, err = resources.Authenticate(ctx, tx, testMasterKey, key)
+	// auth returns the key's user, and whether they are an administrator.
+	auth := func(key string) (u cuttle.User, admin bool, err error) {
+		err = s.Read(ctx, func(tx *collection.Tx) (err error) {
+			if u, _, err = resources.Authenticate(ctx, tx, testMasterKey, key); err != nil {
+				return err
+			}
+			admin, err = resources.IsAdministrator(ctx, tx, u.ID)
 			return err
 		})
-		return u, err
+		return u, admin, err
 	}
 	for _, c := range []struct {
 		key   string
 		want  cuttle.User
 		admin bool
 	}{{aliceKey, alice, true}, {bobKey, bob, false}} {
-		got, err := auth(c.key)
+		got, admin, err := auth(c.key)
 		check(t, err, "Authenticate")
-		if got.ID != c.want.ID || got.Username != c.want.Username || got.IsAdministrator != c.admin {
+		if got.ID != c.want.ID || got.Username != c.want.Username || admin != c.admin {
 			t.Errorf("Authenticate = %+v, want %s (administrator %v)", got, c.want.Username, c.admin)
 		}
 	}
-	_, err = auth(cuttle.NewAPIKey())
+	_, _, err = auth(cuttle.NewAPIKey())
 	wantKind(t, err, cuttle.KindUnauthorized, "Authenticate with an unknown key")
 
 	// An inactive user's keys are refused; deleting a key revokes it.
@@ -149,10 +152,10 @@ func testAPIKeys(t *testing.T, s store.Store) {
 		u.IsActive = false
 		return resources.Users.Update(ctx, tx, &u)
 	}), "deactivating bob")
-	_, err = auth(bobKey)
+	_, _, err = auth(bobKey)
 	wantKind(t, err, cuttle.KindUnauthorized, "Authenticate as an inactive user")
 	check(t, s.Update(ctx, func(tx *collection.Tx) error { return resources.APIKeys.Delete(ctx, tx, ak.ID) }), "deleting alice's key")
-	_, err = auth(aliceKey)
+	_, _, err = auth(aliceKey)
 	wantKind(t, err, cuttle.KindUnauthorized, "Authenticate with a deleted key")
 
 	// A user with keys cannot be deleted without ReleaseUser, which takes
